@@ -1,0 +1,13 @@
+"""triton-attention-kernels: fused Triton kernels for scaled dot-product attention.
+
+Kept below 0.18.2 on purpose: transformers maps the import name `kernels` to this distribution
+when probing for Hugging Face's own `kernels` package, and only a version in its supported range
+would make it believe that package is installed (tests/test_transformers_compat.py guards this).
+"""
+from kernels.backends import BACKENDS, record_backends, use_backend
+from kernels.functional import attention
+from kernels.modules import MultiHeadAttention
+
+__version__ = "0.1.0"
+
+__all__ = ["attention", "MultiHeadAttention", "use_backend", "record_backends", "BACKENDS", "__version__"]

@@ -1,0 +1,1 @@
+"""One module per op: the @triton.jit kernels and their launchers."""

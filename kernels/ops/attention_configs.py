@@ -1,0 +1,53 @@
+"""Tile configurations for the attention forward kernel, kept as data.
+
+Each entry is a candidate the autotuner may time on a GPU. `max_head_dim` prunes tiles whose
+Q/K/V blocks would not fit shared memory (or spill registers) at large head dims, so a d256 call
+does not waste compile time on 128x128 tiles. Chosen for Hopper (H100/H200): large tiles, 3-4
+stage software pipelines, 8 warps for the 128-row tiles.
+"""
+from dataclasses import dataclass
+
+import triton
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    max_head_dim: int
+
+    def to_triton(self) -> triton.Config:
+        return triton.Config(
+            {"BLOCK_M": self.block_m, "BLOCK_N": self.block_n},
+            num_warps=self.num_warps,
+            num_stages=self.num_stages,
+        )
+
+
+FORWARD_TILES = [
+    TileConfig(128, 128, num_warps=8, num_stages=3, max_head_dim=64),
+    TileConfig(128, 64, num_warps=4, num_stages=4, max_head_dim=64),
+    TileConfig(128, 128, num_warps=8, num_stages=2, max_head_dim=128),
+    TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=128),
+    TileConfig(64, 64, num_warps=4, num_stages=3, max_head_dim=128),
+    TileConfig(64, 64, num_warps=4, num_stages=2, max_head_dim=256),
+    TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=256),
+]
+
+# The interpreter runs one config, no timing. Small and unequal tiles make the tests cross tile
+# boundaries and exercise query blocks that straddle two key blocks on the causal diagonal.
+INTERPRETER_TILE = TileConfig(32, 16, num_warps=4, num_stages=1, max_head_dim=256)
+
+
+def forward_configs(interpreting: bool) -> list[triton.Config]:
+    tiles = [INTERPRETER_TILE] if interpreting else FORWARD_TILES
+    return [tile.to_triton() for tile in tiles]
+
+
+def prune_for_head_dim(configs, named_args, **kwargs):
+    """Autotuner hook: only the tiles that fit this call's padded head dim are timed."""
+    args = {**named_args, **kwargs}
+    head_dim = max(args["BLOCK_D"], args["BLOCK_DV"])
+    return [tile.to_triton() for tile in FORWARD_TILES if head_dim <= tile.max_head_dim]

@@ -1,0 +1,265 @@
+"""Fused scaled dot-product attention forward, FlashAttention-style.
+
+One program owns BLOCK_M query rows of one (batch, query head). It walks the key/value sequence in
+BLOCK_N tiles, keeping a running row max and row sum (online softmax, fp32, base 2 with log2(e)
+folded into the scale), so no Nq x Nk tensor ever exists in memory.
+
+Variants are constexpr flags of this one kernel:
+- MASK_KIND: none, bool (True = attend) or additive float, read through strides: a broadcast dim
+  has stride 0, so a (B, 1, 1, Nk) key-padding mask costs O(B * Nk) bytes, not O(B * H * Nq * Nk).
+- IS_CAUSAL: top-left aligned like torch SDPA (query i attends keys 0..i whatever Nq and Nk).
+  Key tiles entirely above the diagonal are never visited; tiles entirely below it skip the
+  causal compare; only the diagonal tiles pay for it.
+- GQA/MQA: query head h reads key/value head h // group_size; K and V are never repeated.
+- Head dims that are not powers of two are padded to BLOCK_D inside the kernel with masked loads.
+- EVEN_M / EVEN_N (heuristics) drop the bounds checks when the lengths divide the tiles.
+
+Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
+log-sum-exp is written in natural-log units, fp32, shape (B, Hq, Nq). A float32 input uses exact
+fp32 dots unless torch.backends.cuda.matmul.allow_tf32 is set, in which case it uses tf32.
+"""
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels.ops.attention_configs import forward_configs, prune_for_head_dim
+
+# triton reads TRITON_INTERPRET when a kernel is decorated, so this is fixed at import time too.
+INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+LOG2E = tl.constexpr(1.4426950408889634)
+LN2 = tl.constexpr(0.6931471805599453)
+
+MASK_NONE, MASK_BOOL, MASK_ADDITIVE = 0, 1, 2
+
+# An additive mask entry below this is clamped (keeping -inf as -inf) so that multiplying it by
+# log2(e) cannot overflow fp32 to -inf: finfo(float32).min must still mean "tiny weight", not
+# "masked out", or a row of finfo.min would return zeros where torch returns a uniform average.
+_MIN_FINITE_BIAS = tl.constexpr(-2.0e38)
+
+
+@triton.jit
+def _load_tile(ptrs, rows, cols, n_rows, n_cols, CHECK_ROWS: tl.constexpr, CHECK_COLS: tl.constexpr):
+    """Load a 2-D tile, bounds-checking only the dims a constexpr says may overrun."""
+    if CHECK_ROWS and CHECK_COLS:
+        return tl.load(ptrs, mask=(rows[:, None] < n_rows) & (cols[None, :] < n_cols), other=0.0)
+    elif CHECK_ROWS:
+        return tl.load(ptrs, mask=rows[:, None] < n_rows, other=0.0)
+    elif CHECK_COLS:
+        return tl.load(ptrs, mask=cols[None, :] < n_cols, other=0.0)
+    else:
+        return tl.load(ptrs)
+
+
+@triton.jit
+def _attend_key_tiles(
+    acc, m_i, l_i, q,
+    k_base, v_base, mask_base,
+    stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
+    offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, key_end,
+    HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
+    BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
+):
+    """Fold the key tiles [key_start, key_end) into the running (acc, m_i, l_i) of one query block."""
+    for start_n in range(key_start, key_end, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        # K^T tile (BLOCK_D, BLOCK_N), read straight through the strides: no transpose copy.
+        k = _load_tile(k_base + offs_d[:, None] * stride_kd + offs_n[None, :] * stride_kn,
+                       offs_d, offs_n, HEAD_DIM, n_keys,
+                       CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
+        if DOT_IN_FP32:
+            k = k.to(tl.float32)
+        qk = tl.dot(q, k, input_precision=INPUT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N), log2 units
+
+        if not EVEN_N:
+            qk = tl.where(offs_n[None, :] < n_keys, qk, float("-inf"))
+        if APPLY_CAUSAL:
+            qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
+        if MASK_KIND != 0:
+            mask_tile = _load_tile(mask_base + offs_m[:, None] * stride_mask_m + offs_n[None, :] * stride_mask_n,
+                                   offs_m, offs_n, n_queries, n_keys,
+                                   CHECK_ROWS=not EVEN_M, CHECK_COLS=not EVEN_N)
+            if MASK_KIND == 1:
+                qk = tl.where(mask_tile != 0, qk, float("-inf"))
+            else:
+                bias = mask_tile.to(tl.float32)
+                bias = tl.where(bias == float("-inf"), bias, tl.maximum(bias, _MIN_FINITE_BIAS))
+                qk = qk + bias * LOG2E
+
+        # Online softmax. A row that has seen only masked keys keeps m = -inf; using 0 in its place
+        # makes every exp2 exactly 0 instead of exp2(-inf - -inf) = NaN.
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+        m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+        p = tl.math.exp2(qk - m_shift[:, None])
+        alpha = tl.math.exp2(m_i - m_shift)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None]
+
+        v = _load_tile(v_base + offs_n[:, None] * stride_vn + offs_dv[None, :] * stride_vd,
+                       offs_n, offs_dv, n_keys, HEAD_DIM_V,
+                       CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_DV)
+        if DOT_IN_FP32:
+            v = v.to(tl.float32)
+        acc = tl.dot(p.to(v.dtype), v, acc, input_precision=INPUT_PRECISION)
+        m_i = m_new
+    return acc, m_i, l_i
+
+
+@triton.autotune(
+    configs=forward_configs(INTERPRETING),
+    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "IS_CAUSAL"],
+    prune_configs_by={"early_config_prune": prune_for_head_dim},
+)
+@triton.heuristics({
+    "EVEN_M": lambda args: args["n_queries"] % args["BLOCK_M"] == 0,
+    "EVEN_N": lambda args: args["n_keys"] % args["BLOCK_N"] == 0,
+})
+@triton.jit
+def _attention_forward_kernel(
+    q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr, mask_ptr,
+    stride_qb, stride_qh, stride_qm, stride_qd,
+    stride_kb, stride_kh, stride_kn, stride_kd,
+    stride_vb, stride_vh, stride_vn, stride_vd,
+    stride_ob, stride_oh, stride_om, stride_od,
+    stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n,
+    n_heads, group_size, n_queries, n_keys, qk_scale,
+    seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
+    HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+    MASK_KIND: tl.constexpr, IS_CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr,
+    DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
+):
+    start_m = tl.program_id(0)
+    batch_head = tl.program_id(1)
+    batch = (batch_head // n_heads).to(tl.int64)
+    head = (batch_head % n_heads).to(tl.int64)
+    kv_head = head // group_size
+
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+
+    q_base = q_ptr + batch * stride_qb + head * stride_qh
+    k_base = k_ptr + batch * stride_kb + kv_head * stride_kh
+    v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
+    mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
+
+    q = _load_tile(q_base + offs_m[:, None] * stride_qm + offs_d[None, :] * stride_qd,
+                   offs_m, offs_d, n_queries, HEAD_DIM,
+                   CHECK_ROWS=not EVEN_M, CHECK_COLS=HEAD_DIM != BLOCK_D)
+    if DOT_IN_FP32:
+        q = q.to(tl.float32)
+
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=tl.float32)
+
+    if IS_CAUSAL:
+        # Keys past the block's last query row are never attended: stop there. Keys before its
+        # first row are attended by every row: no causal compare for those tiles.
+        diagonal_end = tl.minimum((start_m + 1) * BLOCK_M, n_keys)
+        diagonal_start = tl.minimum((start_m * BLOCK_M) // BLOCK_N * BLOCK_N, diagonal_end)
+    else:
+        diagonal_end = n_keys
+        diagonal_start = n_keys
+
+    acc, m_i, l_i = _attend_key_tiles(
+        acc, m_i, l_i, q, k_base, v_base, mask_base,
+        stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
+        offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, 0, diagonal_start,
+        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+    if IS_CAUSAL:
+        acc, m_i, l_i = _attend_key_tiles(
+            acc, m_i, l_i, q, k_base, v_base, mask_base,
+            stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
+            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
+            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+
+    has_keys = l_i > 0.0
+    out = acc / tl.where(has_keys, l_i, 1.0)[:, None]
+    out_ptrs = out_ptr + batch * stride_ob + head * stride_oh + offs_m[:, None] * stride_om + offs_dv[None, :] * stride_od
+    out = out.to(out_ptr.dtype.element_ty)
+    if EVEN_M and HEAD_DIM_V == BLOCK_DV:
+        tl.store(out_ptrs, out)
+    else:
+        tl.store(out_ptrs, out, mask=(offs_m[:, None] < n_queries) & (offs_dv[None, :] < HEAD_DIM_V))
+
+    if STORE_LSE:
+        lse = tl.where(has_keys, (m_i + tl.math.log2(tl.where(has_keys, l_i, 1.0))) * LN2,
+                       float("-inf"))
+        lse_ptrs = lse_ptr + batch_head.to(tl.int64) * n_queries + offs_m
+        if EVEN_M:
+            tl.store(lse_ptrs, lse)
+        else:
+            tl.store(lse_ptrs, lse, mask=offs_m < n_queries)
+
+
+def _padded_head_dim(head_dim: int) -> int:
+    return max(16, triton.next_power_of_2(head_dim))
+
+
+def _seq_bucket(length: int) -> int:
+    """Coarse autotune key: lengths in the same power-of-two bucket share one tuned config."""
+    return min(triton.next_power_of_2(max(length, 1)), 16384)
+
+
+def _mask_kind(mask: torch.Tensor | None) -> int:
+    if mask is None:
+        return MASK_NONE
+    return MASK_BOOL if mask.dtype == torch.bool else MASK_ADDITIVE
+
+
+def attention_forward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    is_causal: bool,
+    scale: float,
+    out: torch.Tensor | None = None,
+    lse: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Launch the kernel on validated inputs; returns (out, lse).
+
+    q (B, Hq, Nq, D), k (B, Hkv, Nk, D), v (B, Hkv, Nk, Dv) with any strides; `mask` is None or
+    already broadcast to (B, Hq, Nq, Nk) as a stride-0 view. `out` (B, Hq, Nq, Dv) defaults to
+    memory laid out as (B, Nq, Hq, Dv), so merging heads afterwards is a free view. `lse`, when
+    given, is a contiguous fp32 (B, Hq, Nq) tensor that receives the log-sum-exp.
+    """
+    batch, n_heads, n_queries, head_dim = q.shape
+    n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
+    if out is None:
+        out = torch.empty(batch, n_queries, n_heads, head_dim_v, dtype=q.dtype, device=q.device).transpose(1, 2)
+    if out.numel() == 0:
+        return out, lse
+    if n_keys == 0:  # every row is fully masked
+        out.zero_()
+        if lse is not None:
+            lse.fill_(float("-inf"))
+        return out, lse
+
+    mask_kind = _mask_kind(mask)
+    if mask_kind == MASK_BOOL:
+        mask = mask.view(torch.uint8)  # same bytes, a dtype Triton loads everywhere
+    mask_arg, mask_strides = (q, (0, 0, 0, 0)) if mask is None else (mask, mask.stride())
+    tf32 = q.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
+
+    def grid(meta):
+        return (triton.cdiv(n_queries, meta["BLOCK_M"]), batch * n_heads)
+
+    _attention_forward_kernel[grid](
+        q, k, v, out, q if lse is None else lse, mask_arg,
+        *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_strides,
+        n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value,
+        _seq_bucket(n_queries), _seq_bucket(n_keys),
+        HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v,
+        BLOCK_D=_padded_head_dim(head_dim), BLOCK_DV=_padded_head_dim(head_dim_v),
+        MASK_KIND=mask_kind, IS_CAUSAL=is_causal, STORE_LSE=lse is not None,
+        DOT_IN_FP32=INTERPRETING and q.dtype == torch.bfloat16,
+        INPUT_PRECISION="tf32" if tf32 else "ieee",
+    )
+    return out, lse

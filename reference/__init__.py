@@ -1,0 +1,10 @@
+"""Pure-PyTorch reference implementations: the definition of "correct" for `kernels`.
+
+Nothing here imports Triton. Every function works in any floating dtype, float64 included, so
+tests can upcast inputs and compare the fused kernels against exact math.
+"""
+from reference.attention import scaled_dot_product_attention
+from reference.multi_head_attention import MultiHeadAttention
+from reference.positional_encoding import PositionalEncoder
+
+__all__ = ["scaled_dot_product_attention", "MultiHeadAttention", "PositionalEncoder"]

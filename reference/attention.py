@@ -1,0 +1,51 @@
+"""Scaled dot-product attention written as the plain math, with torch SDPA's signature."""
+import math
+
+import torch
+
+
+def _causal_keep(n_queries: int, n_keys: int, device: torch.device) -> torch.Tensor:
+    """Top-left aligned causal mask, as torch SDPA defines it: query i sees keys 0..i."""
+    return torch.ones(n_queries, n_keys, dtype=torch.bool, device=device).tril()
+
+
+def scaled_dot_product_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> torch.Tensor:
+    """softmax(q @ k^T * scale + mask) @ v, with the semantics of torch SDPA.
+
+    query (..., Hq, Nq, D), key (..., Hkv, Nk, D), value (..., Hkv, Nk, Dv).
+    A bool mask keeps the scores where it is True; a float mask is added to them. A query row with
+    no key left to attend to returns zeros (torch SDPA does the same) instead of NaN.
+    """
+    n_queries, n_keys = query.size(-2), key.size(-2)
+    scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
+    if enable_gqa and query.size(-3) != key.size(-3):
+        group = query.size(-3) // key.size(-3)
+        key = key.repeat_interleave(group, dim=-3)
+        value = value.repeat_interleave(group, dim=-3)
+
+    scores = query @ key.transpose(-2, -1) * scale  # (..., H, Nq, Nk)
+    if is_causal:
+        scores = scores.masked_fill(~_causal_keep(n_queries, n_keys, scores.device), float("-inf"))
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores = scores + attn_mask
+
+    row_max = scores.amax(dim=-1, keepdim=True)
+    row_max = row_max.masked_fill(row_max == float("-inf"), 0.0)  # fully masked rows stay finite
+    weights = torch.exp(scores - row_max)  # (..., H, Nq, Nk)
+    row_sum = weights.sum(dim=-1, keepdim=True)
+    weights = torch.where(row_sum > 0, weights / row_sum, torch.zeros_like(weights))
+    if dropout_p > 0.0:
+        weights = torch.nn.functional.dropout(weights, p=dropout_p)
+    return weights @ value  # (..., H, Nq, Dv)
