@@ -25,8 +25,11 @@ def _check_mask(attn_mask, scores_shape: tuple[int, ...], query: torch.Tensor, i
         raise TypeError(f"attn_mask must be a torch.Tensor or None, got {type(attn_mask).__name__}")
     if is_causal:
         raise ValueError("attn_mask and is_causal=True cannot be combined (as in torch SDPA): fold the causal part into attn_mask")
-    if attn_mask.dtype != torch.bool and not attn_mask.is_floating_point():
-        raise TypeError(f"attn_mask must be bool (True = attend) or floating (added to the scores), got dtype {attn_mask.dtype}")
+    if attn_mask.dtype not in (torch.bool, torch.float32, query.dtype):
+        raise TypeError(
+            f"attn_mask must be bool (True = attend), or float32 or the query's dtype {query.dtype} "
+            f"(added to the scores), as torch SDPA requires; got dtype {attn_mask.dtype}"
+        )
     if attn_mask.device != query.device:
         raise ValueError(f"attn_mask is on {attn_mask.device} but query is on {query.device}")
     try:

@@ -48,4 +48,4 @@ def scaled_dot_product_attention(
     weights = torch.where(row_sum > 0, weights / row_sum, torch.zeros_like(weights))
     if dropout_p > 0.0:
         weights = torch.nn.functional.dropout(weights, p=dropout_p)
-    return weights @ value  # (..., H, Nq, Dv)
+    return weights.to(value.dtype) @ value  # (..., H, Nq, Dv); a float32 mask may have promoted weights
