@@ -1,0 +1,79 @@
+"""Bad input gets a clear error naming the argument, before any kernel runs."""
+import pytest
+import torch
+
+import kernels
+
+B, H, N, D = 2, 4, 8, 16
+
+
+def qkv(**overrides):
+    tensors = {name: torch.randn(B, H, N, D) for name in ("query", "key", "value")}
+    tensors.update(overrides)
+    return tensors
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(qkv(query=[[1.0]])), TypeError, "query must be a torch.Tensor"),
+    (dict(qkv(key=torch.randn(B, H, N, D, 1))), ValueError, "key must have rank 4"),
+    (dict(qkv(value=torch.randn(N))), ValueError, "value must have rank 4"),
+    (dict(qkv(query=torch.randn(B, N, D))), ValueError, "same rank"),
+    (dict(qkv(query=torch.randint(0, 5, (B, H, N, D)))), TypeError, "query must be a floating-point"),
+    (dict(qkv(key=torch.randn(B, H, N, D, dtype=torch.float16))), TypeError, "share one dtype"),
+    (dict(qkv(key=torch.randn(B + 1, H, N, D))), ValueError, "batch sizes differ"),
+    (dict(qkv(value=torch.randn(B, H, N + 1, D))), ValueError, "must match in all but the last dim"),
+    (dict(qkv(key=torch.randn(B, H, N, D + 1), value=torch.randn(B, H, N, D + 1))), ValueError, "head_dim"),
+    (dict(qkv(key=torch.randn(B, 2, N, D), value=torch.randn(B, 2, N, D))), ValueError, "enable_gqa=True"),
+    (dict(qkv(key=torch.randn(B, 3, N, D), value=torch.randn(B, 3, N, D)), enable_gqa=True), ValueError,
+     "multiple of key/value heads"),
+    (dict(qkv(), attn_mask=torch.ones(N, N + 1, dtype=torch.bool)), ValueError, "does not broadcast"),
+    (dict(qkv(), attn_mask=torch.ones(3, 1, N, N, dtype=torch.bool)), ValueError, "does not broadcast"),
+    (dict(qkv(), attn_mask=torch.ones(N, N, dtype=torch.int32)), TypeError, "attn_mask must be bool"),
+    (dict(qkv(), attn_mask=torch.ones(N, N, dtype=torch.float64)), TypeError, "attn_mask must be bool"),
+    (dict(qkv(), attn_mask="causal"), TypeError, "attn_mask must be a torch.Tensor"),
+    (dict(qkv(), attn_mask=torch.ones(N, N, dtype=torch.bool), is_causal=True), ValueError, "cannot be combined"),
+    (dict(qkv(), is_causal=1), TypeError, "is_causal must be a bool"),
+    (dict(qkv(), dropout_p=1.0), ValueError, "dropout_p must be a float in"),
+    (dict(qkv(), dropout_p=-0.1), ValueError, "dropout_p must be a float in"),
+    (dict(qkv(), scale=float("nan")), ValueError, "scale must be None or a finite float"),
+    (dict(qkv(), scale="0.5"), ValueError, "scale must be None or a finite float"),
+    (dict(qkv(), backend="cuda"), ValueError, "backend must be one of"),
+])
+def test_bad_arguments_are_named(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        kernels.attention(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(qkv(**{n: torch.randn(B, H, N, D, dtype=torch.float64) for n in ("query", "key", "value")})),
+     TypeError, "float16, bfloat16 and float32"),
+    (dict(qkv(**{n: torch.randn(1, 1, 4, 264) for n in ("query", "key", "value")})), ValueError,
+     "head_dim 264 exceeds"),
+    (dict(qkv(value=torch.randn(B, H, N, 300))), ValueError, "value head_dim 300 exceeds"),
+    (dict(qkv(), dropout_p=0.1), ValueError, "dropout_p=0.1 is not supported by the triton backend"),
+])
+def test_triton_limits_are_named(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        kernels.attention(**kwargs, backend="triton")
+
+
+def test_limits_of_the_triton_backend_do_not_bind_the_torch_backend():
+    q = torch.randn(1, 2, 5, 8, dtype=torch.float64)
+    out = kernels.attention(q, q, q, backend="torch")
+    torch.testing.assert_close(out, torch.nn.functional.scaled_dot_product_attention(q, q, q))
+
+
+def test_device_mismatch_is_named():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a second device type (CUDA) to mix devices")
+    with pytest.raises(ValueError, match="one device"):
+        kernels.attention(**qkv(key=torch.randn(B, H, N, D, device="cuda")))
+
+
+def test_module_rejects_wrong_model_dim():
+    module = kernels.MultiHeadAttention(d_model=32, num_heads=4)
+    x = torch.randn(2, 5, 32)
+    with pytest.raises(ValueError, match=r"key must have shape \(batch, seq, d_model=32\)"):
+        module(x, torch.randn(2, 5, 16), x)
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        kernels.MultiHeadAttention(d_model=30, num_heads=4)
