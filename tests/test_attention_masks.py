@@ -94,3 +94,33 @@ def test_causal_is_top_left_aligned(n_q, n_k, device):
     assert_attention_matches(out, q, k, v, attn_mask=top_left)
     torch.testing.assert_close(out, torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
                                atol=1e-5, rtol=1e-5)
+
+
+def test_padding_on_both_sides_skips_tiles_yet_matches(device):
+    """Left and right padding spanning whole key tiles: the kernel visits only the attended span.
+
+    K, V and the mask are views into larger buffers whose tails are poisoned (NaN keys and values
+    marked as attended), so a tile read past the sequence end shows up as NaN.
+    """
+    n_k, tail = 96, 16
+    q, k, v = make_qkv(3, 2, 2, 29, n_k + tail, 32, torch.float16, device)
+    k[:, :, n_k:], v[:, :, n_k:] = float("nan"), float("nan")
+    k, v = k[:, :, :n_k], v[:, :, :n_k]
+    positions = torch.arange(n_k + tail, device=device)
+    # spans whose last key opens a tile, and one that ends at the sequence end from an unaligned start
+    starts, ends = torch.tensor([0, 35, 50], device=device), torch.tensor([33, 96, 65], device=device)
+    keep = (positions >= starts[:, None]) & (positions < ends[:, None]) | (positions >= n_k)
+    mask = keep[:, None, None, :n_k]
+    assert_attention_matches(run_triton(q, k, v, attn_mask=mask), q, k, v, attn_mask=mask)
+
+
+def test_attended_key_range_only_for_key_padding_masks(device):
+    from kernels.ops.attention_forward import _attended_key_range
+
+    keep = torch.zeros(3, 1, 1, 50, dtype=torch.bool, device=device)
+    keep[0, ..., 4:9] = True
+    keep[1, ..., 0] = True
+    ranges = _attended_key_range(keep.expand(3, 4, 7, 50))
+    assert ranges.tolist() == [[4, 9], [0, 1], [50, 0]]  # the last row attends nothing: empty range
+    assert _attended_key_range(torch.ones(3, 4, 7, 50, dtype=torch.bool, device=device)) is None
+    assert _attended_key_range(torch.zeros(3, 1, 1, 50, device=device).expand(3, 4, 7, 50)) is None

@@ -13,6 +13,10 @@ Variants are constexpr flags of this one kernel:
 - GQA/MQA: query head h reads key/value head h // group_size; K and V are never repeated.
 - Head dims that are not powers of two are padded to BLOCK_D inside the kernel with masked loads.
 - EVEN_M / EVEN_N (heuristics) drop the bounds checks when the lengths divide the tiles.
+- USE_KEY_RANGE: for a bool mask shared by all heads and queries (key padding), the launcher
+  finds each batch element's first and last attended key, and the kernel visits only the key
+  tiles in between: padded tiles cost nothing.
+- Causal query blocks are scheduled longest first, so the short ones fill the tail of the grid.
 
 Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
 log-sum-exp is written in natural-log units, fp32, shape (B, Hq, Nq). A float32 input uses exact
@@ -111,7 +115,7 @@ def _attend_key_tiles(
 
 @triton.autotune(
     configs=forward_configs(INTERPRETING),
-    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "IS_CAUSAL"],
+    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "USE_KEY_RANGE", "IS_CAUSAL"],
     prune_configs_by={"early_config_prune": prune_for_head_dim},
 )
 @triton.heuristics({
@@ -120,7 +124,7 @@ def _attend_key_tiles(
 })
 @triton.jit
 def _attention_forward_kernel(
-    q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr, mask_ptr,
+    q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr, mask_ptr, key_range_ptr,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -129,11 +133,13 @@ def _attention_forward_kernel(
     n_heads, group_size, n_queries, n_keys, qk_scale,
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-    MASK_KIND: tl.constexpr, IS_CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr,
+    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr,
     DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m = tl.program_id(0)
+    if IS_CAUSAL:
+        start_m = tl.num_programs(0) - 1 - start_m
     batch_head = tl.program_id(1)
     batch = (batch_head // n_heads).to(tl.int64)
     head = (batch_head % n_heads).to(tl.int64)
@@ -158,25 +164,31 @@ def _attention_forward_kernel(
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=tl.float32)
 
+    key_start = 0
+    key_end = n_keys
+    if USE_KEY_RANGE:  # tile-aligned, so EVEN_N still describes every tile
+        key_start = tl.load(key_range_ptr + 2 * batch) // BLOCK_N * BLOCK_N
+        key_end = tl.load(key_range_ptr + 2 * batch + 1)
     if IS_CAUSAL:
         # Keys past the block's last query row are never attended: stop there. Keys before its
         # first row are attended by every row: no causal compare for those tiles.
-        diagonal_end = tl.minimum((start_m + 1) * BLOCK_M, n_keys)
+        diagonal_end = tl.minimum((start_m + 1) * BLOCK_M, key_end)
         diagonal_start = tl.minimum((start_m * BLOCK_M) // BLOCK_N * BLOCK_N, diagonal_end)
     else:
-        diagonal_end = n_keys
-        diagonal_start = n_keys
+        diagonal_end = key_end
+        diagonal_start = key_end
 
     acc, m_i, l_i = _attend_key_tiles(
         acc, m_i, l_i, q, k_base, v_base, mask_base,
         stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
-        offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, 0, diagonal_start,
+        offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, diagonal_start,
         HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
     if IS_CAUSAL:
         acc, m_i, l_i = _attend_key_tiles(
             acc, m_i, l_i, q, k_base, v_base, mask_base,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
-            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
+            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale,
+            tl.maximum(diagonal_start, key_start), diagonal_end,
             HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
 
     has_keys = l_i > 0.0
@@ -213,6 +225,19 @@ def _mask_kind(mask: torch.Tensor | None) -> int:
     return MASK_BOOL if mask.dtype == torch.bool else MASK_ADDITIVE
 
 
+def _attended_key_range(mask: torch.Tensor) -> torch.Tensor | None:
+    """(B, 2) int32 [first, last + 1) attended key per batch element, for a bool mask broadcast over
+    heads and queries; None for any other mask. Device-side ops only: no host sync."""
+    if mask.dtype != torch.bool or mask.stride(1) != 0 or mask.stride(2) != 0:
+        return None
+    keep = mask[:, 0, 0, :]  # (B, Nk)
+    n_keys = keep.size(1)
+    positions = torch.arange(n_keys, device=mask.device, dtype=torch.int32)
+    first = torch.where(keep, positions, n_keys).amin(dim=1)
+    last = torch.where(keep, positions + 1, 0).amax(dim=1)
+    return torch.stack([first, last], dim=1).to(torch.int32).contiguous()
+
+
 def attention_forward(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -243,6 +268,7 @@ def attention_forward(
         return out, lse
 
     mask_kind = _mask_kind(mask)
+    key_range = None if mask is None else _attended_key_range(mask)
     if mask_kind == MASK_BOOL:
         mask = mask.view(torch.uint8)  # same bytes, a dtype Triton loads everywhere
     mask_arg, mask_strides = (q, (0, 0, 0, 0)) if mask is None else (mask, mask.stride())
@@ -252,13 +278,13 @@ def attention_forward(
         return (triton.cdiv(n_queries, meta["BLOCK_M"]), batch * n_heads)
 
     _attention_forward_kernel[grid](
-        q, k, v, out, q if lse is None else lse, mask_arg,
+        q, k, v, out, q if lse is None else lse, mask_arg, q if key_range is None else key_range,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_strides,
         n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value,
         _seq_bucket(n_queries), _seq_bucket(n_keys),
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v,
         BLOCK_D=_padded_head_dim(head_dim), BLOCK_DV=_padded_head_dim(head_dim_v),
-        MASK_KIND=mask_kind, IS_CAUSAL=is_causal, STORE_LSE=lse is not None,
+        MASK_KIND=mask_kind, USE_KEY_RANGE=key_range is not None, IS_CAUSAL=is_causal, STORE_LSE=lse is not None,
         DOT_IN_FP32=INTERPRETING and q.dtype == torch.bfloat16,
         INPUT_PRECISION="tf32" if tf32 else "ieee",
     )
