@@ -115,7 +115,7 @@ def test_padding_on_both_sides_skips_tiles_yet_matches(device):
 
 
 def test_attended_key_range_only_for_key_padding_masks(device):
-    from kernels.ops.attention_forward import _attended_key_range
+    from kernels.ops.attention_common import attended_key_range as _attended_key_range
 
     keep = torch.zeros(3, 1, 1, 50, dtype=torch.bool, device=device)
     keep[0, ..., 4:9] = True

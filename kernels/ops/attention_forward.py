@@ -22,39 +22,14 @@ Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf,
 log-sum-exp is written in natural-log units, fp32, shape (B, Hq, Nq). A float32 input uses exact
 fp32 dots unless torch.backends.cuda.matmul.allow_tf32 is set, in which case it uses tf32.
 """
-import os
-
 import torch
 import triton
 import triton.language as tl
 
+from kernels.ops.attention_common import (
+    INTERPRETING, LN2, LOG2E, MaskArgs, dot_flags, key_span, load_tile, mask_scores, padded_head_dim, seq_bucket,
+)
 from kernels.ops.attention_configs import forward_configs, prune_for_head_dim
-
-# triton reads TRITON_INTERPRET when a kernel is decorated, so this is fixed at import time too.
-INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-LOG2E = tl.constexpr(1.4426950408889634)
-LN2 = tl.constexpr(0.6931471805599453)
-
-MASK_NONE, MASK_BOOL, MASK_ADDITIVE = 0, 1, 2
-
-# An additive mask entry below this is clamped (keeping -inf as -inf) so that multiplying it by
-# log2(e) cannot overflow fp32 to -inf: finfo(float32).min must still mean "tiny weight", not
-# "masked out", or a row of finfo.min would return zeros where torch returns a uniform average.
-_MIN_FINITE_BIAS = tl.constexpr(-2.0e38)
-
-
-@triton.jit
-def _load_tile(ptrs, rows, cols, n_rows, n_cols, CHECK_ROWS: tl.constexpr, CHECK_COLS: tl.constexpr):
-    """Load a 2-D tile, bounds-checking only the dims a constexpr says may overrun."""
-    if CHECK_ROWS and CHECK_COLS:
-        return tl.load(ptrs, mask=(rows[:, None] < n_rows) & (cols[None, :] < n_cols), other=0.0)
-    elif CHECK_ROWS:
-        return tl.load(ptrs, mask=rows[:, None] < n_rows, other=0.0)
-    elif CHECK_COLS:
-        return tl.load(ptrs, mask=cols[None, :] < n_cols, other=0.0)
-    else:
-        return tl.load(ptrs)
 
 
 @triton.jit
@@ -72,27 +47,13 @@ def _attend_key_tiles(
     for start_n in range(key_start, key_end, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         # K^T tile (BLOCK_D, BLOCK_N), read straight through the strides: no transpose copy.
-        k = _load_tile(k_base + offs_d[:, None] * stride_kd + offs_n[None, :] * stride_kn,
-                       offs_d, offs_n, HEAD_DIM, n_keys,
-                       CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
+        k = load_tile(k_base + offs_d[:, None] * stride_kd + offs_n[None, :] * stride_kn,
+                      offs_d, offs_n, HEAD_DIM, n_keys, CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
         if DOT_IN_FP32:
             k = k.to(tl.float32)
         qk = tl.dot(q, k, input_precision=INPUT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N), log2 units
-
-        if not EVEN_N:
-            qk = tl.where(offs_n[None, :] < n_keys, qk, float("-inf"))
-        if APPLY_CAUSAL:
-            qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
-        if MASK_KIND != 0:
-            mask_tile = _load_tile(mask_base + offs_m[:, None] * stride_mask_m + offs_n[None, :] * stride_mask_n,
-                                   offs_m, offs_n, n_queries, n_keys,
-                                   CHECK_ROWS=not EVEN_M, CHECK_COLS=not EVEN_N)
-            if MASK_KIND == 1:
-                qk = tl.where(mask_tile != 0, qk, float("-inf"))
-            else:
-                bias = mask_tile.to(tl.float32)
-                bias = tl.where(bias == float("-inf"), bias, tl.maximum(bias, _MIN_FINITE_BIAS))
-                qk = qk + bias * LOG2E
+        qk = mask_scores(qk, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
+                         MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N)
 
         # Online softmax. A row that has seen only masked keys keeps m = -inf; using 0 in its place
         # makes every exp2 exactly 0 instead of exp2(-inf - -inf) = NaN.
@@ -103,9 +64,8 @@ def _attend_key_tiles(
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None]
 
-        v = _load_tile(v_base + offs_n[:, None] * stride_vn + offs_dv[None, :] * stride_vd,
-                       offs_n, offs_dv, n_keys, HEAD_DIM_V,
-                       CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_DV)
+        v = load_tile(v_base + offs_n[:, None] * stride_vn + offs_dv[None, :] * stride_vd,
+                      offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_DV)
         if DOT_IN_FP32:
             v = v.to(tl.float32)
         acc = tl.dot(p.to(v.dtype), v, acc, input_precision=INPUT_PRECISION)
@@ -154,9 +114,8 @@ def _attention_forward_kernel(
     v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
     mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
 
-    q = _load_tile(q_base + offs_m[:, None] * stride_qm + offs_d[None, :] * stride_qd,
-                   offs_m, offs_d, n_queries, HEAD_DIM,
-                   CHECK_ROWS=not EVEN_M, CHECK_COLS=HEAD_DIM != BLOCK_D)
+    q = load_tile(q_base + offs_m[:, None] * stride_qm + offs_d[None, :] * stride_qd,
+                  offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=HEAD_DIM != BLOCK_D)
     if DOT_IN_FP32:
         q = q.to(tl.float32)
 
@@ -164,19 +123,8 @@ def _attention_forward_kernel(
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=tl.float32)
 
-    key_start = 0
-    key_end = n_keys
-    if USE_KEY_RANGE:  # tile-aligned, so EVEN_N still describes every tile
-        key_start = tl.load(key_range_ptr + 2 * batch) // BLOCK_N * BLOCK_N
-        key_end = tl.load(key_range_ptr + 2 * batch + 1)
-    if IS_CAUSAL:
-        # Keys past the block's last query row are never attended: stop there. Keys before its
-        # first row are attended by every row: no causal compare for those tiles.
-        diagonal_end = tl.minimum((start_m + 1) * BLOCK_M, key_end)
-        diagonal_start = tl.minimum((start_m * BLOCK_M) // BLOCK_N * BLOCK_N, diagonal_end)
-    else:
-        diagonal_end = key_end
-        diagonal_start = key_end
+    key_start, diagonal_start, diagonal_end = key_span(
+        start_m, batch, key_range_ptr, n_keys, BLOCK_M, BLOCK_N, USE_KEY_RANGE, IS_CAUSAL)
 
     acc, m_i, l_i = _attend_key_tiles(
         acc, m_i, l_i, q, k_base, v_base, mask_base,
@@ -187,8 +135,7 @@ def _attention_forward_kernel(
         acc, m_i, l_i = _attend_key_tiles(
             acc, m_i, l_i, q, k_base, v_base, mask_base,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
-            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale,
-            tl.maximum(diagonal_start, key_start), diagonal_end,
+            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
             HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
 
     has_keys = l_i > 0.0
@@ -208,34 +155,6 @@ def _attention_forward_kernel(
             tl.store(lse_ptrs, lse)
         else:
             tl.store(lse_ptrs, lse, mask=offs_m < n_queries)
-
-
-def _padded_head_dim(head_dim: int) -> int:
-    return max(16, triton.next_power_of_2(head_dim))
-
-
-def _seq_bucket(length: int) -> int:
-    """Coarse autotune key: lengths in the same power-of-two bucket share one tuned config."""
-    return min(triton.next_power_of_2(max(length, 1)), 16384)
-
-
-def _mask_kind(mask: torch.Tensor | None) -> int:
-    if mask is None:
-        return MASK_NONE
-    return MASK_BOOL if mask.dtype == torch.bool else MASK_ADDITIVE
-
-
-def _attended_key_range(mask: torch.Tensor) -> torch.Tensor | None:
-    """(B, 2) int32 [first, last + 1) attended key per batch element, for a bool mask broadcast over
-    heads and queries; None for any other mask. Device-side ops only: no host sync."""
-    if mask.dtype != torch.bool or mask.stride(1) != 0 or mask.stride(2) != 0:
-        return None
-    keep = mask[:, 0, 0, :]  # (B, Nk)
-    n_keys = keep.size(1)
-    positions = torch.arange(n_keys, device=mask.device, dtype=torch.int32)
-    first = torch.where(keep, positions, n_keys).amin(dim=1)
-    last = torch.where(keep, positions + 1, 0).amax(dim=1)
-    return torch.stack([first, last], dim=1).to(torch.int32).contiguous()
 
 
 def attention_forward(
@@ -267,25 +186,19 @@ def attention_forward(
             lse.fill_(float("-inf"))
         return out, lse
 
-    mask_kind = _mask_kind(mask)
-    key_range = None if mask is None else _attended_key_range(mask)
-    if mask_kind == MASK_BOOL:
-        mask = mask.view(torch.uint8)  # same bytes, a dtype Triton loads everywhere
-    mask_arg, mask_strides = (q, (0, 0, 0, 0)) if mask is None else (mask, mask.stride())
-    tf32 = q.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
+    mask_args = MaskArgs(mask, placeholder=q)
 
     def grid(meta):
         return (triton.cdiv(n_queries, meta["BLOCK_M"]), batch * n_heads)
 
     _attention_forward_kernel[grid](
-        q, k, v, out, q if lse is None else lse, mask_arg, q if key_range is None else key_range,
-        *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_strides,
+        q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
+        *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
         n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value,
-        _seq_bucket(n_queries), _seq_bucket(n_keys),
+        seq_bucket(n_queries), seq_bucket(n_keys),
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v,
-        BLOCK_D=_padded_head_dim(head_dim), BLOCK_DV=_padded_head_dim(head_dim_v),
-        MASK_KIND=mask_kind, USE_KEY_RANGE=key_range is not None, IS_CAUSAL=is_causal, STORE_LSE=lse is not None,
-        DOT_IN_FP32=INTERPRETING and q.dtype == torch.bfloat16,
-        INPUT_PRECISION="tf32" if tf32 else "ieee",
+        BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=padded_head_dim(head_dim_v),
+        MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
+        STORE_LSE=lse is not None, **dot_flags(q.dtype),
     )
     return out, lse

@@ -1,0 +1,125 @@
+"""Pieces shared by the attention forward and backward kernels: tile loads, score masking, the
+span of key tiles a query block visits, and the host-side preparation of masks and flags.
+
+Conventions: scores inside the kernels are in log2 units (softmax scale times log2(e) folded into
+`qk_scale`, masks multiplied by log2(e)), so exp2 replaces exp.
+"""
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+# triton reads TRITON_INTERPRET when a kernel is decorated, so this is fixed at import time too.
+INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+LOG2E = tl.constexpr(1.4426950408889634)
+LN2 = tl.constexpr(0.6931471805599453)
+
+MASK_NONE, MASK_BOOL, MASK_ADDITIVE = 0, 1, 2
+
+# An additive mask entry below this is clamped (keeping -inf as -inf) so that multiplying it by
+# log2(e) cannot overflow fp32 to -inf: finfo(float32).min must still mean "tiny weight", not
+# "masked out", or a row of finfo.min would return zeros where torch returns a uniform average.
+_MIN_FINITE_BIAS = tl.constexpr(-2.0e38)
+
+
+@triton.jit
+def load_tile(ptrs, rows, cols, n_rows, n_cols, CHECK_ROWS: tl.constexpr, CHECK_COLS: tl.constexpr):
+    """Load a 2-D tile, bounds-checking only the dims a constexpr says may overrun."""
+    if CHECK_ROWS and CHECK_COLS:
+        return tl.load(ptrs, mask=(rows[:, None] < n_rows) & (cols[None, :] < n_cols), other=0.0)
+    elif CHECK_ROWS:
+        return tl.load(ptrs, mask=rows[:, None] < n_rows, other=0.0)
+    elif CHECK_COLS:
+        return tl.load(ptrs, mask=cols[None, :] < n_cols, other=0.0)
+    else:
+        return tl.load(ptrs)
+
+
+@triton.jit
+def mask_scores(
+    qk, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
+    MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
+):
+    """Apply key bounds, the causal diagonal and the user's mask to a (BLOCK_M, BLOCK_N) score tile."""
+    if not EVEN_N:
+        qk = tl.where(offs_n[None, :] < n_keys, qk, float("-inf"))
+    if APPLY_CAUSAL:
+        qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
+    if MASK_KIND != 0:
+        mask_tile = load_tile(mask_base + offs_m[:, None] * stride_mask_m + offs_n[None, :] * stride_mask_n,
+                              offs_m, offs_n, n_queries, n_keys, CHECK_ROWS=not EVEN_M, CHECK_COLS=not EVEN_N)
+        if MASK_KIND == 1:
+            qk = tl.where(mask_tile != 0, qk, float("-inf"))
+        else:
+            bias = mask_tile.to(tl.float32)
+            bias = tl.where(bias == float("-inf"), bias, tl.maximum(bias, _MIN_FINITE_BIAS))
+            qk = qk + bias * LOG2E
+    return qk
+
+
+@triton.jit
+def key_span(start_m, batch, key_range_ptr, n_keys,
+             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr):
+    """The key tiles query block `start_m` visits: [key_start, diagonal_start) need no causal
+    compare, [diagonal_start, diagonal_end) do. Every bound is on the BLOCK_N grid or is the end of
+    the keys, so EVEN_N still describes every tile."""
+    key_start = 0
+    key_end = n_keys
+    if USE_KEY_RANGE:
+        key_start = tl.load(key_range_ptr + 2 * batch) // BLOCK_N * BLOCK_N
+        key_end = tl.load(key_range_ptr + 2 * batch + 1)
+    if IS_CAUSAL:
+        # Keys past the block's last query row are never attended: stop there. Keys before its
+        # first row are attended by every row: no causal compare for those tiles.
+        diagonal_end = tl.minimum((start_m + 1) * BLOCK_M, key_end)
+        diagonal_start = tl.minimum((start_m * BLOCK_M) // BLOCK_N * BLOCK_N, diagonal_end)
+        diagonal_start = tl.maximum(diagonal_start, key_start)
+    else:
+        diagonal_end = key_end
+        diagonal_start = key_end
+    return key_start, diagonal_start, diagonal_end
+
+
+def padded_head_dim(head_dim: int) -> int:
+    return max(16, triton.next_power_of_2(head_dim))
+
+
+def seq_bucket(length: int) -> int:
+    """Coarse autotune key: lengths in the same power-of-two bucket share one tuned config."""
+    return min(triton.next_power_of_2(max(length, 1)), 16384)
+
+
+def attended_key_range(mask: torch.Tensor) -> torch.Tensor | None:
+    """(B, 2) int32 [first, last + 1) attended key per batch element, for a bool mask broadcast over
+    heads and queries; None for any other mask. Device-side ops only: no host sync."""
+    if mask.dtype != torch.bool or mask.stride(1) != 0 or mask.stride(2) != 0:
+        return None
+    keep = mask[:, 0, 0, :]  # (B, Nk)
+    n_keys = keep.size(1)
+    positions = torch.arange(n_keys, device=mask.device, dtype=torch.int32)
+    first = torch.where(keep, positions, n_keys).amin(dim=1)
+    last = torch.where(keep, positions + 1, 0).amax(dim=1)
+    return torch.stack([first, last], dim=1).to(torch.int32).contiguous()
+
+
+class MaskArgs:
+    """A (B, H, Nq, Nk) mask view turned into what the kernels take: pointer, strides, kind, key span."""
+
+    def __init__(self, mask: torch.Tensor | None, placeholder: torch.Tensor):
+        self.key_range = None if mask is None else attended_key_range(mask)
+        if mask is None:
+            self.kind, self.tensor, self.strides = MASK_NONE, placeholder, (0, 0, 0, 0)
+        elif mask.dtype == torch.bool:  # same bytes as uint8, which Triton loads everywhere
+            self.kind, self.tensor, self.strides = MASK_BOOL, mask.view(torch.uint8), mask.stride()
+        else:
+            self.kind, self.tensor, self.strides = MASK_ADDITIVE, mask, mask.stride()
+        self.key_range_arg = placeholder if self.key_range is None else self.key_range
+
+
+def dot_flags(dtype: torch.dtype) -> dict:
+    """DOT_IN_FP32: the interpreter's bf16 dot is wrong, fp32 operands are exact. INPUT_PRECISION:
+    fp32 inputs use exact dots unless torch allows tf32 for matmuls."""
+    tf32 = dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
+    return dict(DOT_IN_FP32=INTERPRETING and dtype == torch.bfloat16, INPUT_PRECISION="tf32" if tf32 else "ieee")
