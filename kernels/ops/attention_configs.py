@@ -36,18 +36,34 @@ FORWARD_TILES = [
     TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=256),
 ]
 
+# Backward tiles: the dK/dV kernel owns BLOCK_N keys and streams BLOCK_M queries, the dQ kernel
+# the other way round; each kernel is tuned separately from this one list.
+BACKWARD_TILES = [
+    TileConfig(32, 128, num_warps=4, num_stages=3, max_head_dim=128),
+    TileConfig(64, 128, num_warps=8, num_stages=2, max_head_dim=128),
+    TileConfig(128, 32, num_warps=4, num_stages=3, max_head_dim=128),
+    TileConfig(128, 64, num_warps=8, num_stages=2, max_head_dim=128),
+    TileConfig(64, 64, num_warps=4, num_stages=2, max_head_dim=256),
+    TileConfig(32, 64, num_warps=4, num_stages=2, max_head_dim=256),
+    TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=256),
+]
+
 # The interpreter runs one config, no timing. Small and unequal tiles make the tests cross tile
-# boundaries and exercise query blocks that straddle two key blocks on the causal diagonal.
-INTERPRETER_TILE = TileConfig(32, 16, num_warps=4, num_stages=1, max_head_dim=256)
+# boundaries and exercise blocks that straddle two tiles on the causal diagonal.
+INTERPRETER_FORWARD_TILE = TileConfig(32, 16, num_warps=4, num_stages=1, max_head_dim=256)
+INTERPRETER_BACKWARD_TILE = TileConfig(16, 32, num_warps=4, num_stages=1, max_head_dim=256)
 
 
-def forward_configs(interpreting: bool) -> list[triton.Config]:
-    tiles = [INTERPRETER_TILE] if interpreting else FORWARD_TILES
-    return [tile.to_triton() for tile in tiles]
+def autotune_configs(tiles: list[TileConfig], interpreter_tile: TileConfig, interpreting: bool) -> list[triton.Config]:
+    return [tile.to_triton() for tile in ([interpreter_tile] if interpreting else tiles)]
 
 
-def prune_for_head_dim(configs, named_args, **kwargs):
+def head_dim_pruner(tiles: list[TileConfig]):
     """Autotuner hook: only the tiles that fit this call's padded head dim are timed."""
-    args = {**named_args, **kwargs}
-    head_dim = max(args["BLOCK_D"], args["BLOCK_DV"])
-    return [tile.to_triton() for tile in FORWARD_TILES if head_dim <= tile.max_head_dim]
+
+    def prune(configs, named_args, **kwargs):
+        args = {**named_args, **kwargs}
+        head_dim = max(args["BLOCK_D"], args["BLOCK_DV"])
+        return [tile.to_triton() for tile in tiles if head_dim <= tile.max_head_dim]
+
+    return prune

@@ -29,7 +29,9 @@ import triton.language as tl
 from kernels.ops.attention_common import (
     INTERPRETING, LN2, LOG2E, MaskArgs, dot_flags, key_span, load_tile, mask_scores, padded_head_dim, seq_bucket,
 )
-from kernels.ops.attention_configs import forward_configs, prune_for_head_dim
+from kernels.ops.attention_configs import (
+    FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
+)
 
 
 @triton.jit
@@ -74,9 +76,9 @@ def _attend_key_tiles(
 
 
 @triton.autotune(
-    configs=forward_configs(INTERPRETING),
+    configs=autotune_configs(FORWARD_TILES, INTERPRETER_FORWARD_TILE, INTERPRETING),
     key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "USE_KEY_RANGE", "IS_CAUSAL"],
-    prune_configs_by={"early_config_prune": prune_for_head_dim},
+    prune_configs_by={"early_config_prune": head_dim_pruner(FORWARD_TILES)},
 )
 @triton.heuristics({
     "EVEN_M": lambda args: args["n_queries"] % args["BLOCK_M"] == 0,

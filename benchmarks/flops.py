@@ -1,0 +1,19 @@
+"""Work counts used to turn times into rates."""
+
+
+def attention_forward_flops(
+    batch: int, heads: int, q_len: int, kv_len: int, head_dim: int, causal: bool
+) -> int:
+    """FLOPs of the attention forward: two matmuls (QK^T and PV) of 2*Nq*Nk*D each, per head.
+
+    Causal with Nq == Nk halves it (only the lower triangle is work). Causal with Nq != Nk keeps the full
+    count, and padded keys are counted too: the rate is then a lower bound, never an inflated one.
+    """
+    flops = 4 * batch * heads * q_len * kv_len * head_dim
+    if causal and q_len == kv_len:
+        return flops // 2
+    return flops
+
+
+def tflops_per_second(flops: int, milliseconds: float) -> float:
+    return flops / (milliseconds * 1e-3) / 1e12

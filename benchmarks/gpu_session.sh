@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One GPU session on a lent H100/H200 (no network there), from the repository root:
+#     OUT=/path/to/results BENCH_GIT_COMMIT=<sha of the tree you sent> bash benchmarks/gpu_session.sh
+# Total under 8 minutes: every step runs under `timeout`. A failing step is recorded and the next one
+# still runs; the script exits non-zero at the end if any step failed. Writes 6 files into $OUT (the
+# device tool brings back at most 8, at most 2 folders deep):
+#   env.txt              nvidia-smi, versions, commit
+#   tests.txt            the test suite on CUDA
+#   ceilings.txt         python -m benchmarks ceilings
+#   attention.txt        python -m benchmarks attention: the tables
+#   attention.json       its results (card, versions, ceilings, every row)
+#   attention-plots.tar  its PNG plots, one tar so that they count as one file
+# The last lines printed are a summary: each step's exit code and time, then ours vs torch per case.
+set -euo pipefail
+
+: "${OUT:?set OUT to the folder for the results}"
+PYTHON="${PYTHON:-python3}"
+export PYTHONPATH=. PYTHONUNBUFFERED=1 COLUMNS=160 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+WORK="$(mktemp -d)"
+SUMMARY=()
+FAILED=0
+
+# step NAME SECONDS LOG COMMAND...: run COMMAND under a time limit, its output in $OUT/LOG; record the outcome.
+step() {
+    local name=$1 limit=$2 log=$3
+    shift 3
+    local started=$SECONDS rc=0
+    echo "== $name (limit ${limit}s, output in $log)"
+    timeout --signal=INT --kill-after=15 "$limit" "$@" >"$OUT/$log" 2>&1 || rc=$?
+    local outcome="exit $rc"
+    if [[ $rc -eq 124 ]]; then outcome="timed out"; fi
+    SUMMARY+=("$(printf '%-10s %-10s %4ss' "$name" "$outcome" $((SECONDS - started)))")
+    if [[ $rc -ne 0 ]]; then FAILED=1; fi
+}
+
+# What the numbers were measured on. Informative only: a failure here fails nothing.
+environment() {
+    timeout 30 nvidia-smi
+    timeout 60 "$PYTHON" -c "import json; from benchmarks.environment import resolve_device, run_metadata
+print(json.dumps(run_metadata(resolve_device(None)), indent=2))"
+    timeout 60 "$PYTHON" -c "import torch; p = torch.cuda.get_device_properties(0)
+print(f'{p.name}: {p.multi_processor_count} SMs, {p.L2_cache_size >> 20} MiB L2, {p.total_memory >> 30} GiB')"
+    timeout 60 "$PYTHON" -m pip list 2>/dev/null \
+        | grep -Ei '^(torch|triton|numpy|rich|matplotlib|tabulate|pytest|pytest-benchmark|hypothesis|transformers) '
+}
+
+echo "== environment (output in env.txt)"
+environment >"$OUT/env.txt" 2>&1 || true
+step tests 150 tests.txt "$PYTHON" -m pytest tests/ -x -q -p no:cacheprovider
+step ceilings 45 ceilings.txt "$PYTHON" -m benchmarks ceilings --out "$WORK"
+step attention 240 attention.txt "$PYTHON" -m benchmarks attention --out "$WORK/attention"
+
+if [[ -f "$WORK/attention/attention.json" ]]; then
+    cp "$WORK/attention/attention.json" "$OUT/"
+    (cd "$WORK/attention" && tar -cf "$OUT/attention-plots.tar" ./*.png) || echo "no plots to pack"
+fi
+
+echo "== summary"
+printf '%s\n' "${SUMMARY[@]}"
+echo "tests: $(tail -n 1 "$OUT/tests.txt")"
+grep -E '[0-9] (TFLOP/s|GB/s)' "$OUT/ceilings.txt" || true
+if [[ -f "$OUT/attention.json" ]]; then
+    "$PYTHON" -m benchmarks.summary "$OUT/attention.json"
+fi
+exit "$FAILED"
