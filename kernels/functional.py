@@ -6,22 +6,38 @@ import torch.nn.functional as F
 
 import reference
 from kernels.backends import note_backend_ran, resolve_backend
+from kernels.ops.attention_backward import attention_backward
+from kernels.ops.attention_common import accumulator_dtype
 from kernels.ops.attention_forward import attention_forward
 from kernels.validation import check_attention_inputs, check_triton_limits
 
 
 class _TritonAttention(torch.autograd.Function):
+    """Forward saves only q, k, v, out and the log-sum-exp; the backward recomputes the rest."""
+
     @staticmethod
     def forward(ctx, query, key, value, mask, is_causal, scale):
-        out, _ = attention_forward(query, key, value, mask, is_causal, scale)
+        needs_grad = any(ctx.needs_input_grad[:3])
+        lse = None
+        if needs_grad:
+            lse = torch.empty(query.shape[:3], dtype=accumulator_dtype(query.dtype), device=query.device)
+        out, lse = attention_forward(query, key, value, mask, is_causal, scale, lse=lse)
+        if needs_grad:
+            ctx.save_for_backward(query, key, value, out, lse, mask)
+            ctx.is_causal, ctx.scale = is_causal, scale
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        raise NotImplementedError(
-            "the triton attention backend is forward-only for now; train with backend='torch' "
-            "(or kernels.use_backend('torch')) until the Triton backward kernels land"
-        )
+        if ctx.needs_input_grad[3]:
+            raise NotImplementedError(
+                "the triton attention backend does not compute gradients for attn_mask; "
+                "detach the mask or use backend='torch'"
+            )
+        query, key, value, out, lse, mask = ctx.saved_tensors
+        grad_query, grad_key, grad_value = attention_backward(
+            query, key, value, out, lse, grad_out, mask, ctx.is_causal, ctx.scale)
+        return grad_query, grad_key, grad_value, None, None, None
 
 
 def _triton_attention(query, key, value, attn_mask, is_causal, scale):

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 MAX_HEAD_DIM = 256
 
 
@@ -85,7 +85,7 @@ def check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, s
 def check_triton_limits(query, value, dropout_p) -> None:
     """What the Triton kernel supports beyond the shared checks."""
     if query.dtype not in TRITON_DTYPES:
-        raise TypeError(f"the triton backend supports query/key/value dtypes float16, bfloat16 and float32, got {query.dtype}")
+        raise TypeError(f"the triton backend supports query/key/value dtypes float16, bfloat16, float32 and float64, got {query.dtype}")
     for name, head_dim in (("query/key", query.size(-1)), ("value", value.size(-1))):
         if head_dim > MAX_HEAD_DIM:
             raise ValueError(f"{name} head_dim {head_dim} exceeds the triton backend's maximum of {MAX_HEAD_DIM}")

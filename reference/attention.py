@@ -45,7 +45,7 @@ def scaled_dot_product_attention(
     row_max = row_max.masked_fill(row_max == float("-inf"), 0.0)  # fully masked rows stay finite
     weights = torch.exp(scores - row_max)  # (..., H, Nq, Nk)
     row_sum = weights.sum(dim=-1, keepdim=True)
-    weights = torch.where(row_sum > 0, weights / row_sum, torch.zeros_like(weights))
+    weights = weights / torch.where(row_sum > 0, row_sum, 1.0)  # fully masked rows: 0 / 1, with finite gradients
     if dropout_p > 0.0:
         weights = torch.nn.functional.dropout(weights, p=dropout_p)
     return weights.to(value.dtype) @ value  # (..., H, Nq, Dv); a float32 mask may have promoted weights

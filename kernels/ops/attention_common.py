@@ -53,7 +53,7 @@ def mask_scores(
         if MASK_KIND == 1:
             qk = tl.where(mask_tile != 0, qk, float("-inf"))
         else:
-            bias = mask_tile.to(tl.float32)
+            bias = mask_tile.to(qk.dtype)
             bias = tl.where(bias == float("-inf"), bias, tl.maximum(bias, _MIN_FINITE_BIAS))
             qk = qk + bias * LOG2E
     return qk
@@ -118,8 +118,17 @@ class MaskArgs:
         self.key_range_arg = placeholder if self.key_range is None else self.key_range
 
 
-def dot_flags(dtype: torch.dtype) -> dict:
-    """DOT_IN_FP32: the interpreter's bf16 dot is wrong, fp32 operands are exact. INPUT_PRECISION:
-    fp32 inputs use exact dots unless torch allows tf32 for matmuls."""
+def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Softmax statistics and accumulators: fp32, or fp64 for fp64 inputs (exact checks, gradcheck)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def precision_flags(dtype: torch.dtype) -> dict:
+    """ACC_DTYPE: see accumulator_dtype. DOT_IN_FP32: the interpreter's bf16 dot is wrong, fp32
+    operands are exact. INPUT_PRECISION: fp32 inputs use exact dots unless torch allows tf32."""
     tf32 = dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
-    return dict(DOT_IN_FP32=INTERPRETING and dtype == torch.bfloat16, INPUT_PRECISION="tf32" if tf32 else "ieee")
+    return dict(
+        ACC_DTYPE=tl.float64 if dtype == torch.float64 else tl.float32,
+        DOT_IN_FP32=INTERPRETING and dtype == torch.bfloat16,
+        INPUT_PRECISION="tf32" if tf32 else "ieee",
+    )

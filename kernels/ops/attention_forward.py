@@ -19,7 +19,7 @@ Variants are constexpr flags of this one kernel:
 - Causal query blocks are scheduled longest first, so the short ones fill the tail of the grid.
 
 Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
-log-sum-exp is written in natural-log units, fp32, shape (B, Hq, Nq). A float32 input uses exact
+log-sum-exp is written in natural-log units, fp32 (fp64 for fp64 inputs), shape (B, Hq, Nq). A float32 input uses exact
 fp32 dots unless torch.backends.cuda.matmul.allow_tf32 is set, in which case it uses tf32.
 """
 import torch
@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 
 from kernels.ops.attention_common import (
-    INTERPRETING, LN2, LOG2E, MaskArgs, dot_flags, key_span, load_tile, mask_scores, padded_head_dim, seq_bucket,
+    INTERPRETING, LN2, LOG2E, MaskArgs, precision_flags, key_span, load_tile, mask_scores, padded_head_dim, seq_bucket,
 )
 from kernels.ops.attention_configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -70,7 +70,7 @@ def _attend_key_tiles(
                       offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_DV)
         if DOT_IN_FP32:
             v = v.to(tl.float32)
-        acc = tl.dot(p.to(v.dtype), v, acc, input_precision=INPUT_PRECISION)
+        acc = tl.dot(p.to(v.dtype), v, acc, input_precision=INPUT_PRECISION, out_dtype=acc.dtype)
         m_i = m_new
     return acc, m_i, l_i
 
@@ -96,7 +96,7 @@ def _attention_forward_kernel(
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr,
-    DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m = tl.program_id(0)
@@ -121,9 +121,9 @@ def _attention_forward_kernel(
     if DOT_IN_FP32:
         q = q.to(tl.float32)
 
-    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
-    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-    acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=tl.float32)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=ACC_DTYPE)
+    l_i = tl.zeros([BLOCK_M], dtype=ACC_DTYPE)
+    acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=ACC_DTYPE)
 
     key_start, diagonal_start, diagonal_end = key_span(
         start_m, batch, key_range_ptr, n_keys, BLOCK_M, BLOCK_N, USE_KEY_RANGE, IS_CAUSAL)
@@ -174,7 +174,8 @@ def attention_forward(
     q (B, Hq, Nq, D), k (B, Hkv, Nk, D), v (B, Hkv, Nk, Dv) with any strides; `mask` is None or
     already broadcast to (B, Hq, Nq, Nk) as a stride-0 view. `out` (B, Hq, Nq, Dv) defaults to
     memory laid out as (B, Nq, Hq, Dv), so merging heads afterwards is a free view. `lse`, when
-    given, is a contiguous fp32 (B, Hq, Nq) tensor that receives the log-sum-exp.
+    given, is a contiguous (B, Hq, Nq) tensor of `accumulator_dtype(q.dtype)` that receives the
+    log-sum-exp.
     """
     batch, n_heads, n_queries, head_dim = q.shape
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
@@ -201,6 +202,6 @@ def attention_forward(
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v,
         BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=padded_head_dim(head_dim_v),
         MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
-        STORE_LSE=lse is not None, **dot_flags(q.dtype),
+        STORE_LSE=lse is not None, **precision_flags(q.dtype),
     )
     return out, lse

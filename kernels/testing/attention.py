@@ -1,0 +1,55 @@
+"""The pass rule applied to attention: an output against `reference` attention on the same inputs."""
+import torch
+
+import reference
+from kernels.testing.parity import ParityResult, assert_passes, check_parity
+from kernels.testing.tolerances import Tolerance
+
+
+def check_attention(
+    out: torch.Tensor,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+    *,
+    tolerance: Tolerance | None = None,
+) -> ParityResult:
+    """Judge `out` (computed from these torch SDPA arguments) by the pass rule.
+
+    The exact result is the reference math in float64; the baseline is the same math in the inputs'
+    own precision.
+    """
+    if dropout_p != 0.0:
+        raise ValueError(f"parity needs deterministic outputs: dropout_p must be 0.0, got {dropout_p}")
+    options = dict(is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
+    float64_mask = attn_mask if attn_mask is None or attn_mask.dtype == torch.bool else attn_mask.double()
+    exact = reference.scaled_dot_product_attention(
+        query.double(), key.double(), value.double(), attn_mask=float64_mask, **options
+    )
+    baseline = reference.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, **options)
+    return check_parity(out, exact, baseline, tolerance=tolerance)
+
+
+def assert_attention_close(
+    out: torch.Tensor,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+    *,
+    tolerance: Tolerance | None = None,
+) -> ParityResult:
+    """`check_attention` that raises AssertionError, with the full report, when the rule fails."""
+    result = check_attention(
+        out, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa, tolerance=tolerance
+    )
+    return assert_passes(result)
