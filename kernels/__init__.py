@@ -5,9 +5,12 @@ when probing for Hugging Face's own `kernels` package, and only a version in its
 would make it believe that package is installed (tests/test_transformers_compat.py guards this).
 """
 from kernels.backends import BACKENDS, record_backends, use_backend
-from kernels.functional import attention
+from kernels.functional import attention, attention_dropout_mask
 from kernels.modules import MultiHeadAttention
 
 __version__ = "0.1.0"
 
-__all__ = ["attention", "MultiHeadAttention", "use_backend", "record_backends", "BACKENDS", "__version__"]
+__all__ = [
+    "attention", "attention_dropout_mask", "MultiHeadAttention", "use_backend", "record_backends", "BACKENDS",
+    "__version__",
+]

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 import reference
 from kernels.backends import note_backend_ran, resolve_backend
 from kernels.ops.attention_backward import attention_backward
-from kernels.ops.attention_common import accumulator_dtype
+from kernels.ops.attention_common import Dropout, accumulator_dtype
+from kernels.ops.attention_dropout import dropout_keep_mask
 from kernels.ops.attention_forward import attention_forward
 from kernels.validation import check_attention_inputs, check_triton_limits
 
@@ -16,15 +17,15 @@ class _TritonAttention(torch.autograd.Function):
     """Forward saves only q, k, v, out and the log-sum-exp; the backward recomputes the rest."""
 
     @staticmethod
-    def forward(ctx, query, key, value, mask, is_causal, scale):
+    def forward(ctx, query, key, value, mask, is_causal, scale, dropout):
         needs_grad = any(ctx.needs_input_grad[:3])
         lse = None
         if needs_grad:
             lse = torch.empty(query.shape[:3], dtype=accumulator_dtype(query.dtype), device=query.device)
-        out, lse = attention_forward(query, key, value, mask, is_causal, scale, lse=lse)
+        out, lse = attention_forward(query, key, value, mask, is_causal, scale, lse=lse, dropout=dropout)
         if needs_grad:
             ctx.save_for_backward(query, key, value, out, lse, mask)
-            ctx.is_causal, ctx.scale = is_causal, scale
+            ctx.is_causal, ctx.scale, ctx.dropout = is_causal, scale, dropout
         return out
 
     @staticmethod
@@ -36,11 +37,11 @@ class _TritonAttention(torch.autograd.Function):
             )
         query, key, value, out, lse, mask = ctx.saved_tensors
         grad_query, grad_key, grad_value = attention_backward(
-            query, key, value, out, lse, grad_out, mask, ctx.is_causal, ctx.scale)
-        return grad_query, grad_key, grad_value, None, None, None
+            query, key, value, out, lse, grad_out, mask, ctx.is_causal, ctx.scale, dropout=ctx.dropout)
+        return grad_query, grad_key, grad_value, None, None, None, None
 
 
-def _triton_attention(query, key, value, attn_mask, is_causal, scale):
+def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout):
     """Run the kernel on rank-4 views; rank-3 (batch, seq, dim) inputs get a head dim of size 1."""
     rank3 = query.dim() == 3
     if rank3:
@@ -52,7 +53,7 @@ def _triton_attention(query, key, value, attn_mask, is_causal, scale):
         mask = attn_mask.expand(scores_shape)  # a stride-0 view on broadcast dims, never a copy
         if rank3:
             mask = mask.unsqueeze(1)
-    out = _TritonAttention.apply(query, key, value, mask, is_causal, scale)
+    out = _TritonAttention.apply(query, key, value, mask, is_causal, scale, dropout)
     return out.squeeze(1) if rank3 else out
 
 
@@ -76,16 +77,34 @@ def attention(
     an implementation; by default CUDA runs Triton, CPU runs torch (or Triton's interpreter when
     TRITON_INTERPRET=1). The Triton result is laid out (B, Nq, Hq, Dv) in memory, like torch's flash
     backend, so `out.transpose(1, 2).reshape(B, Nq, -1)` merges heads without a copy.
+
+    dropout_p > 0 drops attention weights whenever it is given, as torch's function does (modules
+    pass it only in training). On the Triton backend the mask comes from Philox bits seeded by one
+    draw from torch's default generator, so `torch.manual_seed` repeats it, and
+    `attention_dropout_mask` shows it.
     """
     check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
     chosen = resolve_backend(backend, query.device)
     if chosen == "triton":
-        check_triton_limits(query, value, dropout_p)
+        check_triton_limits(query, value)
         scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else float(scale)
-        out = _triton_attention(query, key, value, attn_mask, is_causal, scale)
+        dropout = Dropout.draw(dropout_p) if dropout_p > 0.0 else None
+        out = _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout)
     else:
         sdpa = F.scaled_dot_product_attention if chosen == "torch" else reference.scaled_dot_product_attention
         out = sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
                    scale=scale, enable_gqa=enable_gqa)
     note_backend_ran(chosen)
     return out
+
+
+def attention_dropout_mask(query: torch.Tensor, key: torch.Tensor, dropout_p: float) -> torch.Tensor:
+    """The keep-mask (B, Hq, Nq, Nk), True = kept, of the next Triton `attention(query, key, ...,
+    dropout_p=dropout_p)` call made with torch's generator in the state it has now: this function
+    takes the same seed draw. For debugging and for replaying a fused call exactly, e.g. with
+    `reference.scaled_dot_product_attention(..., dropout_p=p, dropout_mask=mask)`."""
+    if not 0.0 < dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in (0, 1), got {dropout_p!r}")
+    heads = query.size(-3) if query.dim() == 4 else 1
+    mask = dropout_keep_mask(query.size(0), heads, query.size(-2), key.size(-2), Dropout.draw(dropout_p), query.device)
+    return mask if query.dim() == 4 else mask.squeeze(1)

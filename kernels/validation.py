@@ -82,15 +82,10 @@ def check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, s
         _check_mask(attn_mask, scores_shape, query, is_causal)
 
 
-def check_triton_limits(query, value, dropout_p) -> None:
+def check_triton_limits(query, value) -> None:
     """What the Triton kernel supports beyond the shared checks."""
     if query.dtype not in TRITON_DTYPES:
         raise TypeError(f"the triton backend supports query/key/value dtypes float16, bfloat16, float32 and float64, got {query.dtype}")
     for name, head_dim in (("query/key", query.size(-1)), ("value", value.size(-1))):
         if head_dim > MAX_HEAD_DIM:
             raise ValueError(f"{name} head_dim {head_dim} exceeds the triton backend's maximum of {MAX_HEAD_DIM}")
-    if dropout_p > 0.0:
-        raise ValueError(
-            f"dropout_p={dropout_p} is not supported by the triton backend yet (forward-only kernels); "
-            "use dropout_p=0.0 or backend='torch'"
-        )

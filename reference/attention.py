@@ -18,12 +18,16 @@ def scaled_dot_product_attention(
     is_causal: bool = False,
     scale: float | None = None,
     enable_gqa: bool = False,
+    *,
+    dropout_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """softmax(q @ k^T * scale + mask) @ v, with the semantics of torch SDPA.
 
     query (..., Hq, Nq, D), key (..., Hkv, Nk, D), value (..., Hkv, Nk, Dv).
     A bool mask keeps the scores where it is True; a float mask is added to them. A query row with
     no key left to attend to returns zeros (torch SDPA does the same) instead of NaN.
+    `dropout_mask` (bool, broadcastable to the weights, True = keep) replaces dropout's random
+    draw, so a fused kernel's dropout can be replayed exactly.
     """
     n_queries, n_keys = query.size(-2), key.size(-2)
     scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
@@ -46,6 +50,8 @@ def scaled_dot_product_attention(
     weights = torch.exp(scores - row_max)  # (..., H, Nq, Nk)
     row_sum = weights.sum(dim=-1, keepdim=True)
     weights = weights / torch.where(row_sum > 0, row_sum, 1.0)  # fully masked rows: 0 / 1, with finite gradients
-    if dropout_p > 0.0:
+    if dropout_p > 0.0 and dropout_mask is not None:
+        weights = weights * dropout_mask / (1.0 - dropout_p)
+    elif dropout_p > 0.0:
         weights = torch.nn.functional.dropout(weights, p=dropout_p)
     return weights.to(value.dtype) @ value  # (..., H, Nq, Dv); a float32 mask may have promoted weights

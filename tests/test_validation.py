@@ -50,7 +50,6 @@ def test_bad_arguments_are_named(kwargs, error, message):
     (dict(qkv(**{n: torch.randn(1, 1, 4, 264) for n in ("query", "key", "value")})), ValueError,
      "head_dim 264 exceeds"),
     (dict(qkv(value=torch.randn(B, H, N, 300))), ValueError, "value head_dim 300 exceeds"),
-    (dict(qkv(), dropout_p=0.1), ValueError, "dropout_p=0.1 is not supported by the triton backend"),
 ])
 def test_triton_limits_are_named(kwargs, error, message):
     with pytest.raises(error, match=message):

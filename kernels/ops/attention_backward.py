@@ -8,7 +8,7 @@ is ever stored. Three launches, none with atomics, so results are deterministic 
    are never repeated.
 3. dQ: one program per (batch, query head, BLOCK_M queries), streaming key blocks.
 Both gradient kernels take the forward's flags (mask kind, causal with tile skipping, key-padding
-span, EVEN_M/EVEN_N, padded head dims). A fully masked query row has lse = -inf: it is treated as
+span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims). A fully masked query row has lse = -inf: it is treated as
 +inf so its probabilities are exactly 0 and its gradients are 0, never NaN.
 """
 import torch
@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 
 from kernels.ops.attention_common import (
-    INTERPRETING, LOG2E, MaskArgs, accumulator_dtype, precision_flags, key_span, load_tile, mask_scores, padded_head_dim, seq_bucket,
+    INTERPRETING, LOG2E, Dropout, MaskArgs, accumulator_dtype, dropout_keep, precision_flags, key_span, load_tile, mask_scores, padded_head_dim, seq_bucket,
 )
 from kernels.ops.attention_configs import (
     BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, autotune_configs, head_dim_pruner,
@@ -24,7 +24,8 @@ from kernels.ops.attention_configs import (
 
 _AUTOTUNE = dict(
     configs=autotune_configs(BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, INTERPRETING),
-    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "USE_KEY_RANGE", "IS_CAUSAL"],
+    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "USE_KEY_RANGE", "IS_CAUSAL",
+         "USE_DROPOUT"],
     prune_configs_by={"early_config_prune": head_dim_pruner(BACKWARD_TILES)},
 )
 _EVEN_LENGTHS = {
@@ -70,8 +71,9 @@ def _accumulate_dk_dv(
     q_base, do_base, lse_base, delta_base, mask_base,
     stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
     offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, query_start, query_end,
+    dropout_p, dropout_scale, dropout_seed, batch_head,
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
-    BLOCK_M: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr,
+    BLOCK_M: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
 ):
     """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV."""
@@ -88,9 +90,13 @@ def _accumulate_dk_dv(
         qk = mask_scores(qk, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
                          MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N)
         p = tl.math.exp2(qk - _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M)[:, None])
-        dv = tl.dot(tl.trans(p.to(do.dtype)), do, dv, input_precision=INPUT_PRECISION, out_dtype=dv.dtype)
-
         dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)  # (BLOCK_M, BLOCK_N)
+        p_kept = p
+        if USE_DROPOUT:  # the forward's mask, regenerated: O used the kept weights only
+            keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, n_keys, dropout_p)
+            p_kept = tl.where(keep, p * dropout_scale, 0.0)
+            dp = tl.where(keep, dp * dropout_scale, 0.0)
+        dv = tl.dot(tl.trans(p_kept.to(do.dtype)), do, dv, input_precision=INPUT_PRECISION, out_dtype=dv.dtype)
         if EVEN_M:
             delta = tl.load(delta_base + offs_m)
         else:
@@ -102,7 +108,7 @@ def _accumulate_dk_dv(
 
 @triton.autotune(**_AUTOTUNE)
 @triton.heuristics(_EVEN_LENGTHS)
-@triton.jit
+@triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_backward_dk_dv_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, mask_ptr, key_range_ptr,
     stride_qb, stride_qh, stride_qm, stride_qd,
@@ -112,10 +118,10 @@ def _attention_backward_dk_dv_kernel(
     stride_dkb, stride_dkh, stride_dkn, stride_dkd,
     stride_dvb, stride_dvh, stride_dvn, stride_dvd,
     stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n,
-    n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale,
+    n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr,
+    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
@@ -164,13 +170,15 @@ def _attention_backward_dk_dv_kernel(
                 dk, dv, k, v, q_base, do_base, lse_ptr + row_base, delta_ptr + row_base, mask_base,
                 stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
                 offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, query_start, tl.minimum(diagonal_end, query_end),
-                HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_M, MASK_KIND, True,
+                dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
+                HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_M, MASK_KIND, True, USE_DROPOUT,
                 EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
         dk, dv = _accumulate_dk_dv(
             dk, dv, k, v, q_base, do_base, lse_ptr + row_base, delta_ptr + row_base, mask_base,
             stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
             offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_end, query_end,
-            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_M, MASK_KIND, False,
+            dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
+            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_M, MASK_KIND, False, USE_DROPOUT,
             EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
 
     dk = dk * sm_scale
@@ -186,8 +194,9 @@ def _accumulate_dq(
     k_base, v_base, mask_base,
     stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
     offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, key_end,
+    dropout_p, dropout_scale, dropout_seed, batch_head,
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
-    BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr,
+    BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
 ):
     """Add the key tiles [key_start, key_end) to a query block's dQ."""
@@ -205,6 +214,9 @@ def _accumulate_dq(
                          MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N)
         p = tl.math.exp2(qk - lse_log2[:, None])
         dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
+        if USE_DROPOUT:
+            keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, n_keys, dropout_p)
+            dp = tl.where(keep, dp * dropout_scale, 0.0)
         ds = p * (dp - delta[:, None])
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=INPUT_PRECISION, out_dtype=dq.dtype)
     return dq
@@ -212,7 +224,7 @@ def _accumulate_dq(
 
 @triton.autotune(**_AUTOTUNE)
 @triton.heuristics(_EVEN_LENGTHS)
-@triton.jit
+@triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_backward_dq_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dq_ptr, mask_ptr, key_range_ptr,
     stride_qb, stride_qh, stride_qm, stride_qd,
@@ -221,10 +233,10 @@ def _attention_backward_dq_kernel(
     stride_dob, stride_doh, stride_dom, stride_dod,
     stride_dqb, stride_dqh, stride_dqm, stride_dqd,
     stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n,
-    n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale,
+    n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr,
+    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
@@ -263,14 +275,16 @@ def _attention_backward_dq_kernel(
         dq, q, do, lse_log2, delta, k_base, v_base, mask_base,
         stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
         offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, diagonal_start,
-        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False,
+        dropout_p, dropout_scale, dropout_seed, batch_head,
+        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, USE_DROPOUT,
         EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
     if IS_CAUSAL:
         dq = _accumulate_dq(
             dq, q, do, lse_log2, delta, k_base, v_base, mask_base,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
             offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
-            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True,
+            dropout_p, dropout_scale, dropout_seed, batch_head,
+            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, USE_DROPOUT,
             EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
 
     dq = dq * sm_scale
@@ -288,11 +302,13 @@ def attention_backward(
     mask: torch.Tensor | None,
     is_causal: bool,
     scale: float,
+    dropout: Dropout | None = None,
     grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients (dq, dk, dv) of the forward that produced `out` and `lse` (see attention_forward).
 
-    Takes the forward's arguments plus dout (B, Hq, Nq, Dv), any strides. `grads`, when given, are
+    Takes the forward's arguments (the same `dropout`, whose mask is regenerated) plus dout
+    (B, Hq, Nq, Dv), any strides. `grads`, when given, are
     the (dq, dk, dv) tensors to write into (tests poison them first); else they are allocated like
     q, k and v.
     """
@@ -316,10 +332,10 @@ def attention_backward(
     common = dict(
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
         MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
-        **precision_flags(q.dtype),
+        USE_DROPOUT=dropout is not None, **precision_flags(q.dtype),
     )
     scalars = (n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, scale,
-               seq_bucket(n_queries), seq_bucket(n_keys))
+               *Dropout.kernel_args(dropout), seq_bucket(n_queries), seq_bucket(n_keys))
 
     _attention_backward_dk_dv_kernel[lambda meta: (triton.cdiv(n_keys, meta["BLOCK_N"]), batch * n_kv_heads)](
         q, k, v, dout, lse, delta, dk, dv, mask_args.tensor, mask_args.key_range_arg,

@@ -5,6 +5,7 @@ Conventions: scores inside the kernels are in log2 units (softmax scale times lo
 `qk_scale`, masks multiplied by log2(e)), so exp2 replaces exp.
 """
 import os
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -82,6 +83,19 @@ def key_span(start_m, batch, key_range_ptr, n_keys,
     return key_start, diagonal_start, diagonal_end
 
 
+@triton.jit
+def dropout_keep(seed, batch_head, offs_m, offs_n, n_keys, dropout_p):
+    """Which weights of a (BLOCK_M, BLOCK_N) tile survive dropout. Philox keyed by `seed`, with the
+    element's position in its head's Nq x Nk score matrix as counter and the (batch, head) index as
+    a second counter word, so every head draws its own stream. The forward, both backward kernels
+    and the debug mask call this one function, so they agree bit for bit."""
+    position = (offs_m.to(tl.int64)[:, None] * n_keys + offs_n[None, :]).to(tl.uint32)
+    zero = tl.zeros(position.shape, dtype=tl.uint32)
+    stream = zero + batch_head.to(tl.uint32)
+    bits, _, _, _ = tl.philox(seed, position, stream, zero, zero)
+    return tl.uint_to_uniform_float(bits) >= dropout_p
+
+
 def padded_head_dim(head_dim: int) -> int:
     return max(16, triton.next_power_of_2(head_dim))
 
@@ -116,6 +130,25 @@ class MaskArgs:
         else:
             self.kind, self.tensor, self.strides = MASK_ADDITIVE, mask, mask.stride()
         self.key_range_arg = placeholder if self.key_range is None else self.key_range
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Attention dropout for one call: the drop probability and the Philox seed of its mask."""
+
+    p: float
+    seed: int
+
+    @classmethod
+    def draw(cls, p: float) -> "Dropout":
+        """Take the seed from torch's default generator, so torch.manual_seed makes runs repeat.
+        A CPU draw: no device sync, whatever device the attention runs on."""
+        return cls(p, int(torch.randint(0, 2**62, (1,)).item()))
+
+    @staticmethod
+    def kernel_args(dropout: "Dropout | None") -> tuple[float, float, int]:
+        """(probability, scale of the kept weights, seed) as the kernels take them."""
+        return (0.0, 1.0, 0) if dropout is None else (dropout.p, 1.0 / (1.0 - dropout.p), dropout.seed)
 
 
 def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -16,6 +16,8 @@ Variants are constexpr flags of this one kernel:
 - USE_KEY_RANGE: for a bool mask shared by all heads and queries (key padding), the launcher
   finds each batch element's first and last attended key, and the kernel visits only the key
   tiles in between: padded tiles cost nothing.
+- USE_DROPOUT: attention weights are dropped in the kernel with Philox bits (dropout_keep), which
+  the backward regenerates instead of storing a mask.
 - Causal query blocks are scheduled longest first, so the short ones fill the tail of the grid.
 
 Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
@@ -27,7 +29,8 @@ import triton
 import triton.language as tl
 
 from kernels.ops.attention_common import (
-    INTERPRETING, LN2, LOG2E, MaskArgs, precision_flags, key_span, load_tile, mask_scores, padded_head_dim, seq_bucket,
+    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, dropout_keep, key_span, load_tile, mask_scores, padded_head_dim,
+    precision_flags, seq_bucket,
 )
 from kernels.ops.attention_configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -40,8 +43,9 @@ def _attend_key_tiles(
     k_base, v_base, mask_base,
     stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
     offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, key_end,
+    dropout_p, dropout_scale, dropout_seed, batch_head,
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
-    BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr,
+    BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
 ):
@@ -65,6 +69,9 @@ def _attend_key_tiles(
         alpha = tl.math.exp2(m_i - m_shift)
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None]
+        if USE_DROPOUT:  # after the row sum: dropout acts on the normalised weights
+            keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, n_keys, dropout_p)
+            p = tl.where(keep, p * dropout_scale, 0.0)
 
         v = load_tile(v_base + offs_n[:, None] * stride_vn + offs_dv[None, :] * stride_vd,
                       offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_DV)
@@ -77,14 +84,15 @@ def _attend_key_tiles(
 
 @triton.autotune(
     configs=autotune_configs(FORWARD_TILES, INTERPRETER_FORWARD_TILE, INTERPRETING),
-    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "USE_KEY_RANGE", "IS_CAUSAL"],
+    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "USE_KEY_RANGE", "IS_CAUSAL",
+         "USE_DROPOUT"],
     prune_configs_by={"early_config_prune": head_dim_pruner(FORWARD_TILES)},
 )
 @triton.heuristics({
     "EVEN_M": lambda args: args["n_queries"] % args["BLOCK_M"] == 0,
     "EVEN_N": lambda args: args["n_keys"] % args["BLOCK_N"] == 0,
 })
-@triton.jit
+@triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_forward_kernel(
     q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr, mask_ptr, key_range_ptr,
     stride_qb, stride_qh, stride_qm, stride_qd,
@@ -92,10 +100,11 @@ def _attention_forward_kernel(
     stride_vb, stride_vh, stride_vn, stride_vd,
     stride_ob, stride_oh, stride_om, stride_od,
     stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n,
-    n_heads, group_size, n_queries, n_keys, qk_scale,
+    n_heads, group_size, n_queries, n_keys, qk_scale, dropout_p, dropout_scale, dropout_seed,
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr,
+    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    STORE_LSE: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
@@ -132,13 +141,17 @@ def _attention_forward_kernel(
         acc, m_i, l_i, q, k_base, v_base, mask_base,
         stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
         offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, diagonal_start,
-        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+        dropout_p, dropout_scale, dropout_seed, batch_head,
+        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, USE_DROPOUT,
+        EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
     if IS_CAUSAL:
         acc, m_i, l_i = _attend_key_tiles(
             acc, m_i, l_i, q, k_base, v_base, mask_base,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
             offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
-            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+            dropout_p, dropout_scale, dropout_seed, batch_head,
+            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, USE_DROPOUT,
+            EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
 
     has_keys = l_i > 0.0
     out = acc / tl.where(has_keys, l_i, 1.0)[:, None]
@@ -168,6 +181,7 @@ def attention_forward(
     scale: float,
     out: torch.Tensor | None = None,
     lse: torch.Tensor | None = None,
+    dropout: "Dropout | None" = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Launch the kernel on validated inputs; returns (out, lse).
 
@@ -175,7 +189,7 @@ def attention_forward(
     already broadcast to (B, Hq, Nq, Nk) as a stride-0 view. `out` (B, Hq, Nq, Dv) defaults to
     memory laid out as (B, Nq, Hq, Dv), so merging heads afterwards is a free view. `lse`, when
     given, is a contiguous (B, Hq, Nq) tensor of `accumulator_dtype(q.dtype)` that receives the
-    log-sum-exp.
+    log-sum-exp. `dropout` (probability and Philox seed) drops attention weights in the kernel.
     """
     batch, n_heads, n_queries, head_dim = q.shape
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
@@ -197,11 +211,11 @@ def attention_forward(
     _attention_forward_kernel[grid](
         q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
-        n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value,
+        n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, *Dropout.kernel_args(dropout),
         seq_bucket(n_queries), seq_bucket(n_keys),
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v,
         BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=padded_head_dim(head_dim_v),
         MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
-        STORE_LSE=lse is not None, **precision_flags(q.dtype),
+        USE_DROPOUT=dropout is not None, STORE_LSE=lse is not None, **precision_flags(q.dtype),
     )
     return out, lse
