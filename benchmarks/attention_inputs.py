@@ -1,11 +1,9 @@
 """Attention benchmark cases and their random inputs."""
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
-
-from benchmarks.flops import attention_forward_flops
 
 
 class MaskKind(str, enum.Enum):
@@ -25,12 +23,6 @@ class AttentionCase:
     @property
     def causal(self) -> bool:
         return self.mask is MaskKind.CAUSAL
-
-    @property
-    def flops(self) -> int:
-        return attention_forward_flops(
-            self.batch, self.heads, self.seq_len, self.seq_len, self.head_dim, self.causal
-        )
 
     @property
     def label(self) -> str:
@@ -54,19 +46,38 @@ class AttentionInputs:
     v: torch.Tensor  # (B, H, N, D)
     attn_mask: torch.Tensor | None
     is_causal: bool
+    dout: torch.Tensor | None = None  # (B, H, N, D): the output's gradient, when q, k, v require grad
+
+    @property
+    def leaves(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.q, self.k, self.v
 
     @property
     def nbytes(self) -> int:
-        tensors = (self.q, self.k, self.v, self.attn_mask)
+        tensors = (self.q, self.k, self.v, self.attn_mask, self.dout)
         return sum(t.nbytes for t in tensors if t is not None)
 
+    def detached(self) -> "AttentionInputs":
+        """The same tensors (views, no copy) outside autograd: a forward-only call builds no graph."""
+        return replace(self, q=self.q.detach(), k=self.k.detach(), v=self.v.detach(), dout=None)
 
-def make_inputs(case: AttentionCase, dtype: torch.dtype, device: torch.device, seed: int) -> AttentionInputs:
-    """Standard-normal q, k, v (never zeros: they hide unwritten outputs and time unrealistically)."""
+
+def make_inputs(
+    case: AttentionCase, dtype: torch.dtype, device: torch.device, seed: int, gradients: bool = False
+) -> AttentionInputs:
+    """Standard-normal q, k, v (never zeros: they hide unwritten outputs and time unrealistically).
+
+    With `gradients`, q, k, v require grad and a standard-normal `dout` comes with them; q, k, v and the
+    mask are the same draws either way.
+    """
     generator = torch.Generator(device).manual_seed(seed)
     shape = (case.batch, case.heads, case.seq_len, case.head_dim)
     q, k, v = (torch.randn(shape, generator=generator, device=device, dtype=dtype) for _ in range(3))
-    return AttentionInputs(q, k, v, _mask(case, device, generator), case.causal)
+    mask = _mask(case, device, generator)
+    if not gradients:
+        return AttentionInputs(q, k, v, mask, case.causal)
+    dout = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    return AttentionInputs(*(t.requires_grad_() for t in (q, k, v)), mask, case.causal, dout)
 
 
 def _mask(case: AttentionCase, device: torch.device, generator: torch.Generator) -> torch.Tensor | None:

@@ -1,17 +1,18 @@
-"""The attention forward sweep: every case x every provider, one `AttentionRow` each.
+"""The attention sweep: every case x every mode x every provider, one `AttentionRow` each.
 
-A provider that cannot run a case (an SDPA backend that rejects the input, our Triton kernels without
-CUDA, out of memory) gives a row with the reason instead of numbers: nothing is dropped silently.
+A mode is the forward, the backward alone, or forward + backward (`attention_modes`). A provider that
+cannot run a case (an SDPA backend that rejects the input, our Triton kernels without CUDA, out of
+memory) gives a row with the reason instead of numbers: nothing is dropped silently.
 """
 
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import torch
 
-from benchmarks.accuracy import float64_reference, max_abs_error
+from benchmarks.accuracy import max_abs_errors
 from benchmarks.attention_inputs import (
     AttentionCase,
     AttentionInputs,
@@ -19,16 +20,13 @@ from benchmarks.attention_inputs import (
     make_inputs,
     smallest_shape_cases,
 )
+from benchmarks.attention_modes import Mode, checked_outputs, float64_expected, timed_call
 from benchmarks.attention_providers import SDPA_DEFAULT, Provider
 from benchmarks.ceilings import Ceilings
 from benchmarks.flops import tflops_per_second
 from benchmarks.memory import peak_memory_bytes
 from benchmarks.timing import Stopwatch, Timing, input_sets_needed, rotating
 
-MEASURED = (
-    "attention forward, softmax(Q K^T / sqrt(D) + mask) V: time per call; "
-    "FLOPs = 4*B*H*N*N*D, halved when causal; error = max |out - float64 reference| on the same inputs"
-)
 _GPU_TOKENS = 16 * 1024  # B * N per case: enough work to fill the card at every length
 _GPU_MODEL_WIDTH = 2048  # H * D
 
@@ -38,17 +36,26 @@ class AttentionRow:
     case: AttentionCase
     provider: str
     label: str
+    mode: Mode = Mode.FORWARD
     reason: str | None = None  # why the provider is unavailable for this case; None when it ran
     timing: Timing | None = None
     tflops: float | None = None
     ceiling_fraction: float | None = None
-    speedup_vs_sdpa_default: float | None = None
-    max_abs_error: float | None = None
+    speedup_vs_sdpa_default: float | None = None  # in the same mode
+    errors: dict[str, float] | None = None  # max |x - float64 reference| per output: out, or dq, dk, dv
     peak_memory_bytes: int | None = None
 
     @property
     def available(self) -> bool:
         return self.reason is None
+
+    @property
+    def flops(self) -> int:
+        return self.mode.flops(self.case)
+
+    @property
+    def max_abs_error(self) -> float | None:
+        return max(self.errors.values()) if self.errors else None
 
     def as_record(self) -> dict:
         timing = self.timing
@@ -59,7 +66,8 @@ class AttentionRow:
             "head_dim": self.case.head_dim,
             "mask": self.case.mask.value,
             "causal": self.case.causal,
-            "flops": self.case.flops,
+            "mode": self.mode.value,
+            "flops": self.flops,
             "provider": self.provider,
             "label": self.label,
             "available": self.available,
@@ -71,22 +79,32 @@ class AttentionRow:
             "ceiling_fraction": self.ceiling_fraction,
             "speedup_vs_sdpa_default": self.speedup_vs_sdpa_default,
             "max_abs_error": self.max_abs_error,
+            "max_abs_errors": self.errors,
             "peak_memory_bytes": self.peak_memory_bytes,
         }
 
 
-def attention_cases(device: torch.device, quick: bool) -> list[AttentionCase]:
-    """GPU: B*N = 16k tokens, H*D = 2048. CPU: a small honest set (fp32 math on a few cores)."""
+def attention_cases(device: torch.device, quick: bool, gradients: bool = False) -> list[AttentionCase]:
+    """GPU: B*N = 16k tokens, H*D = 2048, N from 512 to 16k. CPU: a small honest set (fp32 on a few cores).
+
+    With `gradients` (the backward modes) the longest length is halved, and on the CPU the lengths
+    start at 64 (Triton's interpreter runs the smallest shape's backward); --quick halves it again.
+    """
     if device.type == "cuda":
-        lengths = (512, 1024, 2048, 4096, 8192) + (() if quick else (16384,))
+        longest = (8192 if gradients else 16384) // (2 if quick else 1)
         return [
             AttentionCase(_GPU_TOKENS // n, _GPU_MODEL_WIDTH // d, n, d, mask)
             for d in (64, 128)
             for mask in MaskKind
-            for n in lengths
+            for n in _powers_of_two(512, longest)
         ]
-    lengths = (128, 256) if quick else (128, 256, 512)
+    longest = (256 if gradients else 512) // (2 if quick else 1)
+    lengths = _powers_of_two(64 if gradients else 128, longest)
     return [AttentionCase(2, 4, n, 64, mask) for mask in MaskKind for n in lengths]
+
+
+def _powers_of_two(shortest: int, longest: int) -> list[int]:
+    return [1 << e for e in range(shortest.bit_length() - 1, longest.bit_length())]
 
 
 def measure_cases(
@@ -96,70 +114,85 @@ def measure_cases(
     stopwatch: Stopwatch,
     ceilings: Ceilings,
     on_step: Callable[[str], None] = lambda description: None,
+    modes: Sequence[Mode] = (Mode.FORWARD,),
 ) -> Iterator[list[AttentionRow]]:
-    """Measure every provider on each case in turn, yielding that case's rows.
+    """Measure every provider on each case in each mode in turn, yielding the rows of one (case, mode).
 
-    One case at a time, so that a run stopped early (a time limit) still has every finished case.
-    `on_step` is called before each (case, provider).
+    One case at a time, so that a run stopped early (a time limit) still has every finished case; the
+    modes of a case share its inputs and float64 references. `on_step` is called before each
+    (case, mode, provider).
     """
     smallest = smallest_shape_cases(cases)
+    gradients = any(mode.needs_gradients for mode in modes)
     for case in cases:
-        input_sets = _input_sets(case, dtype, stopwatch.device)
-        expected = float64_reference(input_sets[0])
-        case_rows = []
-        for provider in providers:
-            on_step(f"{case.label}: {provider.name}")
-            is_smallest = case in smallest
-            case_rows.append(_measure(provider, case, input_sets, expected, stopwatch, ceilings, is_smallest))
-        yield _with_speedups(case_rows)
+        input_sets = _input_sets(case, dtype, stopwatch.device, gradients)
+        expected = float64_expected(modes, input_sets[0])
+        for mode in modes:
+            mode_rows = []
+            for provider in providers:
+                on_step(f"{mode.case_label(case)}: {provider.name}")
+                mode_rows.append(
+                    _measure(provider, case, mode, input_sets, expected[mode], stopwatch, ceilings, case in smallest)
+                )
+            yield _with_speedups(mode_rows)
 
 
-def _input_sets(case: AttentionCase, dtype: torch.dtype, device: torch.device) -> list[AttentionInputs]:
+def _input_sets(
+    case: AttentionCase, dtype: torch.dtype, device: torch.device, gradients: bool
+) -> list[AttentionInputs]:
     """Enough independent random input sets to rotate through without timing the cache."""
-    first = make_inputs(case, dtype, device, seed=0)
+    first = make_inputs(case, dtype, device, seed=0, gradients=gradients)
     count = input_sets_needed(first.nbytes, device)
-    return [first] + [make_inputs(case, dtype, device, seed=i) for i in range(1, count)]
+    return [first] + [make_inputs(case, dtype, device, seed=i, gradients=gradients) for i in range(1, count)]
 
 
 def _measure(
     provider: Provider,
     case: AttentionCase,
+    mode: Mode,
     input_sets: list[AttentionInputs],
-    expected: torch.Tensor,
+    expected: dict[str, torch.Tensor],
     stopwatch: Stopwatch,
     ceilings: Ceilings,
     is_smallest: bool,
 ) -> AttentionRow:
-    row = AttentionRow(case, provider.name, provider.label)
+    row = AttentionRow(case, provider.name, provider.label, mode)
     reason = provider.skip_reason(is_smallest)
     if reason is not None:
         return replace(row, reason=reason)
 
     with provider.context():
-        error, reason = _first_call_error(provider, input_sets[0], expected)
+        errors, reason = _first_call_errors(provider, mode, input_sets[0], expected)
         if reason is not None:
             return replace(row, reason=reason)
         try:
-            timing = stopwatch.measure(rotating(provider.call, input_sets))
-            peak = peak_memory_bytes(lambda: provider.call(input_sets[0]), stopwatch.device)
+            # Backward: each input set's forward runs here, its graph kept until the calls are dropped.
+            calls = [timed_call(mode, provider, inputs) for inputs in input_sets]
+            timing = stopwatch.measure(rotating(_call, calls))
+            peak = peak_memory_bytes(calls[0], stopwatch.device)
         except torch.OutOfMemoryError as failure:  # the first call fitted, repeated ones did not
+            calls = None  # drop the kept graphs first, so that the cache can give their memory back
             _release_cached_memory(stopwatch.device)
             return replace(row, reason=f"out of memory while timing: {_first_line(str(failure))}")
-    tflops = tflops_per_second(case.flops, timing.median_ms)
+    tflops = tflops_per_second(row.flops, timing.median_ms)
     return replace(
         row,
         timing=timing,
         tflops=tflops,
         ceiling_fraction=tflops / ceilings.matmul_tflops,
-        max_abs_error=error,
+        errors=errors,
         peak_memory_bytes=peak,
     )
 
 
-def _first_call_error(
-    provider: Provider, inputs: AttentionInputs, expected: torch.Tensor
-) -> tuple[float | None, str | None]:
-    """(max abs error, None) when the provider runs on these inputs, else (None, why it does not).
+def _call(fn: Callable[[], object]) -> object:
+    return fn()
+
+
+def _first_call_errors(
+    provider: Provider, mode: Mode, inputs: AttentionInputs, expected: dict[str, torch.Tensor]
+) -> tuple[dict[str, float] | None, str | None]:
+    """(max abs error per output, None) when the provider runs on these inputs, else (None, why not).
 
     Any exception counts as "cannot run this input": SDPA backends reject inputs with RuntimeError, and
     the warnings they emit on the way say why, so those are kept in the reason too.
@@ -167,11 +200,11 @@ def _first_call_error(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            output = provider.call_checked(inputs)
+            outputs = checked_outputs(mode, provider, inputs)
         except Exception as failure:  # reported in the row: see the docstring
             _release_cached_memory(inputs.q.device)
             return None, _failure_reason(failure, caught)
-    return max_abs_error(output, expected), None
+    return max_abs_errors(outputs, expected), None
 
 
 def _release_cached_memory(device: torch.device) -> None:
@@ -204,9 +237,18 @@ def _with_speedups(rows: list[AttentionRow]) -> list[AttentionRow]:
     ]
 
 
-def by_head_dim_and_mask(rows: Iterable[AttentionRow]) -> dict[tuple[int, MaskKind], list[AttentionRow]]:
+DisplayGroup = tuple[int, MaskKind, Mode]  # head dim, mask kind, mode
+
+
+def by_display_group(rows: Iterable[AttentionRow]) -> dict[DisplayGroup, list[AttentionRow]]:
     """Rows grouped the way tables and plots show them, each group in sweep order."""
-    groups: dict[tuple[int, MaskKind], list[AttentionRow]] = defaultdict(list)
+    groups: dict[DisplayGroup, list[AttentionRow]] = defaultdict(list)
     for row in rows:
-        groups[row.case.head_dim, row.case.mask].append(row)
+        groups[row.case.head_dim, row.case.mask, row.mode].append(row)
     return dict(groups)
+
+
+def group_title(head_dim: int, mask: MaskKind, mode: Mode) -> str:
+    """How tables and plots name a display group."""
+    title = f"D={head_dim}, mask: {mask.value}"
+    return title if mode is Mode.FORWARD else f"{title}, {mode.value}"

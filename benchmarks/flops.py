@@ -15,5 +15,16 @@ def attention_forward_flops(
     return flops
 
 
+def attention_backward_flops(
+    batch: int, heads: int, q_len: int, kv_len: int, head_dim: int, causal: bool
+) -> int:
+    """FLOPs of the attention backward: 2.5x the forward's (DESIGN.md), the convention of FlashAttention.
+
+    Five matmuls of 2*Nq*Nk*D to the forward's two: QK^T recomputed, dP = dO V^T, dV = P^T dO,
+    dQ = dS K, dK = dS^T Q. Same causal halving and the same lower-bound rule as the forward.
+    """
+    return attention_forward_flops(batch, heads, q_len, kv_len, head_dim, causal) * 5 // 2
+
+
 def tflops_per_second(flops: int, milliseconds: float) -> float:
     return flops / (milliseconds * 1e-3) / 1e12

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # One GPU session on a lent H100/H200 (no network there), from the repository root:
 #     OUT=/path/to/results BENCH_GIT_COMMIT=<sha of the tree you sent> bash benchmarks/gpu_session.sh
-# Total under 8 minutes: every step runs under `timeout`. A failing step is recorded and the next one
-# still runs; the script exits non-zero at the end if any step failed. Writes 6 files into $OUT (the
-# device tool brings back at most 8, at most 2 folders deep):
+# Total under 8 minutes: every step runs under `timeout` (110 + 30 + 130 + 170 s, plus the environment);
+# a benchmark stopped by its limit still writes the cases it finished. A failing step is recorded and the
+# next one still runs; the script exits non-zero at the end if any step failed. Writes 8 files into $OUT
+# (the device tool brings back at most 8, at most 2 folders deep):
 #   env.txt              nvidia-smi, versions, commit
-#   tests.txt            the test suite on CUDA
+#   tests.txt            the test suite on CUDA (KERNELS_AUTOTUNE=0: one tile per kernel, no timing)
 #   ceilings.txt         python -m benchmarks ceilings
-#   attention.txt        python -m benchmarks attention: the tables
+#   attention.txt        python -m benchmarks attention --quick (N <= 8192): the forward tables
 #   attention.json       its results (card, versions, ceilings, every row)
-#   attention-plots.tar  its PNG plots, one tar so that they count as one file
+#   backward.txt         python -m benchmarks backward: backward alone and fwd+bwd (N <= 8192)
+#   backward.json        its results
+#   plots.tar            every PNG plot (attention/, backward/), one tar so that they count as one file
 # The last lines printed are a summary: each step's exit code and time, then ours vs torch per case.
 set -euo pipefail
 
@@ -48,20 +51,21 @@ print(f'{p.name}: {p.multi_processor_count} SMs, {p.L2_cache_size >> 20} MiB L2,
 
 echo "== environment (output in env.txt)"
 environment >"$OUT/env.txt" 2>&1 || true
-step tests 150 tests.txt "$PYTHON" -m pytest tests/ -x -q -p no:cacheprovider
-step ceilings 45 ceilings.txt "$PYTHON" -m benchmarks ceilings --out "$WORK"
-step attention 240 attention.txt "$PYTHON" -m benchmarks attention --out "$WORK/attention"
+step tests 110 tests.txt env KERNELS_AUTOTUNE=0 "$PYTHON" -m pytest tests/ -x -q -p no:cacheprovider
+step ceilings 30 ceilings.txt "$PYTHON" -m benchmarks ceilings --out "$WORK"
+step attention 130 attention.txt "$PYTHON" -m benchmarks attention --quick --out "$WORK/attention"
+step backward 170 backward.txt "$PYTHON" -m benchmarks backward --out "$WORK/backward"
 
-if [[ -f "$WORK/attention/attention.json" ]]; then
-    cp "$WORK/attention/attention.json" "$OUT/"
-    (cd "$WORK/attention" && tar -cf "$OUT/attention-plots.tar" ./*.png) || echo "no plots to pack"
-fi
+for benchmark in attention backward; do
+    if [[ -f "$WORK/$benchmark/$benchmark.json" ]]; then cp "$WORK/$benchmark/$benchmark.json" "$OUT/"; fi
+done
+(cd "$WORK" && tar -cf "$OUT/plots.tar" attention/*.png backward/*.png) || echo "not every plot was there to pack"
 
 echo "== summary"
 printf '%s\n' "${SUMMARY[@]}"
 echo "tests: $(tail -n 1 "$OUT/tests.txt")"
 grep -E '[0-9] (TFLOP/s|GB/s)' "$OUT/ceilings.txt" || true
-if [[ -f "$OUT/attention.json" ]]; then
-    "$PYTHON" -m benchmarks.summary "$OUT/attention.json"
-fi
+for benchmark in attention backward; do
+    if [[ -f "$OUT/$benchmark.json" ]]; then "$PYTHON" -m benchmarks.summary "$OUT/$benchmark.json"; fi
+done
 exit "$FAILED"

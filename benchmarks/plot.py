@@ -5,16 +5,19 @@ from pathlib import Path
 
 from matplotlib.figure import Figure  # the object API: no pyplot state, no display backend
 
-from benchmarks.attention_suite import AttentionRow, by_head_dim_and_mask
+from benchmarks.attention_suite import AttentionRow, by_display_group, group_title
 from benchmarks.ceilings import Ceilings
 
 
-def plot_attention(rows: list[AttentionRow], ceilings: Ceilings, title: str, out_dir: Path) -> list[Path]:
-    """One PNG per (head dim, mask kind) in `out_dir`; returns their paths."""
+def plot_attention(
+    rows: list[AttentionRow], ceilings: Ceilings, title: str, out_dir: Path, name: str = "attention"
+) -> list[Path]:
+    """One PNG per (head dim, mask kind, mode) in `out_dir`, `name_d64_causal[_bwd|_fwd-bwd].png`;
+    returns their paths."""
     paths = []
-    for (d, mask), group in by_head_dim_and_mask(row for row in rows if row.available).items():
-        path = out_dir / f"attention_d{d}_{mask.value}.png"
-        paths.append(_plot_group(group, ceilings, f"{title}\nD={d}, mask: {mask.value}", path))
+    for (d, mask, mode), group in by_display_group(row for row in rows if row.available).items():
+        path = out_dir / f"{name}_d{d}_{mask.value}{mode.file_tag}.png"
+        paths.append(_plot_group(group, ceilings, f"{title}\n{group_title(d, mask, mode)}", path))
     return paths
 
 

@@ -1,7 +1,8 @@
 """`python -m benchmarks.summary DIR/attention.json`: the short text table a GPU session prints last.
 
-One line per case: ours (TFLOP/s, share of the measured matmul ceiling, speed against SDPA default,
-max error) beside the fastest torch SDPA backend on that case.
+Also reads the `backward` command's backward.json. One line per case and mode: ours (TFLOP/s, share of
+the measured matmul ceiling, speed against SDPA default in that mode, max error) beside the fastest torch
+SDPA backend on that case.
 """
 
 import argparse
@@ -19,14 +20,15 @@ _HEADERS = ("case", "ours TFLOP/s", "of matmul", "vs SDPA", "ours max err", "bes
 def summary_lines(payload: dict) -> list[tuple]:
     by_case: dict[tuple, dict[str, dict]] = defaultdict(dict)
     for row in payload["rows"]:
-        case = (row["head_dim"], row["mask"], row["seq_len"], row["batch"], row["heads"])
+        mode = row.get("mode", "forward")  # results written before the backward modes have none
+        case = (row["head_dim"], row["mask"], row["seq_len"], row["batch"], row["heads"], mode)
         by_case[case][row["provider"]] = row
     return [_line(case, rows) for case, rows in by_case.items()]
 
 
 def _line(case: tuple, rows: dict[str, dict]) -> tuple:
-    head_dim, mask, seq_len, batch, heads = case
-    label = f"D{head_dim} {mask} N{seq_len} B{batch} H{heads}"
+    head_dim, mask, seq_len, batch, heads, mode = case
+    label = f"D{head_dim} {mask} N{seq_len} B{batch} H{heads}" + ("" if mode == "forward" else f" {mode}")
     sdpa = [r for name, r in rows.items() if name.startswith("sdpa-") and r["available"]]
     best = max(sdpa, key=lambda r: r["tflops"], default=None)
     best_cells = (best["provider"], f"{best['tflops']:.3g}") if best else ("none ran", None)
@@ -47,7 +49,7 @@ def _line(case: tuple, rows: dict[str, dict]) -> tuple:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.summary", description=__doc__)
     parser.add_argument(
-        "results", type=Path, help="an attention.json written by `python -m benchmarks attention`"
+        "results", type=Path, help="an attention.json or backward.json written by `python -m benchmarks`"
     )
     payload = json.loads(parser.parse_args(argv).results.read_text())
     environment, ceilings = payload["environment"], payload["ceilings"]

@@ -7,8 +7,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from benchmarks.attention_inputs import AttentionCase
-from benchmarks.attention_suite import AttentionRow, by_head_dim_and_mask
+from benchmarks.attention_suite import AttentionRow, by_display_group, group_title
 from benchmarks.ceilings import Ceilings
 
 _UNAVAILABLE = "[dim]unavailable[/dim]"
@@ -42,9 +41,8 @@ def ceilings_table(ceilings: Ceilings) -> Table:
 
 
 def attention_tables(rows: list[AttentionRow]) -> list[Table]:
-    """One table per (head dim, mask kind), a section per shape, a line per provider."""
-    groups = by_head_dim_and_mask(rows)
-    return [_attention_table(f"D={d}, mask: {mask.value}", group) for (d, mask), group in groups.items()]
+    """One table per (head dim, mask kind, mode), a section per shape, a line per provider."""
+    return [_attention_table(group_title(*key), group) for key, group in by_display_group(rows).items()]
 
 
 def _attention_table(title: str, rows: list[AttentionRow]) -> Table:
@@ -71,25 +69,35 @@ def _measurements(row: AttentionRow) -> tuple[str, ...]:
         f"{row.tflops:.3g}",
         f"{row.ceiling_fraction:.1%}",
         f"{row.speedup_vs_sdpa_default:.2f}x" if row.speedup_vs_sdpa_default else "",
-        f"{row.max_abs_error:.1e}",
+        _error(row),
         f"{row.peak_memory_bytes / 2**20:,.0f}" if row.peak_memory_bytes is not None else "n/a",
     )
 
 
+def _error(row: AttentionRow) -> str:
+    """The largest error; with several outputs (dq, dk, dv), also which one it is."""
+    text = f"{row.max_abs_error:.1e}"
+    if len(row.errors) == 1:
+        return text
+    return f"{text} ({max(row.errors, key=row.errors.__getitem__)})"
+
+
 def unavailable_table(rows: Iterable[AttentionRow]) -> Table | None:
     """Why each provider did not run, grouped so that a reason shared by many cases is listed once."""
-    cases_by_reason: dict[tuple[str, str], list[AttentionCase]] = defaultdict(list)
+    rows_by_reason: dict[tuple[str, str], list[AttentionRow]] = defaultdict(list)
     for row in rows:
         if not row.available:
-            cases_by_reason[row.label, row.reason].append(row.case)
-    if not cases_by_reason:
+            rows_by_reason[row.label, row.reason].append(row)
+    if not rows_by_reason:
         return None
     table = Table(title="Unavailable providers (not timed)")
     table.add_column("provider")
     table.add_column("cases", justify="right")
     table.add_column("masks")
+    table.add_column("modes")
     table.add_column("reason")
-    for (label, reason), cases in cases_by_reason.items():
-        masks = ", ".join(dict.fromkeys(case.mask.value for case in cases))
-        table.add_row(label, str(len(cases)), masks, reason)
+    for (label, reason), group in rows_by_reason.items():
+        masks = ", ".join(dict.fromkeys(row.case.mask.value for row in group))
+        modes = ", ".join(dict.fromkeys(row.mode.value for row in group))
+        table.add_row(label, str(len(group)), masks, modes, reason)
     return table

@@ -1,4 +1,5 @@
-"""triton-attention-kernels: fused Triton kernels for scaled dot-product attention.
+"""triton-attention-kernels: fused Triton kernels for scaled dot-product attention and sinusoidal
+positional encoding.
 
 Kept below 0.18.2 on purpose: transformers maps the import name `kernels` to this distribution
 when probing for Hugging Face's own `kernels` package, and only a version in its supported range
@@ -7,10 +8,13 @@ would make it believe that package is installed (tests/test_transformers_compat.
 from kernels.backends import BACKENDS, record_backends, use_backend
 from kernels.functional import attention, attention_dropout_mask
 from kernels.modules import MultiHeadAttention
+from kernels.positional import add_positional_encoding, sinusoidal_embedding
+from kernels.positional_modules import PositionalEncoder, SinusoidalEmbedding
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "attention", "attention_dropout_mask", "MultiHeadAttention", "use_backend", "record_backends", "BACKENDS",
-    "__version__",
+    "attention", "attention_dropout_mask", "MultiHeadAttention",
+    "add_positional_encoding", "sinusoidal_embedding", "PositionalEncoder", "SinusoidalEmbedding",
+    "use_backend", "record_backends", "BACKENDS", "__version__",
 ]

@@ -91,6 +91,8 @@ def attention(
         dropout = Dropout.draw(dropout_p) if dropout_p > 0.0 else None
         out = _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout)
     else:
+        if chosen == "torch" and attn_mask is not None and attn_mask.dim() == 1:
+            attn_mask = attn_mask.unsqueeze(0)  # torch SDPA rejects a 1-D (Nk,) mask that broadcasts fine
         sdpa = F.scaled_dot_product_attention if chosen == "torch" else reference.scaled_dot_product_attention
         out = sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
                    scale=scale, enable_gqa=enable_gqa)

@@ -57,7 +57,11 @@ class _SinusoidalEmbedding(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         """Scatter-add dropout(dy * scale) into the rows the ids picked, accumulating in float32.
-        torch's index_add_ does the scatter: a Triton version would only save the float32 staging."""
+
+        The scaling and the mask are the forward kernel again (no encoding term); the scatter is
+        torch's index_add_ (atomic adds on CUDA). A fused Triton scatter would save one write and
+        read of the (B, N, d) rows, while the (vocab, d) float32 zero-fill and cast cost the same
+        either way: not worth a second kernel yet."""
         (token_ids,) = ctx.saved_tensors
         rows = _scaled_dropout(grad_out, ctx.scale, ctx.dropout)  # (B, N, d)
         d_model = rows.size(-1)
@@ -132,15 +136,14 @@ def sinusoidal_embedding(
     lie in [0, vocab_size): checked on CPU tensors; on CUDA (where a check would sync) the Triton
     kernel writes NaN rows for out-of-range ids instead of reading out of bounds.
     """
-    scale = math.sqrt(weight.size(-1)) if scale is None and isinstance(weight, torch.Tensor) else scale
     check_embedding_inputs(token_ids, weight, position_offset, position_ids, scale, dropout_p, padding_idx)
+    scale = math.sqrt(weight.size(1)) if scale is None else float(scale)
     batch, seq_len = token_ids.shape
     chosen = resolve_backend(backend, weight.device)
     if chosen == "triton":
         check_triton_limits(weight.dtype, position_offset, seq_len)
         positions = _kernel_positions(position_offset, position_ids, batch, seq_len)
-        out = _SinusoidalEmbedding.apply(
-            weight, token_ids, positions, float(scale), _draw_dropout(dropout_p), padding_idx)
+        out = _SinusoidalEmbedding.apply(weight, token_ids, positions, scale, _draw_dropout(dropout_p), padding_idx)
     else:
         positions = _position_tensor(position_offset, position_ids, batch, seq_len, weight.device)
         out = positional_torch.sinusoidal_embedding(

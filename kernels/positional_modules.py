@@ -29,7 +29,9 @@ class PositionalEncoder(reference.PositionalEncoder):
         self.dropout_p = _check_dropout(dropout)
         self.scale_input = scale_input
 
-    def forward(self, x: torch.Tensor, *, position_offset: int = 0, position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, *, position_offset: int = 0, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x (B, N, d_model) -> dropout(x [* sqrt(d_model)] + pe[positions]), any N."""
         if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.size(-1) != self.d_model:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__

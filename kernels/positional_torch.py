@@ -39,7 +39,9 @@ def encode(source: torch.Tensor, positions: torch.Tensor, scale: float, dropout_
     compute_dtype = torch.promote_types(source.dtype, torch.float32)
     pe = ENCODINGS[backend](positions, source.size(-1), compute_dtype)
     out = source.to(compute_dtype) * scale + pe
-    return F.dropout(out, dropout_p).to(source.dtype)
+    if dropout_p > 0.0:
+        out = F.dropout(out, dropout_p)
+    return out.to(source.dtype)
 
 
 def add_positional_encoding(x, positions, scale, dropout_p, inplace, backend) -> torch.Tensor:

@@ -59,14 +59,16 @@ def check_encoding_inputs(x, position_offset, position_ids, scale, dropout_p, in
     _check_scale_and_dropout(scale, dropout_p)
     if not isinstance(inplace, bool):
         raise TypeError(f"inplace must be a bool, got {type(inplace).__name__}")
+    if inplace and any(stride == 0 and size > 1 for stride, size in zip(x.stride(), x.shape)):
+        raise ValueError(f"inplace=True needs x without broadcast (stride 0) dims, got strides {x.stride()}")
 
 
 def check_embedding_inputs(token_ids, weight, position_offset, position_ids, scale, dropout_p, padding_idx) -> None:
-    """Checks shared by every backend of sinusoidal_embedding."""
+    """Checks shared by every backend of sinusoidal_embedding; scale None means sqrt(d_model)."""
     _check_float_tensor("weight", weight, 2, "(vocab_size, d_model)")
     _check_index_tensor("token_ids", token_ids, "(batch, seq)", weight.device)
     _check_positions(position_offset, position_ids, token_ids.size(0), token_ids.size(1), weight.device)
-    _check_scale_and_dropout(scale, dropout_p)
+    _check_scale_and_dropout(1.0 if scale is None else scale, dropout_p)
     vocab_size = weight.size(0)
     if padding_idx is not None and (
         isinstance(padding_idx, bool) or not isinstance(padding_idx, int) or not 0 <= padding_idx < vocab_size

@@ -8,12 +8,19 @@ import kernels
 import reference
 from kernels.ops.attention_backward import attention_backward
 from kernels.ops.attention_forward import attention_forward
-from parity import ABSOLUTE_FLOOR, ERROR_RATIO
+from kernels.testing import Tolerance, assert_parity
+from kernels.testing.tolerances import tolerance_for
 from test_attention_forward import DTYPES, make_qkv
 
-# Gradients sum over a sequence, so their rounding grows with it: the floor is relative to each
-# gradient's own size (the plain-PyTorch error term usually dominates anyway).
+# Gradients sum over a sequence, so their rounding grows with it: the floor of the pass rule is
+# scaled by each gradient's own size (the plain-PyTorch error term usually dominates anyway).
 GRADIENT_FLOOR_SCALE = 4.0
+
+
+def gradient_tolerance(dtype: torch.dtype, exact_gradient: torch.Tensor) -> Tolerance:
+    base = tolerance_for(dtype)
+    scale = GRADIENT_FLOOR_SCALE * max(1.0, exact_gradient.abs().max().item())
+    return Tolerance(error_ratio=base.error_ratio, absolute_floor=base.absolute_floor * scale)
 
 
 def reference_gradients(q, k, v, dout, **kwargs):
@@ -31,19 +38,16 @@ def triton_gradients(q, k, v, dout, **kwargs):
 
 
 def assert_gradients_match(q, k, v, dout, attn_mask=None, **kwargs):
-    """The pass rule of tests/parity.py applied to each of dq, dk, dv."""
+    """The pass rule of kernels.testing applied to each of dq, dk, dv."""
     exact_mask = attn_mask if attn_mask is None or attn_mask.dtype == torch.bool else attn_mask.double()
     exact = reference_gradients(q.double(), k.double(), v.double(), dout.double(), attn_mask=exact_mask, **kwargs)
     plain = reference_gradients(q, k, v, dout, attn_mask=attn_mask, **kwargs)
     ours = triton_gradients(q, k, v, dout, attn_mask=attn_mask, **kwargs)
     for name, got, want, baseline in zip(("dq", "dk", "dv"), ours, exact, plain):
-        assert got.shape == want.shape and got.dtype == q.dtype, name
-        assert torch.isfinite(got).all(), f"{name} has NaN or inf"
-        error = (got.double() - want).abs().max().item()
-        plain_error = (baseline.double() - want).abs().max().item()
-        floor = ABSOLUTE_FLOOR[q.dtype] * GRADIENT_FLOOR_SCALE * max(1.0, want.abs().max().item())
-        allowed = ERROR_RATIO * plain_error + floor
-        assert error <= allowed, f"{name}: max error {error:.3g} > allowed {allowed:.3g} (plain PyTorch {plain_error:.3g})"
+        try:
+            assert_parity(got, want, baseline, tolerance=gradient_tolerance(q.dtype, want))
+        except AssertionError as failure:
+            raise AssertionError(f"{name}: {failure}") from None
 
 
 BACKWARD_SHAPES = [

@@ -6,7 +6,7 @@ import torch
 
 import kernels
 from kernels.ops.attention_forward import attention_forward
-from kernels.testing import assert_attention_close as assert_attention_matches
+from kernels.testing import assert_attention_close
 from conftest import requires_cuda
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -47,7 +47,7 @@ def test_matches_reference_on_awkward_shapes(shape, dtype, is_causal, device):
     q, k, v = make_qkv(*shape, dtype, device)
     gqa = heads_q != heads_kv
     out = run_triton(q, k, v, is_causal=is_causal, enable_gqa=gqa)
-    assert_attention_matches(out, q, k, v, is_causal=is_causal, enable_gqa=gqa)
+    assert_attention_close(out, q, k, v, is_causal=is_causal, enable_gqa=gqa)
 
 
 @requires_cuda
@@ -57,31 +57,31 @@ def test_matches_reference_on_awkward_shapes(shape, dtype, is_causal, device):
 def test_matches_reference_at_gpu_sizes(head_dim, dtype, is_causal, device):
     q, k, v = make_qkv(2, 8, 8, 2048, 2048, head_dim, dtype, device)
     out = run_triton(q, k, v, is_causal=is_causal)
-    assert_attention_matches(out, q, k, v, is_causal=is_causal)
+    assert_attention_close(out, q, k, v, is_causal=is_causal)
 
 
 def test_value_head_dim_may_differ_from_query_head_dim(device):
     q, k, v = make_qkv(2, 2, 2, 19, 23, 32, torch.float32, device, head_dim_v=48)
-    assert_attention_matches(run_triton(q, k, v), q, k, v)
+    assert_attention_close(run_triton(q, k, v), q, k, v)
 
 
 def test_custom_scale(device):
     q, k, v = make_qkv(1, 2, 2, 21, 21, 40, torch.float16, device)
-    assert_attention_matches(run_triton(q, k, v, scale=0.37, is_causal=True), q, k, v, scale=0.37, is_causal=True)
+    assert_attention_close(run_triton(q, k, v, scale=0.37, is_causal=True), q, k, v, scale=0.37, is_causal=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_large_logits_do_not_overflow(dtype, device):
     q, k, v = make_qkv(1, 2, 2, 37, 45, 64, dtype, device, magnitude=12.0)
     out = run_triton(q, k, v)
-    assert_attention_matches(out, q, k, v)
+    assert_attention_close(out, q, k, v)
 
 
 def test_rank3_inputs_have_no_head_dim(device):
     q, k, v = (torch.randn(2, n, 24, device=device) for n in (13, 29, 29))
     mask = torch.rand(2, 13, 29, device=device) > 0.3
     out = run_triton(q, k, v, attn_mask=mask)
-    assert_attention_matches(out, q, k, v, attn_mask=mask)
+    assert_attention_close(out, q, k, v, attn_mask=mask)
 
 
 @pytest.mark.parametrize("layout", ["bnhd_view", "strided_head_dim", "packed_qkv"])
@@ -95,7 +95,7 @@ def test_any_input_strides(layout, device):
         qkv = torch.randn(batch, n, 3, heads, head_dim, device=device)
         q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
     assert not q.is_contiguous()
-    assert_attention_matches(run_triton(q, k, v, is_causal=True), q, k, v, is_causal=True)
+    assert_attention_close(run_triton(q, k, v, is_causal=True), q, k, v, is_causal=True)
 
 
 def test_output_heads_merge_without_copy(device):
@@ -125,7 +125,7 @@ def test_kernel_writes_every_output_and_log_sum_exp(out_layout, is_causal, devic
     result, lse = attention_forward(q, k, v, None, is_causal, scale, out=out, lse=lse)
 
     assert result is out
-    assert_attention_matches(out, q, k, v, is_causal=is_causal)
+    assert_attention_close(out, q, k, v, is_causal=is_causal)
     scores = (q.double() @ k.double().transpose(-2, -1)) * scale
     if is_causal:
         scores = scores.masked_fill(~torch.ones(n_q, n_k, dtype=torch.bool, device=device).tril(), float("-inf"))

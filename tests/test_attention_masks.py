@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from parity import assert_attention_matches
+from kernels.testing import assert_attention_close
 from test_attention_forward import make_qkv, run_triton
 
 B, H, NQ, NK, D = 2, 3, 21, 37, 32
@@ -34,7 +34,7 @@ def test_broadcast_masks(shape_name, kind, device):
     if kind == "bool":
         # keep one key per row so partially masked rows are the point of this test
         mask = mask | (torch.arange(NK, device=device) == 0)
-    assert_attention_matches(run_triton(q, k, v, attn_mask=mask), q, k, v, attn_mask=mask)
+    assert_attention_close(run_triton(q, k, v, attn_mask=mask), q, k, v, attn_mask=mask)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -42,7 +42,7 @@ def test_additive_mask_in_low_precision_with_gqa(dtype, device):
     q, k, v = make_qkv(B, 4, 2, NQ, NK, 48, dtype, device)
     mask = torch.randn(B, 4, NQ, NK, device=device).to(dtype)
     out = run_triton(q, k, v, attn_mask=mask, enable_gqa=True)
-    assert_attention_matches(out, q, k, v, attn_mask=mask, enable_gqa=True)
+    assert_attention_close(out, q, k, v, attn_mask=mask, enable_gqa=True)
 
 
 @pytest.mark.parametrize("kind", ["bool", "additive"])
@@ -54,7 +54,7 @@ def test_fully_masked_rows_are_zero_not_nan(kind, device):
     mask[1, 0, NQ - 1] = masked_out
     out = run_triton(q, k, v, attn_mask=mask)
     assert (out[0, :, 3] == 0).all() and (out[1, :, NQ - 1] == 0).all()
-    assert_attention_matches(out, q, k, v, attn_mask=mask)
+    assert_attention_close(out, q, k, v, attn_mask=mask)
 
 
 def test_key_padding_of_a_whole_sequence(device):
@@ -64,7 +64,7 @@ def test_key_padding_of_a_whole_sequence(device):
     mask = (torch.arange(NK, device=device) < lengths[:, None])[:, None, None, :]  # (B, 1, 1, Nk)
     out = run_triton(q, k, v, attn_mask=mask)
     assert (out[1] == 0).all()
-    assert_attention_matches(out, q, k, v, attn_mask=mask)
+    assert_attention_close(out, q, k, v, attn_mask=mask)
 
 
 def test_finfo_min_is_a_weight_not_a_mask(device):
@@ -75,14 +75,14 @@ def test_finfo_min_is_a_weight_not_a_mask(device):
     mask[..., 4, :] = torch.finfo(torch.float32).min
     out = run_triton(q, k, v, attn_mask=mask)
     torch.testing.assert_close(out[:, :, 4], v.mean(dim=2), atol=1e-5, rtol=1e-5)
-    assert_attention_matches(out, q, k, v, attn_mask=mask)
+    assert_attention_close(out, q, k, v, attn_mask=mask)
 
 
 def test_non_contiguous_mask(device):
     q, k, v = make_qkv(B, H, H, NQ, NK, D, torch.float32, device)
     mask = (torch.rand(B, NK, NQ, device=device) < 0.8).transpose(1, 2)[:, None]  # (B, 1, Nq, Nk), strided
     mask[..., 0] = True
-    assert_attention_matches(run_triton(q, k, v, attn_mask=mask), q, k, v, attn_mask=mask)
+    assert_attention_close(run_triton(q, k, v, attn_mask=mask), q, k, v, attn_mask=mask)
 
 
 @pytest.mark.parametrize("n_q, n_k", [(37, 37), (13, 50), (50, 13), (1, 33)])
@@ -91,7 +91,7 @@ def test_causal_is_top_left_aligned(n_q, n_k, device):
     q, k, v = make_qkv(1, 2, 2, n_q, n_k, 32, torch.float32, device)
     out = run_triton(q, k, v, is_causal=True)
     top_left = torch.ones(n_q, n_k, dtype=torch.bool, device=device).tril()
-    assert_attention_matches(out, q, k, v, attn_mask=top_left)
+    assert_attention_close(out, q, k, v, attn_mask=top_left)
     torch.testing.assert_close(out, torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
                                atol=1e-5, rtol=1e-5)
 
@@ -111,7 +111,7 @@ def test_padding_on_both_sides_skips_tiles_yet_matches(device):
     starts, ends = torch.tensor([0, 35, 50], device=device), torch.tensor([33, 96, 65], device=device)
     keep = (positions >= starts[:, None]) & (positions < ends[:, None]) | (positions >= n_k)
     mask = keep[:, None, None, :n_k]
-    assert_attention_matches(run_triton(q, k, v, attn_mask=mask), q, k, v, attn_mask=mask)
+    assert_attention_close(run_triton(q, k, v, attn_mask=mask), q, k, v, attn_mask=mask)
 
 
 def test_attended_key_range_only_for_key_padding_masks(device):

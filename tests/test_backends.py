@@ -65,3 +65,13 @@ def test_module_runs_triton():
     with torch.no_grad(), kernels.record_backends() as ran:
         module(x, x, x)
     assert ran == ["triton"]
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch", "reference"])
+def test_every_backend_takes_a_one_dimensional_key_mask(backend):
+    q, k, v = small_inputs()
+    keep = torch.rand(11, device=DEVICE) < 0.7
+    keep[0] = True
+    out = kernels.attention(q, k, v, attn_mask=keep, backend=backend)
+    expected = reference.scaled_dot_product_attention(q, k, v, attn_mask=keep.expand(11, 11))
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)

@@ -1,7 +1,8 @@
 """Tests of the benchmark code itself (not of the kernels): FLOP counts, the CLI's JSON and plots, and
 that providers which cannot run are reported with their reason instead of dropped.
 
-Fast on the CPU: the CLI runs once (`attention --quick --device cpu`) without Triton's interpreter.
+Fast on the CPU: the CLI runs twice (`attention` and `backward`, `--quick --device cpu`) without Triton's
+interpreter.
 """
 
 import contextlib
@@ -18,10 +19,11 @@ import reference
 from benchmarks import accuracy
 from benchmarks.__main__ import main
 from benchmarks.attention_inputs import AttentionCase, MaskKind, make_inputs
+from benchmarks.attention_modes import Mode, timed_call
 from benchmarks.attention_providers import Provider, attention_providers
 from benchmarks.attention_suite import attention_cases, measure_cases
 from benchmarks.ceilings import Ceilings
-from benchmarks.flops import attention_forward_flops, tflops_per_second
+from benchmarks.flops import attention_backward_flops, attention_forward_flops, tflops_per_second
 from benchmarks.summary import summary_lines
 from benchmarks.timing import Stopwatch, input_sets_needed, rotating
 
@@ -201,3 +203,168 @@ def test_cli_refuses_cuda_without_a_cuda_device(capsys):
         main(["attention", "--device", "cuda"])
     assert exit_info.value.code == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+# --- the backward command: `backward --quick --device cpu`, modes backward and fwd+bwd ---------------
+
+GRADIENT_MODES = ("backward", "fwd+bwd")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_backward_flops_are_two_and_a_half_forwards_and_fwd_bwd_three_and_a_half(causal):
+    forward = attention_forward_flops(2, 3, 64, 64, 16, causal)
+    assert attention_backward_flops(2, 3, 64, 64, 16, causal) == 2.5 * forward
+    case = AttentionCase(2, 3, 64, 16, MaskKind.CAUSAL if causal else MaskKind.NONE)
+    assert Mode.FORWARD.flops(case) == forward
+    assert Mode.BACKWARD.flops(case) == 2.5 * forward
+    assert Mode.FORWARD_BACKWARD.flops(case) == 3.5 * forward
+
+
+def test_causal_halves_the_backward_flops_only_when_queries_and_keys_align():
+    full = attention_backward_flops(2, 3, 64, 64, 16, causal=False)
+    assert full == 2.5 * 4 * 2 * 3 * 64 * 64 * 16
+    assert attention_backward_flops(2, 3, 64, 64, 16, causal=True) == full // 2
+    assert attention_backward_flops(2, 3, 32, 64, 16, causal=True) == 2.5 * 4 * 2 * 3 * 32 * 64 * 16
+
+
+@pytest.mark.parametrize("mask", list(MaskKind))
+def test_chunked_float64_gradients_equal_autograd_through_the_whole_reference(monkeypatch, mask):
+    inputs = make_inputs(AttentionCase(3, 4, 16, 8, mask), torch.float32, CPU, seed=1, gradients=True)
+    monkeypatch.setattr(accuracy, "_SCORE_ELEMENTS_PER_CHUNK", 2 * 16 * 16)  # two heads per chunk
+    chunked = accuracy.float64_reference_gradients(inputs)
+    leaves = [t.detach().double().requires_grad_() for t in inputs.leaves]
+    out = reference.scaled_dot_product_attention(*leaves, inputs.attn_mask, is_causal=inputs.is_causal)
+    whole = torch.autograd.grad(out, leaves, inputs.dout.double())
+    for got, want in zip(chunked, whole, strict=True):
+        assert got.dtype == torch.float64 and got.abs().max() > 0
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def _counting_sdpa() -> tuple[Provider, list[int]]:
+    forwards = []
+
+    def call(x):
+        forwards.append(1)
+        return torch.nn.functional.scaled_dot_product_attention(x.q, x.k, x.v, is_causal=x.is_causal)
+
+    return Provider("counting", "counts its forwards", call), forwards
+
+
+def test_the_timed_backward_repeats_the_gradient_without_the_forward():
+    inputs = make_inputs(AttentionCase(1, 2, 16, 8, MaskKind.NONE), torch.float32, CPU, seed=0, gradients=True)
+    provider, forwards = _counting_sdpa()
+    backward = timed_call(Mode.BACKWARD, provider, inputs)
+    assert len(forwards) == 1  # built before timing
+    first, second = backward(), backward()  # retain_graph: the same graph runs twice
+    assert len(forwards) == 1
+    both = timed_call(Mode.FORWARD_BACKWARD, provider, inputs)()
+    assert len(forwards) == 2
+    for a, b, c in zip(first, second, both, strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    assert not timed_call(Mode.FORWARD, provider, inputs)().requires_grad  # the forward builds no graph
+
+
+class _NoBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("this backend has no backward for this input")
+
+
+def test_a_provider_whose_backward_raises_is_reported_in_the_gradient_modes_only():
+    def forward_only(x):
+        return _NoBackward.apply(torch.nn.functional.scaled_dot_product_attention(x.q, x.k, x.v))
+
+    case = AttentionCase(1, 2, 16, 8, MaskKind.NONE)
+    providers = [Provider("forward-only", "no backward", forward_only), *attention_providers(CPU, ["sdpa-default"])]
+    modes = (Mode.FORWARD, Mode.BACKWARD, Mode.FORWARD_BACKWARD)
+    stopwatch = Stopwatch(CPU, quick=True)
+    by_mode = {
+        rows[0].mode: rows
+        for rows in measure_cases([case], providers, torch.float32, stopwatch, UNIT_CEILINGS, modes=modes)
+    }
+    assert list(by_mode) == list(modes)
+    assert by_mode[Mode.FORWARD][0].available and set(by_mode[Mode.FORWARD][0].errors) == {"out"}
+    for mode in (Mode.BACKWARD, Mode.FORWARD_BACKWARD):
+        broken, sdpa = by_mode[mode]
+        assert broken.reason == "RuntimeError: this backend has no backward for this input"
+        assert broken.as_record()["mode"] == mode.value
+        assert sdpa.available and set(sdpa.errors) == {"dq", "dk", "dv"} and sdpa.speedup_vs_sdpa_default == 1.0
+
+
+@pytest.fixture(scope="module")
+def backward_run(tmp_path_factory):
+    """One `backward --quick --device cpu` run: (exit code, its JSON, its screen output, out dir)."""
+    out = tmp_path_factory.mktemp("backward-out")
+    screen = io.StringIO()
+    with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(screen):
+        env.delenv("TRITON_INTERPRET", raising=False)  # no interpreter kernels in this test file
+        exit_code = main(["backward", "--quick", "--device", "cpu", "--out", str(out)])
+    return exit_code, json.loads((out / "backward.json").read_text()), screen.getvalue(), out
+
+
+def test_backward_cli_says_what_it_measured(backward_run):
+    exit_code, results, screen, _ = backward_run
+    assert exit_code == 0 and results["benchmark"] == "backward" and results["interrupted"] is False
+    assert results["environment"]["card"] in screen
+    settings = results["settings"]
+    assert settings["modes"] == list(GRADIENT_MODES)
+    assert "retain_graph=True" in settings["measured"] and "2.5x" in settings["measured"]
+    assert set(settings["providers"]) == PROVIDERS
+    assert all(math.isfinite(results["ceilings"][key]) for key in ("matmul_tflops", "copy_gbps"))
+
+
+def test_backward_cli_has_a_row_for_every_case_mode_and_provider_with_its_flops(backward_run):
+    rows = backward_run[1]["rows"]
+    cases = attention_cases(CPU, quick=True, gradients=True)
+    assert max(c.seq_len for c in cases) < max(c.seq_len for c in attention_cases(CPU, quick=True))
+    keys = [(r["seq_len"], r["mask"], r["mode"], r["provider"]) for r in rows]
+    expected = {(c.seq_len, c.mask.value, m, p) for c in cases for m in GRADIENT_MODES for p in PROVIDERS}
+    assert len(keys) == len(expected) and set(keys) == expected
+    for row in rows:
+        forward = attention_forward_flops(row["batch"], row["heads"], row["seq_len"], row["seq_len"],
+                                          row["head_dim"], row["causal"])
+        assert row["flops"] == {"backward": 2.5, "fwd+bwd": 3.5}[row["mode"]] * forward
+
+
+def test_backward_cli_rows_that_ran_have_gradient_errors_and_finite_numbers(backward_run):
+    ran = [r for r in backward_run[1]["rows"] if r["available"]]
+    assert {(r["provider"], r["mode"]) for r in ran} >= {
+        (p, m) for p in ("sdpa-default", "sdpa-math", "reference") for m in GRADIENT_MODES
+    }
+    for row in ran:
+        for field in TIMED_FIELDS:
+            assert math.isfinite(row[field]) and row[field] > 0, (row["provider"], row["mode"], field)
+        assert row["tflops"] == pytest.approx(row["flops"] / (row["median_ms"] * 1e-3) / 1e12)
+        errors = row["max_abs_errors"]
+        assert set(errors) == {"dq", "dk", "dv"}
+        assert row["max_abs_error"] == max(errors.values()) and 0 < row["max_abs_error"] < 1e-4
+        if row["provider"] == "sdpa-default":
+            assert row["speedup_vs_sdpa_default"] == 1.0  # each mode against SDPA in the same mode
+
+
+def test_backward_cli_reports_unavailable_providers_with_their_reason(backward_run):
+    _, results, screen, _ = backward_run
+    unavailable = [r for r in results["rows"] if not r["available"]]
+    assert {r["provider"] for r in unavailable} >= {"ours", "sdpa-efficient", "sdpa-cudnn"}  # on a CPU
+    assert all("TRITON_INTERPRET=1" in r["reason"] for r in unavailable if r["provider"] == "ours")
+    assert "Unavailable providers" in screen
+    for row in unavailable:
+        assert row["reason"] and row["label"] in screen
+        assert all(row[field] is None for field in (*MEASURED_FIELDS, "max_abs_errors"))
+
+
+def test_backward_cli_writes_one_png_per_head_dim_mask_and_mode(backward_run):
+    out = backward_run[3]
+    pngs = sorted(path.name for path in out.glob("*.png"))
+    assert pngs == sorted(f"backward_d64_{m.value}_{t}.png" for m in MaskKind for t in ("bwd", "fwd-bwd"))
+    assert all((out / name).read_bytes()[:4] == b"\x89PNG" for name in pngs)
+
+
+def test_summary_has_one_line_per_case_and_mode(backward_run):
+    lines = summary_lines(backward_run[1])
+    assert len(lines) == 2 * len(attention_cases(CPU, quick=True, gradients=True))
+    assert {line[0].rsplit(" ", 1)[1] for line in lines} == set(GRADIENT_MODES)

@@ -4,7 +4,7 @@ import torch
 
 import kernels
 import reference
-from parity import ABSOLUTE_FLOOR
+from kernels.testing import TOLERANCES
 from conftest import DEVICE
 
 
@@ -35,7 +35,7 @@ def test_same_outputs_as_reference_module(n_q, n_k, mask_name, dtype):
         exact = ref.double()(query.double(), memory.double(), memory.double(), mask)
         out = fused(query, memory, memory, mask)
     assert out.dtype == dtype and out.shape == (3, n_q, 48)
-    tolerance = 20 * ABSOLUTE_FLOOR[dtype]
+    tolerance = 20 * TOLERANCES[dtype].absolute_floor
     torch.testing.assert_close(out.double(), exact, atol=tolerance, rtol=tolerance)
 
 

@@ -4,6 +4,6 @@ A module provides `register(subparsers, common)`: it adds its parser (with `comm
 --device/--quick/--out options, as a parent) and sets `run(args) -> exit code` as the parser default.
 """
 
-from benchmarks.commands import attention, ceilings
+from benchmarks.commands import attention, backward, ceilings, parity, positional
 
-COMMANDS = (attention, ceilings)
+COMMANDS = (attention, backward, ceilings, parity, positional)

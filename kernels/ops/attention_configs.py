@@ -5,9 +5,14 @@ Q/K/V blocks would not fit shared memory (or spill registers) at large head dims
 does not waste compile time on 128x128 tiles. Chosen for Hopper (H100/H200): large tiles, 3-4
 stage software pipelines, 8 warps for the 128-row tiles.
 """
+import os
 from dataclasses import dataclass
 
 import triton
+
+# KERNELS_AUTOTUNE=0 skips the timing of candidate tiles and takes the most general one (valid up
+# to head dim 256): for test runs on a GPU, which compile hundreds of variants and time none.
+AUTOTUNE = os.environ.get("KERNELS_AUTOTUNE", "1") != "0"
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,11 @@ INTERPRETER_BACKWARD_TILE = TileConfig(16, 32, num_warps=4, num_stages=1, max_he
 
 
 def autotune_configs(tiles: list[TileConfig], interpreter_tile: TileConfig, interpreting: bool) -> list[triton.Config]:
-    return [tile.to_triton() for tile in ([interpreter_tile] if interpreting else tiles)]
+    if interpreting:
+        return [interpreter_tile.to_triton()]
+    if not AUTOTUNE:
+        return [max(tiles, key=lambda tile: tile.max_head_dim).to_triton()]
+    return [tile.to_triton() for tile in tiles]
 
 
 def head_dim_pruner(tiles: list[TileConfig]):

@@ -13,12 +13,13 @@ Variants are constexpr flags of this one kernel:
 - ADD_ENCODING: off for the backward, which is the same map without the encoding: dx = dropout(dy * scale).
 - DROPOUT: the keep mask is a pure function of (seed, row, column), so the backward regenerates it.
 
-Precision: positions and angles are float32. The angle is carried in turns (angle / 2pi) and reduced
-to [-1/2, 1/2] exactly before tl.sin, so the sine is evaluated on [-pi, pi] whatever the position;
-what is left is the float32 rounding of the frequency and of position * frequency, which grows in
-proportion to the position (about position * 6e-8 radians), the same as a float32 table's.
-cos(a) is computed as sin(a + a quarter turn), one transcendental per element. Positions must stay
-below 2**24, where float32 stops representing every integer.
+Precision: positions, frequencies (exp2 of a folded constant) and angles are float32, as in a
+float32 table. Angles are reduced to [-pi, pi] before tl.sin / tl.cos (Cody-Waite with a two-part
+2pi, exact while angle / 2pi < 2**16), so what is left is the float32 rounding of the frequency and
+of position * frequency: an error in proportion to the position, the same order as a float32 table's
+(measured in the interpreter: at most 2 x position x 2**-24). Positions must stay below 2**24, where
+float32 stops representing every integer. Each (2i, 2i+1) column pair shares one angle, one
+reduction, one sin and one cos.
 """
 import math
 import os
@@ -175,7 +176,7 @@ def _tile(n_rows: int, d_model: int) -> _Tile:
     return _Tile(rows, cols, num_warps=max(1, min(8, rows * cols // 1024)))
 
 
-def frequency_log2_step(d_model: int) -> float:
+def _frequency_log2_step(d_model: int) -> float:
     """log2 of the ratio between neighbouring pairs' frequencies: 10000^(-2/d) = exp2(2 * this)."""
     return -math.log2(10000.0) / d_model
 
@@ -214,7 +215,7 @@ def launch_positional_encoding(
         *(positions.ids.stride() if positions.ids is not None else (0, 0)),
         *out.stride(),
         positions.offset, float(scale), dropout.seed, dropout.keep_threshold, 1.0 / (1.0 - dropout.p),
-        FREQ_LOG2_STEP=frequency_log2_step(d_model),
+        FREQ_LOG2_STEP=_frequency_log2_step(d_model),
         GATHER=gather, HAS_POSITION_IDS=positions.ids is not None, ADD_ENCODING=add_encoding,
         DROPOUT=dropout.p > 0.0, ROUND_BF16_BY_HAND=INTERPRETING and out.dtype == torch.bfloat16,
         BLOCK_ROWS=tile.rows, BLOCK_COLS=tile.cols, num_warps=tile.num_warps,

@@ -40,7 +40,9 @@ class AttentionSpec:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if (self.mask in MASK_TENSOR_KINDS) != (self.mask_shape in MASK_SHAPES):
-            raise ValueError(f"mask_shape must be one of {MASK_SHAPES} for masks {MASK_TENSOR_KINDS}, else None")
+            raise ValueError(
+                f"mask_shape must be one of {MASK_SHAPES} for the masks {MASK_TENSOR_KINDS}, else None"
+            )
         if self.heads_q % self.heads_kv != 0:
             raise ValueError(f"heads_q ({self.heads_q}) must be a multiple of heads_kv ({self.heads_kv})")
 
@@ -87,8 +89,8 @@ class AttentionSpec:
 def _in_layout(shape, layout: str, dtype: torch.dtype, generator: torch.Generator, device) -> torch.Tensor:
     """Standard-normal values of `shape` (B, H, N, D), held in memory as `layout` says."""
     b, h, n, d = shape
-    storage_shape = {"contiguous": shape, "bnhd_view": (b, n, h, d), "strided_head_dim": (b, h, n, 2 * d)}[layout]
-    storage = torch.randn(storage_shape, generator=generator).to(device, dtype)
+    storage_shapes = {"contiguous": shape, "bnhd_view": (b, n, h, d), "strided_head_dim": (b, h, n, 2 * d)}
+    storage = torch.randn(storage_shapes[layout], generator=generator).to(device, dtype)
     if layout == "bnhd_view":
         return storage.transpose(1, 2)
     return storage[..., ::2] if layout == "strided_head_dim" else storage

@@ -4,7 +4,9 @@ from collections.abc import Iterator
 
 from torch import nn
 
-_DROPOUT_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+_DROPOUT_MODULES = (
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout
+)
 
 
 def _dropout_attributes(module: nn.Module) -> Iterator[str]:

@@ -34,10 +34,12 @@ class ErrorStats:
     def describe_worst(self) -> str:
         if self.worst_index is None:
             return "no elements"
-        return f"worst at {list(self.worst_index)}: got {self.worst_actual:.6g}, expected {self.worst_expected:.6g}"
+        where = list(self.worst_index)
+        return f"worst at {where}: got {self.worst_actual:.6g}, expected {self.worst_expected:.6g}"
 
 
 def measure_error(actual: torch.Tensor, expected: torch.Tensor) -> ErrorStats:
+    """`actual` against `expected` (same shape; any dtypes, compared on expected's device)."""
     if actual.shape != expected.shape:
         raise ValueError(f"cannot compare shape {tuple(actual.shape)} with shape {tuple(expected.shape)}")
     expected = expected.detach().double()

@@ -16,7 +16,7 @@ OutputKey = tuple[str, int, str]
 
 
 def output_label(module: str, call: int, output: str) -> str:
-    """"encoder.attention[0]", "(model)['logits']", "block (call 2)" for a module's second call."""
+    """How a report names an output: encoder.attention[0], (model)['logits'], block (call 2), ..."""
     name = module or "(model)"
     return (name if call == 0 else f"{name} (call {call + 1})") + output
 
@@ -55,10 +55,12 @@ class ModelComparison:
         headers = ("module output", "type", "max |b-a|", "mean |b-a|", "max rel", "worst element: a -> b")
         rows = [_row(layer) for layer in self.layers]
         widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
-        lines = [f"compare_models: {len(self.layers)} outputs compared, in model_a's execution order"]
-        lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [headers, *rows]]
-        lines += [f"only in {model}: {', '.join(labels)}" for model, labels in
-                  (("model_a", self.only_in_a), ("model_b", self.only_in_b)) if labels]
+        lines = [f"compare_models: {len(self.layers)} outputs compared (b against a), in model_a's execution order"]
+        for row in (headers, *rows):
+            lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        for model, labels in (("model_a", self.only_in_a), ("model_b", self.only_in_b)):
+            if labels:
+                lines.append(f"only in {model}: {', '.join(labels)}")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -69,7 +71,7 @@ def _row(layer: LayerDifference) -> tuple[str, ...]:
     if error is None:
         return (layer.label, layer.module_type, "", "", "", layer.problem)
     worst = "-" if error.max_abs_error == 0 else (
-        f"{list(error.worst_index)}: {error.worst_expected:.5g} -> {error.worst_actual:.5g}"
+        f"{list(error.worst_index)}: {error.worst_expected:.6g} -> {error.worst_actual:.6g}"
     )
     numbers = (error.max_abs_error, error.mean_abs_error, error.max_rel_error)
     return (layer.label, layer.module_type, *(f"{number:.2e}" for number in numbers), worst)
@@ -152,7 +154,9 @@ def _each_output_tensor(
             handle.remove()
 
 
-def _difference(key: OutputKey, module_type: str, tensor_a: torch.Tensor, tensor_b: torch.Tensor) -> LayerDifference:
+def _difference(
+    key: OutputKey, module_type: str, tensor_a: torch.Tensor, tensor_b: torch.Tensor
+) -> LayerDifference:
     if tensor_a.shape != tensor_b.shape:
         problem = f"shape {list(tensor_b.shape)} in model_b, {list(tensor_a.shape)} in model_a"
         return LayerDifference(*key, module_type, None, problem)

@@ -53,7 +53,8 @@ def check_parity(
     """Judge `actual` by the pass rule; `tolerance` defaults to the table's row for baseline's dtype."""
     if not actual.shape == exact.shape == baseline.shape:
         raise ValueError(
-            f"shapes differ: actual {tuple(actual.shape)}, exact {tuple(exact.shape)}, baseline {tuple(baseline.shape)}"
+            f"shapes differ: actual {tuple(actual.shape)}, exact {tuple(exact.shape)}, "
+            f"baseline {tuple(baseline.shape)}"
         )
     tolerance = tolerance or tolerance_for(baseline.dtype)
     error = measure_error(actual, exact)

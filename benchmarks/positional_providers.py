@@ -1,0 +1,53 @@
+"""The positional-encoding implementations compared side by side, as `Provider`s on `PositionalInputs`.
+
+ENCODE: ours (the fused Triton kernel) vs the course's table add (`reference.PositionalEncoder`, its
+table in the input's dtype, as a model converted to that dtype holds it) vs torch eager (the encoding
+computed on the fly with torch ops: `kernels`' "torch" backend). EMBED: ours vs eager
+`F.embedding(ids, weight) * sqrt(d)` followed by the course's table add.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+import triton
+
+import reference
+from benchmarks.attention_providers import INTERPRETER_LABEL, Provider
+from benchmarks.positional_inputs import Op, PositionalCase
+from kernels.positional import add_positional_encoding, sinusoidal_embedding
+
+OURS = "ours"
+TABLE_ADD = "reference-table"
+EAGER = "torch-eager"
+BASELINES = {Op.ENCODE: (TABLE_ADD, EAGER), Op.EMBED: (EAGER,)}  # the speed-up columns divide their times
+
+
+def positional_providers(case: PositionalCase, dtype: torch.dtype, device: torch.device) -> list[Provider]:
+    """The providers of this case's op, with any per-case state (the course's table) built up front."""
+    course = reference.PositionalEncoder(case.d_model, max_seq_length=case.seq_len).to(device, dtype)
+    if case.op is Op.ENCODE:
+        return [
+            _ours(lambda x: add_positional_encoding(x.x, backend="triton"), device),
+            Provider(TABLE_ADD, "reference table add", lambda x: course(x.x)),
+            Provider(EAGER, "torch eager, on the fly", lambda x: add_positional_encoding(x.x, backend="torch"),
+                     kernels_backend="torch"),
+        ]
+    scale = math.sqrt(case.d_model)
+
+    def eager_embedding(x):
+        return course(F.embedding(x.token_ids, x.weight) * scale)
+
+    return [
+        _ours(lambda x: sinusoidal_embedding(x.token_ids, x.weight, backend="triton"), device),
+        Provider(EAGER, "eager embedding * sqrt(d) + table", eager_embedding),
+    ]
+
+
+def _ours(call, device: torch.device) -> Provider:
+    if device.type == "cuda":
+        return Provider(OURS, "ours (triton)", call, kernels_backend="triton")
+    if triton.knobs.runtime.interpret:
+        return Provider(OURS, INTERPRETER_LABEL, call, smallest_case_only=True, kernels_backend="triton")
+    reason = "the Triton kernels need CUDA here; set TRITON_INTERPRET=1 to check them in the interpreter"
+    return Provider(OURS, "ours (triton)", call, unavailable_reason=reason)
+
