@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # One GPU session on a lent H100/H200 (no network there), from the repository root:
 #     OUT=/path/to/results BENCH_GIT_COMMIT=<sha of the tree you sent> bash benchmarks/gpu_session.sh
-# Total under 8 minutes: every step runs under `timeout` (110 + 30 + 130 + 170 s, plus the environment);
+# Total under 8 minutes: every step runs under `timeout` (110 + 30 + 120 + 150 + 45 s, plus the environment);
 # a benchmark stopped by its limit still writes the cases it finished. A failing step is recorded and the
-# next one still runs; the script exits non-zero at the end if any step failed. Writes 8 files into $OUT
+# next one still runs; the script exits non-zero at the end if any step failed. Writes 7 files into $OUT
 # (the device tool brings back at most 8, at most 2 folders deep):
 #   env.txt              nvidia-smi, versions, commit
 #   tests.txt            the test suite on CUDA (KERNELS_AUTOTUNE=0: one tile per kernel, no timing)
 #   ceilings.txt         python -m benchmarks ceilings
 #   attention.txt        python -m benchmarks attention --quick (N <= 8192): the forward tables
-#   attention.json       its results (card, versions, ceilings, every row)
 #   backward.txt         python -m benchmarks backward: backward alone and fwd+bwd (N <= 8192)
-#   backward.json        its results
-#   plots.tar            every PNG plot (attention/, backward/), one tar so that they count as one file
+#   positional.txt       python -m benchmarks positional: encoding and fused embedding, GB/s
+#   results.tar          every JSON (card, versions, ceilings, every row) and PNG plot, one tar so that
+#                        they count as one file
 # The last lines printed are a summary: each step's exit code and time, then ours vs torch per case.
 set -euo pipefail
 
@@ -53,19 +53,18 @@ echo "== environment (output in env.txt)"
 environment >"$OUT/env.txt" 2>&1 || true
 step tests 110 tests.txt env KERNELS_AUTOTUNE=0 "$PYTHON" -m pytest tests/ -x -q -p no:cacheprovider
 step ceilings 30 ceilings.txt "$PYTHON" -m benchmarks ceilings --out "$WORK"
-step attention 130 attention.txt "$PYTHON" -m benchmarks attention --quick --out "$WORK/attention"
-step backward 170 backward.txt "$PYTHON" -m benchmarks backward --out "$WORK/backward"
+step attention 120 attention.txt "$PYTHON" -m benchmarks attention --quick --out "$WORK/attention"
+step backward 150 backward.txt "$PYTHON" -m benchmarks backward --out "$WORK/backward"
+step positional 45 positional.txt "$PYTHON" -m benchmarks positional --quick --out "$WORK/positional"
 
-for benchmark in attention backward; do
-    if [[ -f "$WORK/$benchmark/$benchmark.json" ]]; then cp "$WORK/$benchmark/$benchmark.json" "$OUT/"; fi
-done
-(cd "$WORK" && tar -cf "$OUT/plots.tar" attention/*.png backward/*.png) || echo "not every plot was there to pack"
+(cd "$WORK" && tar -cf "$OUT/results.tar" attention backward positional) || echo "not every result was there to pack"
 
 echo "== summary"
 printf '%s\n' "${SUMMARY[@]}"
 echo "tests: $(tail -n 1 "$OUT/tests.txt")"
 grep -E '[0-9] (TFLOP/s|GB/s)' "$OUT/ceilings.txt" || true
 for benchmark in attention backward; do
-    if [[ -f "$OUT/$benchmark.json" ]]; then "$PYTHON" -m benchmarks.summary "$OUT/$benchmark.json"; fi
+    if [[ -f "$WORK/$benchmark/$benchmark.json" ]]; then "$PYTHON" -m benchmarks.summary "$WORK/$benchmark/$benchmark.json"; fi
 done
+tail -n 25 "$OUT/positional.txt"
 exit "$FAILED"
