@@ -16,7 +16,8 @@ import triton
 import triton.language as tl
 
 from kernels.ops.attention_common import (
-    INTERPRETING, LOG2E, Dropout, MaskArgs, accumulator_dtype, dropout_keep, precision_flags, key_span, load_tile, mask_scores, padded_head_dim, seq_bucket,
+    INTERPRETING, LOG2E, Dropout, MaskArgs, accumulator_dtype, dropout_keep, key_span, load_tile, masked_scores,
+    padded_head_dim, precision_flags, query_block_coordinates, seq_bucket,
 )
 from kernels.ops.attention_configs import (
     BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, autotune_configs, head_dim_pruner,
@@ -66,6 +67,27 @@ def _log2_lse(lse_ptrs, offs_m, n_queries, EVEN_M: tl.constexpr):
 
 
 @triton.jit
+def _recompute_tile(
+    q, k, v, do, lse_log2, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
+    dropout_p, dropout_scale, dropout_seed, batch_head,
+    MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+):
+    """For one (BLOCK_M, BLOCK_N) tile: the forward's probabilities P, the weights it actually
+    applied (P after dropout), and dP = dO @ V^T through the same dropout mask, regenerated."""
+    qk = masked_scores(q, tl.trans(k), qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
+                       n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N, INPUT_PRECISION)
+    p = tl.math.exp2(qk - lse_log2[:, None])
+    dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
+    p_applied = p
+    if USE_DROPOUT:
+        keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, n_keys, dropout_p)
+        p_applied = tl.where(keep, p * dropout_scale, 0.0)
+        dp = tl.where(keep, dp * dropout_scale, 0.0)
+    return p, p_applied, dp
+
+
+@triton.jit
 def _accumulate_dk_dv(
     dk, dv, k, v,
     q_base, do_base, lse_base, delta_base, mask_base,
@@ -86,17 +108,11 @@ def _accumulate_dk_dv(
         if DOT_IN_FP32:
             q = q.to(tl.float32)
             do = do.to(tl.float32)
-        qk = tl.dot(q, tl.trans(k), input_precision=INPUT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N)
-        qk = mask_scores(qk, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
-                         MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N)
-        p = tl.math.exp2(qk - _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M)[:, None])
-        dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)  # (BLOCK_M, BLOCK_N)
-        p_kept = p
-        if USE_DROPOUT:  # the forward's mask, regenerated: O used the kept weights only
-            keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, n_keys, dropout_p)
-            p_kept = tl.where(keep, p * dropout_scale, 0.0)
-            dp = tl.where(keep, dp * dropout_scale, 0.0)
-        dv = tl.dot(tl.trans(p_kept.to(do.dtype)), do, dv, input_precision=INPUT_PRECISION, out_dtype=dv.dtype)
+        p, p_applied, dp = _recompute_tile(
+            q, k, v, do, _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M), qk_scale, offs_m, offs_n,
+            mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys, dropout_p, dropout_scale, dropout_seed,
+            batch_head, MASK_KIND, APPLY_CAUSAL, USE_DROPOUT, EVEN_M, EVEN_N, INPUT_PRECISION)
+        dv = tl.dot(tl.trans(p_applied.to(do.dtype)), do, dv, input_precision=INPUT_PRECISION, out_dtype=dv.dtype)
         if EVEN_M:
             delta = tl.load(delta_base + offs_m)
         else:
@@ -209,14 +225,10 @@ def _accumulate_dq(
         if DOT_IN_FP32:
             k = k.to(tl.float32)
             v = v.to(tl.float32)
-        qk = tl.dot(q, tl.trans(k), input_precision=INPUT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N)
-        qk = mask_scores(qk, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
-                         MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N)
-        p = tl.math.exp2(qk - lse_log2[:, None])
-        dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
-        if USE_DROPOUT:
-            keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, n_keys, dropout_p)
-            dp = tl.where(keep, dp * dropout_scale, 0.0)
+        p, _, dp = _recompute_tile(
+            q, k, v, do, lse_log2, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
+            n_queries, n_keys, dropout_p, dropout_scale, dropout_seed, batch_head,
+            MASK_KIND, APPLY_CAUSAL, USE_DROPOUT, EVEN_M, EVEN_N, INPUT_PRECISION)
         ds = p * (dp - delta[:, None])
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=INPUT_PRECISION, out_dtype=dq.dtype)
     return dq
@@ -240,14 +252,7 @@ def _attention_backward_dq_kernel(
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
-    start_m = tl.program_id(0)
-    if IS_CAUSAL:
-        start_m = tl.num_programs(0) - 1 - start_m
-    batch_head = tl.program_id(1)
-    batch = (batch_head // n_heads).to(tl.int64)
-    head = (batch_head % n_heads).to(tl.int64)
-    kv_head = head // group_size
-
+    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL)
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)

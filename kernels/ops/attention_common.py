@@ -39,11 +39,28 @@ def load_tile(ptrs, rows, cols, n_rows, n_cols, CHECK_ROWS: tl.constexpr, CHECK_
 
 
 @triton.jit
-def mask_scores(
-    qk, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
+def query_block_coordinates(n_heads, group_size, IS_CAUSAL: tl.constexpr):
+    """(query block, batch * n_heads + head, batch, head, key/value head) of a program on the
+    (query blocks, batch * heads) grid. Causal blocks run longest first, so the short ones fill the
+    tail of the grid."""
+    start_m = tl.program_id(0)
+    if IS_CAUSAL:
+        start_m = tl.num_programs(0) - 1 - start_m
+    batch_head = tl.program_id(1)
+    batch = (batch_head // n_heads).to(tl.int64)
+    head = (batch_head % n_heads).to(tl.int64)
+    return start_m, batch_head, batch, head, head // group_size
+
+
+@triton.jit
+def masked_scores(
+    q, k_t, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
     MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
 ):
-    """Apply key bounds, the causal diagonal and the user's mask to a (BLOCK_M, BLOCK_N) score tile."""
+    """The (BLOCK_M, BLOCK_N) scores q @ k_t in log2 units (qk_scale = softmax scale * log2(e)),
+    with the key bounds, the causal diagonal and the user's mask applied."""
+    qk = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
     if not EVEN_N:
         qk = tl.where(offs_n[None, :] < n_keys, qk, float("-inf"))
     if APPLY_CAUSAL:

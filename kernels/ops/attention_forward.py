@@ -18,7 +18,6 @@ Variants are constexpr flags of this one kernel:
   tiles in between: padded tiles cost nothing.
 - USE_DROPOUT: attention weights are dropped in the kernel with Philox bits (dropout_keep), which
   the backward regenerates instead of storing a mask.
-- Causal query blocks are scheduled longest first, so the short ones fill the tail of the grid.
 
 Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
 log-sum-exp is written in natural-log units, fp32 (fp64 for fp64 inputs), shape (B, Hq, Nq). A float32 input uses exact
@@ -29,8 +28,8 @@ import triton
 import triton.language as tl
 
 from kernels.ops.attention_common import (
-    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, dropout_keep, key_span, load_tile, mask_scores, padded_head_dim,
-    precision_flags, seq_bucket,
+    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, dropout_keep, key_span, load_tile, masked_scores, padded_head_dim,
+    precision_flags, query_block_coordinates, seq_bucket,
 )
 from kernels.ops.attention_configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -57,9 +56,8 @@ def _attend_key_tiles(
                       offs_d, offs_n, HEAD_DIM, n_keys, CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
         if DOT_IN_FP32:
             k = k.to(tl.float32)
-        qk = tl.dot(q, k, input_precision=INPUT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N), log2 units
-        qk = mask_scores(qk, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
-                         MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N)
+        qk = masked_scores(q, k, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
+                           n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N, INPUT_PRECISION)
 
         # Online softmax. A row that has seen only masked keys keeps m = -inf; using 0 in its place
         # makes every exp2 exactly 0 instead of exp2(-inf - -inf) = NaN.
@@ -108,14 +106,7 @@ def _attention_forward_kernel(
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
-    start_m = tl.program_id(0)
-    if IS_CAUSAL:
-        start_m = tl.num_programs(0) - 1 - start_m
-    batch_head = tl.program_id(1)
-    batch = (batch_head // n_heads).to(tl.int64)
-    head = (batch_head % n_heads).to(tl.int64)
-    kv_head = head // group_size
-
+    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL)
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)

@@ -35,21 +35,7 @@ def check_attention(
     return check_parity(out, exact, baseline, tolerance=tolerance)
 
 
-def assert_attention_close(
-    out: torch.Tensor,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attn_mask: torch.Tensor | None = None,
-    dropout_p: float = 0.0,
-    is_causal: bool = False,
-    scale: float | None = None,
-    enable_gqa: bool = False,
-    *,
-    tolerance: Tolerance | None = None,
-) -> ParityResult:
-    """`check_attention` that raises AssertionError, with the full report, when the rule fails."""
-    result = check_attention(
-        out, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa, tolerance=tolerance
-    )
-    return assert_passes(result)
+def assert_attention_close(out: torch.Tensor, *args, **kwargs) -> ParityResult:
+    """`check_attention` (same arguments) that raises AssertionError, with the full report, when the
+    rule fails."""
+    return assert_passes(check_attention(out, *args, **kwargs))
