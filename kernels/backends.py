@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import torch
 
-from kernels.ops.attention_common import INTERPRETING
+from kernels.ops.interpreter import INTERPRETING
 
 BACKENDS = ("triton", "torch", "reference")
 

@@ -24,7 +24,9 @@ def _check_mask(attn_mask, scores_shape: tuple[int, ...], query: torch.Tensor, i
     if not isinstance(attn_mask, torch.Tensor):
         raise TypeError(f"attn_mask must be a torch.Tensor or None, got {type(attn_mask).__name__}")
     if is_causal:
-        raise ValueError("attn_mask and is_causal=True cannot be combined (as in torch SDPA): fold the causal part into attn_mask")
+        raise ValueError(
+            "attn_mask and is_causal=True cannot be combined (as in torch SDPA): fold the causal part into attn_mask"
+        )
     if attn_mask.dtype not in (torch.bool, torch.float32, query.dtype):
         raise TypeError(
             f"attn_mask must be bool (True = attend), or float32 or the query's dtype {query.dtype} "
@@ -48,11 +50,15 @@ def check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, s
     for name, tensor in (("query", query), ("key", key), ("value", value)):
         _check_tensor(name, tensor)
     if not query.dim() == key.dim() == value.dim():
-        raise ValueError(f"query, key and value must have the same rank, got {query.dim()}, {key.dim()} and {value.dim()}")
+        raise ValueError(
+            f"query, key and value must have the same rank, got {query.dim()}, {key.dim()} and {value.dim()}"
+        )
     if not query.dtype == key.dtype == value.dtype:
         raise TypeError(f"query, key and value must share one dtype, got {query.dtype}, {key.dtype} and {value.dtype}")
     if not query.device == key.device == value.device:
-        raise ValueError(f"query, key and value must be on one device, got {query.device}, {key.device} and {value.device}")
+        raise ValueError(
+            f"query, key and value must be on one device, got {query.device}, {key.device} and {value.device}"
+        )
 
     if query.size(0) != key.size(0) or key.size(0) != value.size(0):
         raise ValueError(f"batch sizes differ: query {query.size(0)}, key {key.size(0)}, value {value.size(0)}")
@@ -64,16 +70,20 @@ def check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, s
         heads_q, heads_kv = query.size(1), key.size(1)
         if heads_q != heads_kv and not enable_gqa:
             raise ValueError(
-                f"query has {heads_q} heads but key/value have {heads_kv}: pass enable_gqa=True for grouped-query attention"
+                f"query has {heads_q} heads but key/value have {heads_kv}: "
+                "pass enable_gqa=True for grouped-query attention"
             )
         if heads_q % heads_kv != 0:
-            raise ValueError(f"enable_gqa needs query heads ({heads_q}) to be a multiple of key/value heads ({heads_kv})")
+            raise ValueError(
+                f"enable_gqa needs query heads ({heads_q}) to be a multiple of key/value heads ({heads_kv})"
+            )
 
     if not isinstance(is_causal, bool):
         raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")
     if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be a float in [0, 1), got {dropout_p!r}")
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale)):
+    scale_is_number = isinstance(scale, (int, float)) and not isinstance(scale, bool)
+    if scale is not None and not (scale_is_number and math.isfinite(scale)):
         raise ValueError(f"scale must be None or a finite float, got {scale!r}")
     if attn_mask is not None:
         scores_shape = (*query.shape[:-1], key.size(-2))
@@ -85,7 +95,10 @@ def check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, s
 def check_triton_limits(query, value) -> None:
     """What the Triton kernel supports beyond the shared checks."""
     if query.dtype not in TRITON_DTYPES:
-        raise TypeError(f"the triton backend supports query/key/value dtypes float16, bfloat16, float32 and float64, got {query.dtype}")
+        raise TypeError(
+            "the triton backend supports query/key/value dtypes float16, bfloat16, float32 and float64, "
+            f"got {query.dtype}"
+        )
     for name, head_dim in (("query/key", query.size(-1)), ("value", value.size(-1))):
         if head_dim > MAX_HEAD_DIM:
             raise ValueError(f"{name} head_dim {head_dim} exceeds the triton backend's maximum of {MAX_HEAD_DIM}")

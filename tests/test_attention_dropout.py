@@ -56,7 +56,8 @@ def test_forward_equals_reference_with_the_same_mask(variant, dtype, device):
     q, k, v = make_qkv(2, 4, 2 if variant == "causal_gqa" else 4, 37, 45, 32, dtype, device)
     kwargs = dict(enable_gqa=variant == "causal_gqa", is_causal=variant == "causal_gqa")
     if variant == "key_padding":
-        kwargs["attn_mask"] = (torch.arange(45, device=device) < torch.tensor([[30], [45]], device=device))[:, None, None]
+        lengths = torch.tensor([[30], [45]], device=device)
+        kwargs["attn_mask"] = (torch.arange(45, device=device) < lengths)[:, None, None]
     out, keep = fused_with_mask(q, k, v, 0.25, seed=11, **kwargs)
     expected = reference.scaled_dot_product_attention(
         q.double(), k.double(), v.double(), dropout_p=0.25, dropout_mask=keep, **kwargs)

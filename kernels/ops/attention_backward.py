@@ -8,8 +8,9 @@ is ever stored. Three launches, none with atomics, so results are deterministic 
    are never repeated.
 3. dQ: one program per (batch, query head, BLOCK_M queries), streaming key blocks.
 Both gradient kernels take the forward's flags (mask kind, causal with tile skipping, key-padding
-span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims). A fully masked query row has lse = -inf: it is treated as
-+inf so its probabilities are exactly 0 and its gradients are 0, never NaN.
+span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims). A fully
+masked query row has lse = -inf: it is treated as +inf so its probabilities are exactly 0 and its
+gradients are 0, never NaN.
 """
 import torch
 import triton
@@ -17,7 +18,7 @@ import triton.language as tl
 
 from kernels.ops.attention_common import (
     INTERPRETING, LOG2E, Dropout, MaskArgs, accumulator_dtype, dropout_keep, key_span, load_tile, masked_scores,
-    padded_head_dim, precision_flags, query_block_coordinates, seq_bucket,
+    padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
 )
 from kernels.ops.attention_configs import (
     BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, autotune_configs, head_dim_pruner,
@@ -47,9 +48,9 @@ def _row_sum_of_products_kernel(
     head = (batch_head % n_heads).to(tl.int64)
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_DV)
-    o = load_tile(out_ptr + batch * stride_ob + head * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od,
+    o = load_tile(tile_ptrs(out_ptr + batch * stride_ob + head * stride_oh, offs_m, offs_d, stride_om, stride_od),
                   offs_m, offs_d, n_queries, HEAD_DIM_V, CHECK_ROWS=True, CHECK_COLS=True)
-    do = load_tile(dout_ptr + batch * stride_db + head * stride_dh + offs_m[:, None] * stride_dm + offs_d[None, :] * stride_dd,
+    do = load_tile(tile_ptrs(dout_ptr + batch * stride_db + head * stride_dh, offs_m, offs_d, stride_dm, stride_dd),
                    offs_m, offs_d, n_queries, HEAD_DIM_V, CHECK_ROWS=True, CHECK_COLS=True)
     delta = tl.sum(o.to(delta_ptr.dtype.element_ty) * do.to(delta_ptr.dtype.element_ty), axis=1)
     tl.store(delta_ptr + batch_head.to(tl.int64) * n_queries + offs_m, delta, mask=offs_m < n_queries)
@@ -101,9 +102,9 @@ def _accumulate_dk_dv(
     """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV."""
     for start_m in range(query_start, query_end, BLOCK_M):
         offs_m = start_m + tl.arange(0, BLOCK_M)
-        q = load_tile(q_base + offs_m[:, None] * stride_qm + offs_d[None, :] * stride_qd,
+        q = load_tile(tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd),
                       offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD_D)
-        do = load_tile(do_base + offs_m[:, None] * stride_dom + offs_dv[None, :] * stride_dod,
+        do = load_tile(tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod),
                        offs_m, offs_dv, n_queries, HEAD_DIM_V, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD_DV)
         if DOT_IN_FP32:
             q = q.to(tl.float32)
@@ -150,9 +151,9 @@ def _attention_backward_dk_dv_kernel(
     offs_n = start_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)
-    k = load_tile(k_ptr + batch * stride_kb + kv_head * stride_kh + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd,
+    k = load_tile(tile_ptrs(k_ptr + batch * stride_kb + kv_head * stride_kh, offs_n, offs_d, stride_kn, stride_kd),
                   offs_n, offs_d, n_keys, HEAD_DIM, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_D != HEAD_DIM)
-    v = load_tile(v_ptr + batch * stride_vb + kv_head * stride_vh + offs_n[:, None] * stride_vn + offs_dv[None, :] * stride_vd,
+    v = load_tile(tile_ptrs(v_ptr + batch * stride_vb + kv_head * stride_vh, offs_n, offs_dv, stride_vn, stride_vd),
                   offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
     if DOT_IN_FP32:
         k = k.to(tl.float32)
@@ -187,8 +188,8 @@ def _attention_backward_dk_dv_kernel(
                 stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
                 offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, query_start, tl.minimum(diagonal_end, query_end),
                 dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
-                HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_M, MASK_KIND, True, USE_DROPOUT,
-                EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+                HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_M, MASK_KIND, True,
+                USE_DROPOUT, EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
         dk, dv = _accumulate_dk_dv(
             dk, dv, k, v, q_base, do_base, lse_ptr + row_base, delta_ptr + row_base, mask_base,
             stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
@@ -198,8 +199,8 @@ def _attention_backward_dk_dv_kernel(
             EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
 
     dk = dk * sm_scale
-    dk_ptrs = dk_ptr + batch * stride_dkb + kv_head * stride_dkh + offs_n[:, None] * stride_dkn + offs_d[None, :] * stride_dkd
-    dv_ptrs = dv_ptr + batch * stride_dvb + kv_head * stride_dvh + offs_n[:, None] * stride_dvn + offs_dv[None, :] * stride_dvd
+    dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh, offs_n, offs_d, stride_dkn, stride_dkd)
+    dv_ptrs = tile_ptrs(dv_ptr + batch * stride_dvb + kv_head * stride_dvh, offs_n, offs_dv, stride_dvn, stride_dvd)
     tl.store(dk_ptrs, dk.to(dk_ptr.dtype.element_ty), mask=(offs_n[:, None] < n_keys) & (offs_d[None, :] < HEAD_DIM))
     tl.store(dv_ptrs, dv.to(dv_ptr.dtype.element_ty), mask=(offs_n[:, None] < n_keys) & (offs_dv[None, :] < HEAD_DIM_V))
 
@@ -218,9 +219,9 @@ def _accumulate_dq(
     """Add the key tiles [key_start, key_end) to a query block's dQ."""
     for start_n in range(key_start, key_end, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
-        k = load_tile(k_base + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd,
+        k = load_tile(tile_ptrs(k_base, offs_n, offs_d, stride_kn, stride_kd),
                       offs_n, offs_d, n_keys, HEAD_DIM, CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_D)
-        v = load_tile(v_base + offs_n[:, None] * stride_vn + offs_dv[None, :] * stride_vd,
+        v = load_tile(tile_ptrs(v_base, offs_n, offs_dv, stride_vn, stride_vd),
                       offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_DV)
         if DOT_IN_FP32:
             k = k.to(tl.float32)
@@ -256,10 +257,11 @@ def _attention_backward_dq_kernel(
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)
-    q = load_tile(q_ptr + batch * stride_qb + head * stride_qh + offs_m[:, None] * stride_qm + offs_d[None, :] * stride_qd,
+    q = load_tile(tile_ptrs(q_ptr + batch * stride_qb + head * stride_qh, offs_m, offs_d, stride_qm, stride_qd),
                   offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_D != HEAD_DIM)
-    do = load_tile(dout_ptr + batch * stride_dob + head * stride_doh + offs_m[:, None] * stride_dom + offs_dv[None, :] * stride_dod,
-                   offs_m, offs_dv, n_queries, HEAD_DIM_V, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
+    do_base = dout_ptr + batch * stride_dob + head * stride_doh
+    do = load_tile(tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod), offs_m, offs_dv, n_queries, HEAD_DIM_V,
+                   CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
     if DOT_IN_FP32:
         q = q.to(tl.float32)
         do = do.to(tl.float32)
@@ -293,7 +295,7 @@ def _attention_backward_dq_kernel(
             EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
 
     dq = dq * sm_scale
-    dq_ptrs = dq_ptr + batch * stride_dqb + head * stride_dqh + offs_m[:, None] * stride_dqm + offs_d[None, :] * stride_dqd
+    dq_ptrs = tile_ptrs(dq_ptr + batch * stride_dqb + head * stride_dqh, offs_m, offs_d, stride_dqm, stride_dqd)
     tl.store(dq_ptrs, dq.to(dq_ptr.dtype.element_ty), mask=(offs_m[:, None] < n_queries) & (offs_d[None, :] < HEAD_DIM))
 
 

@@ -4,15 +4,13 @@ span of key tiles a query block visits, and the host-side preparation of masks a
 Conventions: scores inside the kernels are in log2 units (softmax scale times log2(e) folded into
 `qk_scale`, masks multiplied by log2(e)), so exp2 replaces exp.
 """
-import os
 from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
 
-# triton reads TRITON_INTERPRET when a kernel is decorated, so this is fixed at import time too.
-INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
+from kernels.ops.interpreter import INTERPRETING
 
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
@@ -23,6 +21,12 @@ MASK_NONE, MASK_BOOL, MASK_ADDITIVE = 0, 1, 2
 # log2(e) cannot overflow fp32 to -inf: finfo(float32).min must still mean "tiny weight", not
 # "masked out", or a row of finfo.min would return zeros where torch returns a uniform average.
 _MIN_FINITE_BIAS = tl.constexpr(-2.0e38)
+
+
+@triton.jit
+def tile_ptrs(base, rows, cols, stride_row, stride_col):
+    """Pointers to the (len(rows), len(cols)) tile of a strided 2-D view starting at `base`."""
+    return base + rows[:, None] * stride_row + cols[None, :] * stride_col
 
 
 @triton.jit
@@ -66,7 +70,7 @@ def masked_scores(
     if APPLY_CAUSAL:
         qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
     if MASK_KIND != 0:
-        mask_tile = load_tile(mask_base + offs_m[:, None] * stride_mask_m + offs_n[None, :] * stride_mask_n,
+        mask_tile = load_tile(tile_ptrs(mask_base, offs_m, offs_n, stride_mask_m, stride_mask_n),
                               offs_m, offs_n, n_queries, n_keys, CHECK_ROWS=not EVEN_M, CHECK_COLS=not EVEN_N)
         if MASK_KIND == 1:
             qk = tl.where(mask_tile != 0, qk, float("-inf"))

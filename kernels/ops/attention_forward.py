@@ -29,7 +29,7 @@ import triton.language as tl
 
 from kernels.ops.attention_common import (
     INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, dropout_keep, key_span, load_tile, masked_scores, padded_head_dim,
-    precision_flags, query_block_coordinates, seq_bucket,
+    precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
 )
 from kernels.ops.attention_configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -52,7 +52,7 @@ def _attend_key_tiles(
     for start_n in range(key_start, key_end, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         # K^T tile (BLOCK_D, BLOCK_N), read straight through the strides: no transpose copy.
-        k = load_tile(k_base + offs_d[:, None] * stride_kd + offs_n[None, :] * stride_kn,
+        k = load_tile(tile_ptrs(k_base, offs_d, offs_n, stride_kd, stride_kn),
                       offs_d, offs_n, HEAD_DIM, n_keys, CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
         if DOT_IN_FP32:
             k = k.to(tl.float32)
@@ -71,7 +71,7 @@ def _attend_key_tiles(
             keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, n_keys, dropout_p)
             p = tl.where(keep, p * dropout_scale, 0.0)
 
-        v = load_tile(v_base + offs_n[:, None] * stride_vn + offs_dv[None, :] * stride_vd,
+        v = load_tile(tile_ptrs(v_base, offs_n, offs_dv, stride_vn, stride_vd),
                       offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_DV)
         if DOT_IN_FP32:
             v = v.to(tl.float32)
@@ -116,7 +116,7 @@ def _attention_forward_kernel(
     v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
     mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
 
-    q = load_tile(q_base + offs_m[:, None] * stride_qm + offs_d[None, :] * stride_qd,
+    q = load_tile(tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd),
                   offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=HEAD_DIM != BLOCK_D)
     if DOT_IN_FP32:
         q = q.to(tl.float32)
@@ -146,7 +146,7 @@ def _attention_forward_kernel(
 
     has_keys = l_i > 0.0
     out = acc / tl.where(has_keys, l_i, 1.0)[:, None]
-    out_ptrs = out_ptr + batch * stride_ob + head * stride_oh + offs_m[:, None] * stride_om + offs_dv[None, :] * stride_od
+    out_ptrs = tile_ptrs(out_ptr + batch * stride_ob + head * stride_oh, offs_m, offs_dv, stride_om, stride_od)
     out = out.to(out_ptr.dtype.element_ty)
     if EVEN_M and HEAD_DIM_V == BLOCK_DV:
         tl.store(out_ptrs, out)

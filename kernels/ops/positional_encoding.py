@@ -22,15 +22,14 @@ float32 stops representing every integer. Each (2i, 2i+1) column pair shares one
 reduction, one sin and one cos.
 """
 import math
-import os
 from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
 
-# As triton reads it when a kernel is decorated: fixed at import time.
-INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
+from kernels.ops.interpreter import INTERPRETING
+
 MAX_POSITION = 1 << 24  # float32 represents every integer below this
 INV_TWO_PI = tl.constexpr(1 / (2 * math.pi))
 TWO_PI_HI = tl.constexpr(6.28125)  # 201 / 32: a multiple of it by any integer below 2**16 is exact in float32
