@@ -8,13 +8,15 @@ would make it believe that package is installed (tests/test_transformers_compat.
 from kernels.backends import BACKENDS, record_backends, use_backend
 from kernels.functional import attention, attention_dropout_mask
 from kernels.modules import MultiHeadAttention
+from kernels.multihead_attention import MultiheadAttention
+from kernels.patching import replace_attention
 from kernels.positional import add_positional_encoding, sinusoidal_embedding
 from kernels.positional_modules import PositionalEncoder, SinusoidalEmbedding
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "attention", "attention_dropout_mask", "MultiHeadAttention",
+    "attention", "attention_dropout_mask", "MultiHeadAttention", "MultiheadAttention", "replace_attention",
     "add_positional_encoding", "sinusoidal_embedding", "PositionalEncoder", "SinusoidalEmbedding",
     "use_backend", "record_backends", "BACKENDS", "__version__",
 ]

@@ -47,8 +47,20 @@ def record_backends() -> Iterator[list[str]]:
 
 
 def note_backend_ran(backend: str) -> None:
+    """Record in eager mode only: under torch.compile this Python side effect would run once, at
+    trace time (or be replayed by dynamo with guards on the recorder lists), not once per call."""
+    if torch.compiler.is_compiling():
+        return
     for ran in _recorders:
         ran.append(backend)
+
+
+@torch.compiler.assume_constant_result
+def _forced() -> str | None:
+    """The `use_backend` override. torch.compile cannot trace a ContextVar read, so it runs this once,
+    at trace time, and bakes the result into the graph (with no guard on it): a compiled function
+    keeps the backend it was traced with."""
+    return _forced_backend.get()
 
 
 def triton_runs_on(device: torch.device) -> bool:
@@ -58,7 +70,7 @@ def triton_runs_on(device: torch.device) -> bool:
 def resolve_backend(requested: str | None, device: torch.device) -> str:
     """The explicit request, else the `use_backend` override, else what the device supports."""
     check_backend_name(requested)
-    backend = requested or _forced_backend.get()
+    backend = requested or _forced()
     if backend is None:
         return "triton" if triton_runs_on(device) else "torch"
     if backend == "triton" and not triton_runs_on(device):

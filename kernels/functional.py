@@ -5,44 +5,16 @@ import torch
 import torch.nn.functional as F
 
 import reference
+from kernels import attention_ops
 from kernels.backends import note_backend_ran, resolve_backend
-from kernels.ops.attention_backward import attention_backward
-from kernels.ops.attention_common import Dropout, accumulator_dtype
+from kernels.ops.attention_common import Dropout
 from kernels.ops.attention_dropout import dropout_keep_mask
-from kernels.ops.attention_forward import attention_forward
 from kernels.validation import check_attention_inputs, check_triton_limits
 
 
-class _TritonAttention(torch.autograd.Function):
-    """Forward saves only q, k, v, out and the log-sum-exp; the backward recomputes the rest."""
-
-    @staticmethod
-    def forward(ctx, query, key, value, mask, is_causal, scale, dropout):
-        needs_grad = any(ctx.needs_input_grad[:3])
-        lse = None
-        if needs_grad:
-            lse = torch.empty(query.shape[:3], dtype=accumulator_dtype(query.dtype), device=query.device)
-        out, lse = attention_forward(query, key, value, mask, is_causal, scale, lse=lse, dropout=dropout)
-        if needs_grad:
-            ctx.save_for_backward(query, key, value, out, lse, mask)
-            ctx.is_causal, ctx.scale, ctx.dropout = is_causal, scale, dropout
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        if ctx.needs_input_grad[3]:
-            raise NotImplementedError(
-                "the triton attention backend does not compute gradients for attn_mask; "
-                "detach the mask or use backend='torch'"
-            )
-        query, key, value, out, lse, mask = ctx.saved_tensors
-        grad_query, grad_key, grad_value = attention_backward(
-            query, key, value, out, lse, grad_out, mask, ctx.is_causal, ctx.scale, dropout=ctx.dropout)
-        return grad_query, grad_key, grad_value, None, None, None, None
-
-
-def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout):
-    """Run the kernel on rank-4 views; rank-3 (batch, seq, dim) inputs get a head dim of size 1."""
+def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p, seed):
+    """Run the custom op on rank-4 views; rank-3 (batch, seq, dim) inputs get a head dim of size 1.
+    The log-sum-exp is stored only when autograd will need it."""
     rank3 = query.dim() == 3
     if rank3:
         query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
@@ -53,7 +25,9 @@ def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout):
         mask = attn_mask.expand(scores_shape)  # a stride-0 view on broadcast dims, never a copy
         if rank3:
             mask = mask.unsqueeze(1)
-    out = _TritonAttention.apply(query, key, value, mask, is_causal, scale, dropout)
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (query, key, value, attn_mask))
+    out, _ = attention_ops.attention_forward(query, key, value, mask, is_causal, scale, dropout_p, seed, needs_grad)
     return out.squeeze(1) if rank3 else out
 
 
@@ -88,8 +62,8 @@ def attention(
     if chosen == "triton":
         check_triton_limits(query, value)
         scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else float(scale)
-        dropout = Dropout.draw(dropout_p) if dropout_p > 0.0 else None
-        out = _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout)
+        seed = attention_ops.draw_attention_seed() if dropout_p > 0.0 else None
+        out = _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed)
     else:
         if chosen == "torch" and attn_mask is not None and attn_mask.dim() == 1:
             attn_mask = attn_mask.unsqueeze(0)  # torch SDPA rejects a 1-D (Nk,) mask that broadcasts fine
@@ -108,5 +82,6 @@ def attention_dropout_mask(query: torch.Tensor, key: torch.Tensor, dropout_p: fl
     if not 0.0 < dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in (0, 1), got {dropout_p!r}")
     heads = query.size(-3) if query.dim() == 4 else 1
-    mask = dropout_keep_mask(query.size(0), heads, query.size(-2), key.size(-2), Dropout.draw(dropout_p), query.device)
+    dropout = Dropout(dropout_p, int(attention_ops.draw_attention_seed()))
+    mask = dropout_keep_mask(query.size(0), heads, query.size(-2), key.size(-2), dropout, query.device)
     return mask if query.dim() == 4 else mask.squeeze(1)

@@ -10,66 +10,14 @@ import math
 
 import torch
 
-from kernels import positional_torch
+from kernels import positional_ops, positional_torch
 from kernels.backends import note_backend_ran, resolve_backend
-from kernels.ops.positional_encoding import Dropout, Positions, launch_positional_encoding
 from kernels.positional_validation import check_embedding_inputs, check_encoding_inputs, check_triton_limits
 
 
-def _draw_dropout(p: float) -> Dropout:
-    """The Philox seed comes from torch's default (CPU) generator: `torch.manual_seed` reproduces the
-    mask, and drawing it costs no device sync."""
-    if p == 0.0:
-        return Dropout()
-    return Dropout(p, int(torch.randint(0, 2**31 - 1, ()).item()))
-
-
-def _scaled_dropout(grad: torch.Tensor, scale: float, dropout: Dropout) -> torch.Tensor:
-    """dropout(grad * scale) with the forward's mask: the gradient of both ops (no encoding term)."""
-    if dropout.p == 0.0 and scale == 1.0:
-        return grad
-    return launch_positional_encoding(grad, torch.empty_like(grad), Positions(), scale, dropout, add_encoding=False)
-
-
-class _PositionalEncoding(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, positions: Positions, scale: float, dropout: Dropout, inplace: bool):
-        out = launch_positional_encoding(x, x if inplace else torch.empty_like(x), positions, scale, dropout)
-        if inplace:
-            ctx.mark_dirty(x)
-        ctx.scale, ctx.dropout = scale, dropout
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        return _scaled_dropout(grad_out, ctx.scale, ctx.dropout), None, None, None, None
-
-
-class _SinusoidalEmbedding(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, weight, token_ids, positions: Positions, scale: float, dropout: Dropout, padding_idx):
-        out = weight.new_empty(*token_ids.shape, weight.size(1))
-        launch_positional_encoding(weight, out, positions, scale, dropout, token_ids=token_ids)
-        ctx.save_for_backward(token_ids)
-        ctx.vocab_size, ctx.scale, ctx.dropout, ctx.padding_idx = weight.size(0), scale, dropout, padding_idx
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        """Scatter-add dropout(dy * scale) into the rows the ids picked, accumulating in float32.
-
-        The scaling and the mask are the forward kernel again (no encoding term); the scatter is
-        torch's index_add_ (atomic adds on CUDA). A fused Triton scatter would save one write and
-        read of the (B, N, d) rows, while the (vocab, d) float32 zero-fill and cast cost the same
-        either way: not worth a second kernel yet."""
-        (token_ids,) = ctx.saved_tensors
-        rows = _scaled_dropout(grad_out, ctx.scale, ctx.dropout)  # (B, N, d)
-        d_model = rows.size(-1)
-        grad_weight = torch.zeros(ctx.vocab_size, d_model, dtype=torch.float32, device=rows.device)
-        grad_weight.index_add_(0, token_ids.reshape(-1), rows.reshape(-1, d_model).float())
-        if ctx.padding_idx is not None:
-            grad_weight[ctx.padding_idx] = 0.0
-        return grad_weight.to(grad_out.dtype), None, None, None, None, None
+def _draw_seed(dropout_p: float) -> torch.Tensor | None:
+    """The dropout seed, drawn outside the custom op (see kernels/custom_ops.py); None without dropout."""
+    return positional_ops.draw_positional_seed() if dropout_p > 0.0 else None
 
 
 def _position_tensor(position_offset: int, position_ids, batch: int, seq_len: int, device) -> torch.Tensor:
@@ -79,11 +27,9 @@ def _position_tensor(position_offset: int, position_ids, batch: int, seq_len: in
     return torch.arange(position_offset, position_offset + seq_len, device=device).expand(batch, seq_len)
 
 
-def _kernel_positions(position_offset: int, position_ids, batch: int, seq_len: int) -> Positions:
+def _kernel_position_ids(position_ids, batch: int, seq_len: int) -> torch.Tensor | None:
     """(1, N) position_ids broadcast as a stride-0 view, never copied."""
-    if position_ids is None:
-        return Positions(offset=position_offset)
-    return Positions(ids=position_ids.expand(batch, seq_len))
+    return None if position_ids is None else position_ids.expand(batch, seq_len)
 
 
 def add_positional_encoding(
@@ -101,16 +47,21 @@ def add_positional_encoding(
     position = position_offset + n, or position_ids[b, n] when given ((B, N) or (1, N) integers).
     `scale=math.sqrt(d_model)` gives the Transformer's embedding scaling. Dropout keeps an element
     with probability 1 - dropout_p and scales it by 1 / (1 - dropout_p); pass 0.0 outside training.
-    With `inplace=True` x itself is overwritten and returned. The gradient is dropout(dy * scale)
-    with the forward's mask. The result has x's dtype; the sum is computed in float32.
+    With `inplace=True` x itself is overwritten and returned (on the triton backend through one
+    temporary: the custom op is out-of-place, so autograd and torch.compile see a pure op). The
+    gradient is dropout(dy * scale) with the forward's mask. The result has x's dtype; the sum is
+    computed in float32.
     """
     check_encoding_inputs(x, position_offset, position_ids, scale, dropout_p, inplace)
     batch, seq_len, _ = x.shape
     chosen = resolve_backend(backend, x.device)
     if chosen == "triton":
         check_triton_limits(x.dtype, position_offset, seq_len)
-        positions = _kernel_positions(position_offset, position_ids, batch, seq_len)
-        out = _PositionalEncoding.apply(x, positions, float(scale), _draw_dropout(dropout_p), inplace)
+        ids = _kernel_position_ids(position_ids, batch, seq_len)
+        out = positional_ops.positional_encoding(x, ids, position_offset, float(scale), float(dropout_p),
+                                                 _draw_seed(dropout_p))
+        if inplace:  # custom ops may not mutate what autograd differentiates: write back (one temporary)
+            out = x.copy_(out)
     else:
         positions = _position_tensor(position_offset, position_ids, batch, seq_len, x.device)
         out = positional_torch.add_positional_encoding(x, positions, scale, dropout_p, inplace, chosen)
@@ -142,8 +93,9 @@ def sinusoidal_embedding(
     chosen = resolve_backend(backend, weight.device)
     if chosen == "triton":
         check_triton_limits(weight.dtype, position_offset, seq_len)
-        positions = _kernel_positions(position_offset, position_ids, batch, seq_len)
-        out = _SinusoidalEmbedding.apply(weight, token_ids, positions, scale, _draw_dropout(dropout_p), padding_idx)
+        ids = _kernel_position_ids(position_ids, batch, seq_len)
+        out = positional_ops.sinusoidal_embedding(weight, token_ids, ids, position_offset, scale, float(dropout_p),
+                                                  _draw_seed(dropout_p), padding_idx)
     else:
         positions = _position_tensor(position_offset, position_ids, batch, seq_len, weight.device)
         out = positional_torch.sinusoidal_embedding(

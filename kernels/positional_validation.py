@@ -76,7 +76,8 @@ def check_embedding_inputs(token_ids, weight, position_offset, position_ids, sca
         raise ValueError(f"padding_idx must be None or an int in [0, {vocab_size}), got {padding_idx!r}")
     # Checking ids on a GPU would cost a device sync on every call: the kernel reads no row for an
     # out-of-range id and writes NaN instead (see kernels/ops/positional_encoding.py).
-    if token_ids.device.type == "cpu" and token_ids.numel() > 0:
+    # Under torch.compile the check is skipped too: reading the ids is data-dependent (a graph break).
+    if token_ids.device.type == "cpu" and token_ids.numel() > 0 and not torch.compiler.is_compiling():
         low, high = token_ids.min().item(), token_ids.max().item()
         if low < 0 or high >= vocab_size:
             raise IndexError(f"token_ids must lie in [0, vocab_size={vocab_size}), got values in [{low}, {high}]")

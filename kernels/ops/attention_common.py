@@ -160,12 +160,6 @@ class Dropout:
     p: float
     seed: int
 
-    @classmethod
-    def draw(cls, p: float) -> "Dropout":
-        """Take the seed from torch's default generator, so torch.manual_seed makes runs repeat.
-        A CPU draw: no device sync, whatever device the attention runs on."""
-        return cls(p, int(torch.randint(0, 2**62, (1,)).item()))
-
     @staticmethod
     def kernel_args(dropout: "Dropout | None") -> tuple[float, float, int]:
         """(probability, scale of the kept weights, seed) as the kernels take them."""
