@@ -1,10 +1,9 @@
 """kernels.MultiheadAttention: torch.nn.MultiheadAttention with the attention itself fused in Triton."""
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import reference
 from kernels.backends import resolve_backend
 from kernels.functional import attention, attention_dropout_mask
 from kernels.multihead_masks import (
@@ -16,20 +15,6 @@ def _keep_fused_path(module: nn.Module, args: tuple) -> None:
     """A no-op forward pre-hook. nn.TransformerEncoderLayer (torch 2.13) skips its fused inference
     fast path, which reads `self_attn.in_proj_weight` and never calls `self_attn`, when any of its
     submodules has a hook: this one keeps every layer holding our module on the path that calls it."""
-
-
-def _attention_weights(q, k, mask, is_causal) -> torch.Tensor:
-    """softmax(q k^T / sqrt(Dh) + mask), (B, H, L, S): O(B * H * L * S) memory. A fully masked row is
-    zeros, with finite gradients (a plain softmax would give NaN for both)."""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, L, S)
-    if is_causal:
-        scores = scores.masked_fill(causal_masked_out(q.size(2), k.size(2), q.device), float("-inf"))
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-    row_max = scores.amax(dim=-1, keepdim=True)
-    weights = torch.exp(scores - row_max.masked_fill(row_max == float("-inf"), 0.0))
-    row_sum = weights.sum(dim=-1, keepdim=True)
-    return weights / torch.where(row_sum > 0, row_sum, 1.0)
 
 
 class MultiheadAttention(nn.MultiheadAttention):
@@ -173,7 +158,7 @@ class MultiheadAttention(nn.MultiheadAttention):
 
         The output still comes from the fused kernel when it runs (its dropout mask is replayed on
         the weights); on the torch/reference backends with dropout it is weights @ v, as in torch."""
-        weights = _attention_weights(q, k, mask, is_causal)
+        weights = reference.attention_weights(q, k, mask, is_causal)  # O(B * H * L * S) memory
         if dropout_p == 0.0:
             return weights, attention(q, k, v, attn_mask=mask, is_causal=is_causal)
         if resolve_backend(None, q.device) != "triton":

@@ -9,7 +9,6 @@ eval/no_grad) turns the input into a NestedTensor; it is switched off on every e
 got swapped. On that path torch returns zeros at padded positions; after the swap they hold the
 layer's output, as they do on torch's own slow path.
 """
-import torch
 from torch import nn
 
 import reference

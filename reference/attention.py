@@ -9,6 +9,32 @@ def _causal_keep(n_queries: int, n_keys: int, device: torch.device) -> torch.Ten
     return torch.ones(n_queries, n_keys, dtype=torch.bool, device=device).tril()
 
 
+def attention_weights(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """softmax(q @ k^T * scale + mask), (..., H, Nq, Nk), with SDPA's mask semantics; a query row with
+    no key left to attend gets all-zero weights (with finite gradients) instead of NaN."""
+    scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
+    scores = query @ key.transpose(-2, -1) * scale  # (..., H, Nq, Nk)
+    if is_causal:
+        scores = scores.masked_fill(~_causal_keep(query.size(-2), key.size(-2), scores.device), float("-inf"))
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores = scores + attn_mask
+
+    row_max = scores.amax(dim=-1, keepdim=True)
+    row_max = row_max.masked_fill(row_max == float("-inf"), 0.0)  # fully masked rows stay finite
+    weights = torch.exp(scores - row_max)
+    row_sum = weights.sum(dim=-1, keepdim=True)
+    return weights / torch.where(row_sum > 0, row_sum, 1.0)  # fully masked rows: 0 / 1
+
+
 def scaled_dot_product_attention(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -29,27 +55,12 @@ def scaled_dot_product_attention(
     `dropout_mask` (bool, broadcastable to the weights, True = keep) replaces dropout's random
     draw, so a fused kernel's dropout can be replayed exactly.
     """
-    n_queries, n_keys = query.size(-2), key.size(-2)
-    scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
     if enable_gqa and query.size(-3) != key.size(-3):
         group = query.size(-3) // key.size(-3)
         key = key.repeat_interleave(group, dim=-3)
         value = value.repeat_interleave(group, dim=-3)
 
-    scores = query @ key.transpose(-2, -1) * scale  # (..., H, Nq, Nk)
-    if is_causal:
-        scores = scores.masked_fill(~_causal_keep(n_queries, n_keys, scores.device), float("-inf"))
-    if attn_mask is not None:
-        if attn_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attn_mask, float("-inf"))
-        else:
-            scores = scores + attn_mask
-
-    row_max = scores.amax(dim=-1, keepdim=True)
-    row_max = row_max.masked_fill(row_max == float("-inf"), 0.0)  # fully masked rows stay finite
-    weights = torch.exp(scores - row_max)  # (..., H, Nq, Nk)
-    row_sum = weights.sum(dim=-1, keepdim=True)
-    weights = weights / torch.where(row_sum > 0, row_sum, 1.0)  # fully masked rows: 0 / 1, with finite gradients
+    weights = attention_weights(query, key, attn_mask, is_causal, scale)  # (..., H, Nq, Nk)
     if dropout_p > 0.0 and dropout_mask is not None:
         weights = weights * dropout_mask / (1.0 - dropout_p)
     elif dropout_p > 0.0:

@@ -1,0 +1,73 @@
+"""The attention function transformers calls for attn_implementation="triton".
+
+It receives what transformers' sdpa path receives (see `triton_attention_forward`) and returns what it
+returns, but runs `kernels.attention`: grouped-query attention through `enable_gqa` (no repeated
+keys/values), padding and T5's position bias as one mask, and dropout only in training.
+"""
+import torch
+from torch import nn
+
+from kernels.functional import attention
+from kernels.hf.masks import causal_keep_mask, with_position_bias
+
+# Keyword arguments some models pass that change the attention's result and that the kernel does
+# not implement: refused when set, rather than silently ignored.
+UNSUPPORTED_ARGUMENTS = {
+    "softcap": "logit soft-capping (Gemma 2 style)",
+    "s_aux": "attention sinks",
+    "sinks": "attention sinks",
+    "head_mask": "a head mask",
+}
+
+
+def check_supported_arguments(kwargs: dict) -> None:
+    for name, feature in UNSUPPORTED_ARGUMENTS.items():
+        if kwargs.get(name) is not None:
+            raise ValueError(
+                f"attn_implementation='triton' does not support {feature} (`{name}` was given); "
+                "use attn_implementation='eager' for this model"
+            )
+    if kwargs.get("output_attentions"):
+        raise ValueError(
+            "attn_implementation='triton' never materialises attention weights, so output_attentions=True "
+            "cannot be honoured; use attn_implementation='eager' to get them"
+        )
+
+
+def triton_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,  # (B, Hq, Nq, D)
+    key: torch.Tensor,  # (B, Hkv, Nk, D)
+    value: torch.Tensor,  # (B, Hkv, Nk, Dv)
+    attention_mask: torch.Tensor | None,  # bool (True = attend) or additive, broadcast to (B, Hq, Nq, Nk)
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    position_bias: torch.Tensor | None = None,  # T5: additive, (1 or B, Hq, Nq, Nk)
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """Returns (output (B, Nq, Hq, Dv), None): no attention weights, as transformers' sdpa path.
+
+    Causality follows transformers' sdpa path: `is_causal` (else `module.is_causal`) applies only when
+    no mask is given and there is more than one query; a decode step (one query) sees every key. When a
+    causal call has more keys than queries, the queries are taken to be the last positions (a KV cache),
+    never torch's top-left alignment.
+    """
+    check_supported_arguments(kwargs)
+    n_queries, n_keys = query.size(2), key.size(2)
+    wants_causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
+    causal = bool(wants_causal) and n_queries > 1 and attention_mask is None
+    mask = attention_mask
+    if causal and (n_queries < n_keys or position_bias is not None):
+        mask, causal = causal_keep_mask(n_queries, n_keys, query.device), False
+    if position_bias is not None:
+        mask = with_position_bias(position_bias, mask)
+    out = attention(
+        query, key, value,
+        attn_mask=mask,
+        dropout_p=float(dropout) if getattr(module, "training", False) else 0.0,
+        is_causal=causal,
+        scale=scaling,
+        enable_gqa=query.size(1) != key.size(1),
+    )
+    return out.transpose(1, 2).contiguous(), None  # the kernel's output is laid out (B, Nq, Hq, Dv): no copy

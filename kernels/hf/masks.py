@@ -1,0 +1,50 @@
+"""The masks the "triton" attention uses inside Hugging Face models.
+
+- `triton_mask`: what transformers calls (through `AttentionMaskInterface`) to build a model's
+  attention mask: transformers' own boolean sdpa mask (True = attend), except that it may drop the
+  mask in favour of `is_causal` only where the queries and keys are aligned both ways: one query, or
+  as many queries as keys. transformers' sdpa mask also drops it when a prefill writes into a longer,
+  empty static cache; that relies on torch's top-left causal alignment and would make a mask-less call
+  with more keys than queries mean two different things.
+- `causal_keep_mask`: a causal boolean mask for queries that are the last positions of the keys.
+- `with_position_bias`: an additive mask that carries a position bias (T5's) and a mask together.
+"""
+import inspect
+
+import torch
+from transformers.masking_utils import sdpa_mask
+
+_SDPA_MASK_SIGNATURE = inspect.signature(sdpa_mask)
+
+
+def _query_length(arguments: dict) -> int:
+    if "q_length" in arguments:
+        return arguments["q_length"]
+    return arguments["cache_position"].shape[0]  # transformers before q_length was an argument
+
+
+def triton_mask(*args, **kwargs) -> torch.Tensor | None:
+    """A boolean (batch, 1, q_length, kv_length) mask, True = attend, or None where none is needed.
+    Takes whatever transformers' `sdpa_mask` takes, in the installed version of transformers."""
+    call = _SDPA_MASK_SIGNATURE.bind(*args, **kwargs)
+    call.apply_defaults()
+    q_length, kv_length = _query_length(call.arguments), call.arguments["kv_length"]
+    aligned = q_length == 1 or q_length == kv_length
+    call.arguments["allow_is_causal_skip"] = call.arguments["allow_is_causal_skip"] and aligned
+    return sdpa_mask(*call.args, **call.kwargs)
+
+
+def causal_keep_mask(n_queries: int, n_keys: int, device: torch.device) -> torch.Tensor:
+    """(n_queries, n_keys), True = attend: query i sits at position n_keys - n_queries + i, as with a KV
+    cache, and sees the keys up to and including its own position."""
+    return torch.ones(n_queries, n_keys, dtype=torch.bool, device=device).tril(n_keys - n_queries)
+
+
+def with_position_bias(position_bias: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """One additive mask: the bias where `mask` attends, the bias' dtype minimum where a boolean mask
+    masks out (a tiny weight, as in transformers' eager and sdpa paths), plus a float mask as is."""
+    if mask is None:
+        return position_bias
+    if mask.dtype == torch.bool:
+        return torch.where(mask, position_bias, torch.finfo(position_bias.dtype).min)
+    return position_bias + mask
