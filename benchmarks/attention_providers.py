@@ -74,6 +74,12 @@ def _ours(device: torch.device) -> Provider:
             x.q, x.k, x.v, attn_mask=x.attn_mask, is_causal=x.is_causal, backend="triton"
         )
 
+    return ours_provider(call, device)
+
+
+def ours_provider(call: Callable, device: torch.device) -> Provider:
+    """Our Triton kernel as a provider: timed on CUDA, an error check only in the interpreter,
+    reported unavailable (with the reason) on a CPU without it."""
     if device.type == "cuda":
         return Provider(OURS, "ours (triton)", call, kernels_backend="triton")
     if triton.knobs.runtime.interpret:

@@ -9,14 +9,12 @@ import math
 
 import torch
 import torch.nn.functional as F
-import triton
 
 import reference
-from benchmarks.attention_providers import INTERPRETER_LABEL, Provider
+from benchmarks.attention_providers import Provider, ours_provider
 from benchmarks.positional_inputs import Op, PositionalCase
 from kernels.positional import add_positional_encoding, sinusoidal_embedding
 
-OURS = "ours"
 TABLE_ADD = "reference-table"
 EAGER = "torch-eager"
 BASELINES = {Op.ENCODE: (TABLE_ADD, EAGER), Op.EMBED: (EAGER,)}  # the speed-up columns divide their times
@@ -27,7 +25,7 @@ def positional_providers(case: PositionalCase, dtype: torch.dtype, device: torch
     course = reference.PositionalEncoder(case.d_model, max_seq_length=case.seq_len).to(device, dtype)
     if case.op is Op.ENCODE:
         return [
-            _ours(lambda x: add_positional_encoding(x.x, backend="triton"), device),
+            ours_provider(lambda x: add_positional_encoding(x.x, backend="triton"), device),
             Provider(TABLE_ADD, "reference table add", lambda x: course(x.x)),
             Provider(EAGER, "torch eager, on the fly", lambda x: add_positional_encoding(x.x, backend="torch"),
                      kernels_backend="torch"),
@@ -38,16 +36,9 @@ def positional_providers(case: PositionalCase, dtype: torch.dtype, device: torch
         return course(F.embedding(x.token_ids, x.weight) * scale)
 
     return [
-        _ours(lambda x: sinusoidal_embedding(x.token_ids, x.weight, backend="triton"), device),
+        ours_provider(lambda x: sinusoidal_embedding(x.token_ids, x.weight, backend="triton"), device),
         Provider(EAGER, "eager embedding * sqrt(d) + table", eager_embedding),
     ]
 
 
-def _ours(call, device: torch.device) -> Provider:
-    if device.type == "cuda":
-        return Provider(OURS, "ours (triton)", call, kernels_backend="triton")
-    if triton.knobs.runtime.interpret:
-        return Provider(OURS, INTERPRETER_LABEL, call, smallest_case_only=True, kernels_backend="triton")
-    reason = "the Triton kernels need CUDA here; set TRITON_INTERPRET=1 to check them in the interpreter"
-    return Provider(OURS, "ours (triton)", call, unavailable_reason=reason)
 

@@ -13,9 +13,16 @@ import math
 import pytest
 import torch
 
+from benchmarks.attention_providers import OURS
 from benchmarks.environment import resolve_device
-from benchmarks.positional_inputs import Op, PositionalCase, float64_expected, make_inputs, smallest_cases
-from benchmarks.positional_providers import EAGER, OURS, TABLE_ADD, positional_providers
+from benchmarks.positional_inputs import (
+    Op,
+    PositionalCase,
+    float64_expected,
+    make_inputs,
+    smallest_cases,
+)
+from benchmarks.positional_providers import EAGER, TABLE_ADD, positional_providers
 
 DEVICE = resolve_device(None)
 ON_CUDA = DEVICE.type == "cuda"
