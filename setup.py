@@ -30,7 +30,7 @@ TEST_REQUIRES = [
     # Triton's interpreter (TRITON_INTERPRET=1, used by the CPU test suite) does not support numpy 2.4 yet.
     "numpy<2.4",
 ]
-HF_REQUIRES = ["transformers>=4.48"]
+HF_REQUIRES = ["transformers>=4.55"]  # kernels.hf is verified on 4.55-4.57, 5.0 and 5.24
 BENCH_REQUIRES = ["matplotlib", "rich", "tabulate"]
 
 setup(
