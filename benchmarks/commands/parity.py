@@ -1,7 +1,10 @@
 """`python -m benchmarks parity`: our Triton attention against the float64 reference on shapes x dtypes x
-mask kinds, each case passing or failing by kernels.testing's rule.
+mask kinds, each case passing or failing by kernels.testing's rule. With `--model PATH_OR_NAME`: a
+Hugging Face model with transformers' sdpa attention against the same weights with ours, layer by
+layer (benchmarks/model_parity.py).
 
-Exit code 0 when every case passes, 1 when any fails, 2 when the Triton kernels cannot run here.
+Exit code 0 when every case passes, 1 when any fails, 2 when the Triton kernels (or the model) cannot
+run here.
 """
 
 import argparse
@@ -11,6 +14,7 @@ import torch
 from rich.markup import escape
 
 from benchmarks.environment import dtype_name, run_metadata
+from benchmarks.model_parity import ModelNotAvailable, check_model
 from benchmarks.parity_sweep import ParityRow, check_case, parity_specs
 from benchmarks.parity_table import parity_table
 from benchmarks.results_file import write_results
@@ -32,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser = subparsers.add_parser(
         "parity", parents=[common], help="our attention vs float64 reference: pass/fail per shape, dtype, mask"
     )
+    parser.add_argument("--model", metavar="PATH_OR_NAME",
+                        help="a Hugging Face model directory (or a hub id in the local cache): sdpa vs ours, per layer")
+    parser.add_argument("--threshold", type=float, default=1e-3,
+                        help="with --model: the largest max |ours - sdpa| a layer output may show "
+                             "(default: %(default)s)")
     parser.set_defaults(run=run)
 
 
@@ -41,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if not triton_runs_on(device):
         console.print(f"[bold red]{CANNOT_RUN}")
         return 2
+    if args.model:
+        return _run_model(args, console)
     specs = parity_specs(device, args.quick)
     metadata = run_metadata(device)
     settings = {"rule": RULE, "kernel": _kernel_description(device), "quick": args.quick, "cases": len(specs)}
@@ -66,6 +77,24 @@ def run(args: argparse.Namespace) -> int:
     path = write_results(args.out, "parity", payload)
     console.print(f"{len(rows) - len(failed)} of {len(rows)} cases pass; wrote {path}")
     return 1 if failed else 0
+
+
+def _run_model(args: argparse.Namespace, console) -> int:
+    metadata = run_metadata(args.device)
+    settings = {"model": args.model, "threshold": args.threshold, "kernel": _kernel_description(args.device)}
+    console.print(header("parity --model", metadata, {key: str(value) for key, value in settings.items()}))
+    try:
+        parity = check_model(args.model, args.device, args.threshold)
+    except ModelNotAvailable as error:
+        console.print(f"[bold red]{escape(str(error))}")
+        return 2
+    console.print(escape(str(parity.comparison)))
+    payload = {"benchmark": "parity-model", "environment": metadata, **parity.as_record()}
+    path = write_results(args.out, "parity-model", payload)
+    divergence = parity.first_divergence
+    verdict = "every layer within" if divergence is None else f"first divergence at {divergence.label}, above"
+    console.print(escape(f"{verdict} max |ours - sdpa| {args.threshold:g}; wrote {path}"))
+    return 0 if parity.passed else 1
 
 
 def _kernel_description(device: torch.device) -> str:
