@@ -12,11 +12,13 @@ from kernels.multihead_attention import MultiheadAttention
 from kernels.patching import replace_attention
 from kernels.positional import add_positional_encoding, sinusoidal_embedding
 from kernels.positional_modules import PositionalEncoder, SinusoidalEmbedding
+from kernels.transformer import Transformer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "attention", "attention_dropout_mask", "MultiHeadAttention", "MultiheadAttention", "replace_attention",
+    "Transformer",
     "add_positional_encoding", "sinusoidal_embedding", "PositionalEncoder", "SinusoidalEmbedding",
     "use_backend", "record_backends", "BACKENDS", "__version__",
 ]
