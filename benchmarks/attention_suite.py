@@ -25,7 +25,7 @@ from benchmarks.attention_providers import SDPA_DEFAULT, Provider
 from benchmarks.ceilings import Ceilings
 from benchmarks.flops import tflops_per_second
 from benchmarks.memory import peak_memory_bytes
-from benchmarks.timing import Stopwatch, Timing, input_sets_needed, rotating
+from benchmarks.timing import Stopwatch, Timing, input_sets_needed, rotating, timing_record
 
 _GPU_TOKENS = 16 * 1024  # B * N per case: enough work to fill the card at every length
 _GPU_MODEL_WIDTH = 2048  # H * D
@@ -58,7 +58,6 @@ class AttentionRow:
         return max(self.errors.values()) if self.errors else None
 
     def as_record(self) -> dict:
-        timing = self.timing
         return {
             "batch": self.case.batch,
             "heads": self.case.heads,
@@ -72,9 +71,7 @@ class AttentionRow:
             "label": self.label,
             "available": self.available,
             "reason": self.reason,
-            "median_ms": timing.median_ms if timing else None,
-            "p20_ms": timing.p20_ms if timing else None,
-            "p80_ms": timing.p80_ms if timing else None,
+            **timing_record(self.timing),
             "tflops": self.tflops,
             "ceiling_fraction": self.ceiling_fraction,
             "speedup_vs_sdpa_default": self.speedup_vs_sdpa_default,

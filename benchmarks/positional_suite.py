@@ -19,7 +19,7 @@ from benchmarks.positional_inputs import (
     smallest_cases,
 )
 from benchmarks.positional_providers import BASELINES, positional_providers
-from benchmarks.timing import Stopwatch, Timing, input_sets_needed, rotating
+from benchmarks.timing import Stopwatch, Timing, input_sets_needed, rotating, timing_record
 
 MEASURED = (
     "sinusoidal positional encoding, x + pe (encode), and the fused embedding, the rows of weight picked by "
@@ -49,7 +49,6 @@ class PositionalRow:
         return self.reason is None
 
     def as_record(self) -> dict:
-        timing = self.timing
         return {
             "op": self.case.op.value,
             "batch": self.case.batch,
@@ -60,9 +59,7 @@ class PositionalRow:
             "label": self.label,
             "available": self.available,
             "reason": self.reason,
-            "median_ms": timing.median_ms if timing else None,
-            "p20_ms": timing.p20_ms if timing else None,
-            "p80_ms": timing.p80_ms if timing else None,
+            **timing_record(self.timing),
             "gbps": self.gbps,
             "copy_fraction": self.copy_fraction,
             "speedups": self.speedups,

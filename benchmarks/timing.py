@@ -30,6 +30,15 @@ class Timing:
     p80_ms: float
 
 
+def timing_record(timing: Timing | None) -> dict:
+    """The JSON fields of a timing; None values for a provider that was not timed."""
+    return {
+        "median_ms": timing.median_ms if timing else None,
+        "p20_ms": timing.p20_ms if timing else None,
+        "p80_ms": timing.p80_ms if timing else None,
+    }
+
+
 @dataclass(frozen=True)
 class Stopwatch:
     device: torch.device
