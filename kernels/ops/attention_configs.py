@@ -1,4 +1,4 @@
-"""Tile configurations for the attention forward kernel, kept as data.
+"""Tile configurations for the attention forward and backward kernels, kept as data.
 
 Each entry is a candidate the autotuner may time on a GPU. `max_head_dim` prunes tiles whose
 Q/K/V blocks would not fit shared memory (or spill registers) at large head dims, so a d256 call
