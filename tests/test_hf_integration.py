@@ -106,6 +106,40 @@ def test_transformers_drops_the_padding_mask_for_a_name_without_a_mask_function(
     assert seen_masks["with_mask"] is not None and not seen_masks["with_mask"][0, 0, -1, :4].any()
 
 
+@pytest.mark.parametrize("name", ["bert", "bart"])
+def test_encoder_padding_mask_reaches_the_kernel_as_a_key_padding_view(name):
+    """A bidirectional mask depends on the key alone: it arrives as a stride-0 view over the queries, so
+    the kernel reads O(B * Nk) mask bytes and skips padded key tiles (attended_key_range finds a span)."""
+    from kernels.ops.attention_common import attended_key_range
+
+    seen_masks = []
+
+    def spy(module, query, key, value, attention_mask, **kwargs):
+        if not getattr(module, "is_causal", False):
+            seen_masks.append((attention_mask, query.size(1)))
+        return triton_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+    AttentionInterface.register("spy_triton", spy)
+    AttentionMaskInterface.register("spy_triton", kernels.hf.triton_mask)
+    try:
+        model = tiny_model(name)
+        skip_unless_it_calls_attention_interface(type(model))
+        model.set_attn_implementation("spy_triton")
+        inputs = inputs_for(name, padded=True)
+        run(model, inputs)
+    finally:
+        for interface in (AttentionInterface, AttentionMaskInterface):
+            del interface._global_mapping["spy_triton"]
+    assert seen_masks
+    for mask, heads in seen_masks:
+        assert mask.dtype == torch.bool and mask.stride(2) == 0
+        broadcast = mask.expand(mask.size(0), heads, mask.size(2), mask.size(3))
+        assert attended_key_range(broadcast) is not None
+    padding = inputs["attention_mask"].bool()
+    encoder_mask = seen_masks[0][0]
+    assert torch.equal(encoder_mask[:, 0, -1, :], padding)
+
+
 # --- whole models against transformers' sdpa (or eager) on the same weights ---------------------------
 
 @pytest.mark.parametrize("padded", [False, True], ids=["plain", "padded"])

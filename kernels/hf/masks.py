@@ -1,17 +1,21 @@
 """The masks the "triton" attention uses inside Hugging Face models.
 
 - `triton_mask`: what transformers calls (through `AttentionMaskInterface`) to build a model's
-  attention mask: transformers' own boolean sdpa mask (True = attend), except that it may drop the
-  mask in favour of `is_causal` only where the queries and keys are aligned both ways: one query, or
-  as many queries as keys. transformers' sdpa mask also drops it when a prefill writes into a longer,
-  empty static cache; that relies on torch's top-left causal alignment and would make a mask-less call
-  with more keys than queries mean two different things.
+  attention mask: transformers' own boolean sdpa mask (True = attend), except that
+  - it may drop the mask in favour of `is_causal` only where the queries and keys are aligned both
+    ways: one query, or as many queries as keys. transformers' sdpa mask also drops it when a prefill
+    writes into a longer, empty static cache; that relies on torch's top-left causal alignment and
+    would make a mask-less call with more keys than queries mean two different things;
+  - a bidirectional mask (encoders, cross-attention), which depends on the key alone, is built for one
+    query and expanded over the queries as a stride-0 view: the kernel then reads O(B * Nk) mask bytes
+    and skips the padded key tiles, where a materialised (B, 1, Nq, Nk) mask is read per tile.
 - `causal_keep_mask`: a causal boolean mask for queries that are the last positions of the keys.
 - `with_position_bias`: an additive mask that carries a position bias (T5's) and a mask together.
 """
 import inspect
 
 import torch
+from transformers import masking_utils
 from transformers.masking_utils import sdpa_mask
 
 _SDPA_MASK_SIGNATURE = inspect.signature(sdpa_mask)
@@ -31,7 +35,22 @@ def triton_mask(*args, **kwargs) -> torch.Tensor | None:
     q_length, kv_length = _query_length(call.arguments), call.arguments["kv_length"]
     aligned = q_length == 1 or q_length == kv_length
     call.arguments["allow_is_causal_skip"] = call.arguments["allow_is_causal_skip"] and aligned
-    return sdpa_mask(*call.args, **call.kwargs)
+    if not _is_key_only(call.arguments):
+        return sdpa_mask(*call.args, **call.kwargs)
+    if "q_length" in call.arguments:
+        call.arguments["q_length"] = 1
+    else:
+        call.arguments["cache_position"] = call.arguments["cache_position"][:1]
+    mask = sdpa_mask(*call.args, **call.kwargs)  # (batch, 1, 1, kv_length) or None
+    return None if mask is None else mask.expand(-1, -1, q_length, -1)
+
+
+def _is_key_only(arguments: dict) -> bool:
+    """Whether the mask asked for depends on the key position alone: transformers' plain bidirectional
+    mask, with padding at most (no local window, no mask function of the caller's)."""
+    bidirectional = getattr(masking_utils, "bidirectional_mask_function", None)
+    return (bidirectional is not None and arguments["mask_function"] is bidirectional
+            and arguments.get("local_size") is None and not arguments.get("use_vmap", False))
 
 
 def causal_keep_mask(n_queries: int, n_keys: int, device: torch.device) -> torch.Tensor:
