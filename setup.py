@@ -59,6 +59,8 @@ setup(
         "bench": BENCH_REQUIRES,
         "dev": TEST_REQUIRES + HF_REQUIRES + BENCH_REQUIRES,
     },
+    # The corpus the pipeline benchmark trains its tiny tokenizers on (offline, no hub download).
+    package_data={"benchmarks.pipelines": ["corpus.txt"]},
     zip_safe=False,
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -54,9 +54,10 @@ def _reference_rows(inputs: AttentionInputs, rows: Rows, qkv: list[torch.Tensor]
 
 
 def _mask_rows(mask: torch.Tensor | None, rows: Rows) -> torch.Tensor | None:
-    """The mask's part for these (batch, head) rows; broadcast (size-1) dims stay whole."""
+    """The mask's part for these (batch, head) rows; broadcast (size-1 or missing) dims stay whole."""
     if mask is None:
         return None
+    mask = mask.view((1,) * (4 - mask.dim()) + mask.shape)  # (Nq, Nk) -> (1, 1, Nq, Nk), a view
     batch_rows, head_rows = rows
     mask = mask if mask.size(0) == 1 else mask[batch_rows]
     return mask if mask.size(1) == 1 else mask[:, head_rows]

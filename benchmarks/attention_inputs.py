@@ -7,9 +7,15 @@ import torch
 
 
 class MaskKind(str, enum.Enum):
+    """The masks users pass. Bool masks: True = attend. Padding lengths are random per batch row."""
+
     NONE = "none"
-    CAUSAL = "causal"
-    KEY_PADDING = "key-padding"  # bool (B, 1, 1, N), True = attend, a random valid length per batch row
+    CAUSAL = "causal"  # is_causal=True, no mask tensor
+    KEY_PADDING = "key-padding"  # bool (B, 1, 1, N), valid lengths in [N/2, N]: ~25% padding
+    KEY_PADDING_HALF = "key-padding-50"  # bool (B, 1, 1, N), valid lengths in [N/4, 3N/4]: ~50% padding
+    SLIDING_WINDOW = "sliding-window"  # bool (N, N): query i sees keys i - N/4 < j <= i (Mistral-style)
+    ADDITIVE_BIAS = "additive-bias"  # float (B, 1, N, N) in q's dtype: -slope * |i - j|, ALiBi-like
+    CAUSAL_KEY_PADDING = "causal-key-padding"  # bool (B, 1, N, N): causal and ~25% key padding in one mask
 
 
 @dataclass(frozen=True)
@@ -73,19 +79,47 @@ def make_inputs(
     generator = torch.Generator(device).manual_seed(seed)
     shape = (case.batch, case.heads, case.seq_len, case.head_dim)
     q, k, v = (torch.randn(shape, generator=generator, device=device, dtype=dtype) for _ in range(3))
-    mask = _mask(case, device, generator)
+    mask = _mask(case, dtype, device, generator)
     if not gradients:
         return AttentionInputs(q, k, v, mask, case.causal)
     dout = torch.randn(shape, generator=generator, device=device, dtype=dtype)
     return AttentionInputs(*(t.requires_grad_() for t in (q, k, v)), mask, case.causal, dout)
 
 
-def _mask(case: AttentionCase, device: torch.device, generator: torch.Generator) -> torch.Tensor | None:
-    if case.mask is not MaskKind.KEY_PADDING:
-        return None
-    # Valid lengths in [N/2, N]: every query row keeps keys, and the FLOP count (all N keys) stays honest.
-    lengths = torch.randint(
-        case.seq_len // 2, case.seq_len + 1, (case.batch, 1), generator=generator, device=device
-    )
-    positions = torch.arange(case.seq_len, device=device)
-    return (positions < lengths).view(case.batch, 1, 1, case.seq_len)
+# Valid key lengths as fractions of N, [low, high]: every query row keeps keys, and the FLOP count (all N
+# keys) stays a count of the work a dense kernel does.
+_VALID_LENGTHS = {MaskKind.KEY_PADDING: (1 / 2, 1), MaskKind.KEY_PADDING_HALF: (1 / 4, 3 / 4)}
+_WINDOW_FRACTION = 4  # the sliding window spans N / 4 keys
+_SLOPES = (1 / 16, 1 / 2)  # range of the ALiBi-like slopes, one per batch row (per head in ALiBi itself)
+
+
+def _mask(
+    case: AttentionCase, dtype: torch.dtype, device: torch.device, generator: torch.Generator
+) -> torch.Tensor | None:
+    """The mask tensor of the case's kind (a float one in the query's dtype); None for none and causal."""
+    n, kind = case.seq_len, case.mask
+    positions = torch.arange(n, device=device)
+    if kind in _VALID_LENGTHS:
+        return _key_padding(case.batch, n, _VALID_LENGTHS[kind], device, generator).view(case.batch, 1, 1, n)
+    if kind is MaskKind.SLIDING_WINDOW:
+        distance = positions.view(n, 1) - positions  # (N, N): query i minus key j
+        return (distance >= 0) & (distance < max(1, n // _WINDOW_FRACTION))
+    if kind is MaskKind.ADDITIVE_BIAS:
+        low, high = _SLOPES
+        slopes = low + (high - low) * torch.rand(case.batch, 1, 1, 1, generator=generator, device=device)
+        distance = (positions.view(n, 1) - positions).abs()
+        return (-slopes * distance).to(dtype)
+    if kind is MaskKind.CAUSAL_KEY_PADDING:
+        keys = _key_padding(case.batch, n, _VALID_LENGTHS[MaskKind.KEY_PADDING], device, generator)
+        causal = positions.view(n, 1) >= positions
+        return causal & keys.view(case.batch, 1, 1, n)
+    return None
+
+
+def _key_padding(
+    batch: int, n: int, fractions: tuple[float, float], device: torch.device, generator: torch.Generator
+) -> torch.Tensor:
+    """(B, N) bool: True for the first `length` keys of each row, lengths drawn in [low * N, high * N]."""
+    low, high = (max(1, round(fraction * n)) for fraction in fractions)
+    lengths = torch.randint(low, high + 1, (batch, 1), generator=generator, device=device)
+    return torch.arange(n, device=device) < lengths

@@ -13,10 +13,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 import kernels
 import reference
 from benchmarks.attention_inputs import AttentionInputs
+from benchmarks.flex_provider import FlexAttention, flex_unavailable_reason, recompile_budget
 
 OURS = "ours"
 SDPA_DEFAULT = "sdpa-default"  # torch's own backend choice: the baseline of the speedup column
 REFERENCE = "reference"
+FLEX = "flex"
 _SDPA_BACKENDS = {
     "sdpa-flash": SDPBackend.FLASH_ATTENTION,
     "sdpa-efficient": SDPBackend.EFFICIENT_ATTENTION,
@@ -27,6 +29,10 @@ INTERPRETER_LABEL = "triton (interpreter: error check only, time is not a speed)
 _SMALLEST_ONLY = "Triton's interpreter runs the smallest shape only (an error check, not a speed)"
 
 
+def _nothing_to_prepare(inputs: AttentionInputs) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Provider:
     name: str
@@ -34,6 +40,9 @@ class Provider:
     call: Callable[[AttentionInputs], torch.Tensor]
     # Entered around the whole measurement, so that its cost stays out of the timed calls.
     context: Callable[[], AbstractContextManager] = contextlib.nullcontext
+    # Called on every input set before the first call, outside the timing (per-input state, such as
+    # FlexAttention's block mask built from the mask tensor).
+    prepare: Callable[[AttentionInputs], None] = _nothing_to_prepare
     # Known before trying: the provider cannot run on this device at all.
     unavailable_reason: str | None = None
     # Triton's interpreter is a correctness tool, far too slow to sweep shapes with.
@@ -61,7 +70,7 @@ class Provider:
 def attention_providers(device: torch.device, names: list[str] | None = None) -> list[Provider]:
     """Every provider for this device (or the named ones, in that order)."""
     sdpa_backends = [_sdpa(name, backend) for name, backend in _SDPA_BACKENDS.items()]
-    providers = [_ours(device), _sdpa_default(), *sdpa_backends, _reference()]
+    providers = [_ours(device), _sdpa_default(), *sdpa_backends, flex_provider(device), _reference()]
     if names is None:
         return providers
     by_name = {p.name: p for p in providers}
@@ -108,3 +117,17 @@ def _reference() -> Provider:
         )
 
     return Provider(REFERENCE, "reference eager", call)
+
+
+def flex_provider(device: torch.device) -> Provider:
+    """FlexAttention compiled with torch.compile; unavailable, with the reason, where it cannot compile."""
+    label = "FlexAttention (compiled)"
+    reason = flex_unavailable_reason(device)
+    if reason is not None:
+        return Provider(FLEX, label, _not_runnable, unavailable_reason=reason)
+    flex = FlexAttention(device)
+    return Provider(FLEX, label, flex, context=recompile_budget, prepare=flex.prepare)
+
+
+def _not_runnable(inputs: AttentionInputs) -> torch.Tensor:
+    raise RuntimeError("an unavailable provider was called")

@@ -81,23 +81,53 @@ class AttentionRow:
         }
 
 
-def attention_cases(device: torch.device, quick: bool, gradients: bool = False) -> list[AttentionCase]:
-    """GPU: B*N = 16k tokens, H*D = 2048, N from 512 to 16k. CPU: a small honest set (fp32 on a few cores).
+@dataclass(frozen=True)
+class CaseSet:
+    """Which cases a sweep measures: its mask kinds, and its head dims and lengths per device.
 
-    With `gradients` (the backward modes) the longest length is halved, and on the CPU the lengths
-    start at 64 (Triton's interpreter runs the smallest shape's backward); --quick halves it again.
+    Lengths are powers of two from `shortest` to `longest`; the gradient modes and --quick each halve
+    `longest`, and the CPU's gradient cases start at 64 (Triton's interpreter runs the smallest one).
     """
+
+    masks: tuple[MaskKind, ...]
+    gpu_head_dims: tuple[int, ...] = (64, 128)
+    gpu_lengths: tuple[int, int] = (512, 16384)
+    cpu_lengths: tuple[int, int] = (128, 512)
+
+
+ATTENTION_CASES = CaseSet((MaskKind.NONE, MaskKind.CAUSAL, MaskKind.KEY_PADDING))
+# The masks users have, each a tensor the kernel reads (causal + padding included, as Hugging Face builds it).
+MASKED_CASES = CaseSet(
+    (
+        MaskKind.KEY_PADDING,
+        MaskKind.KEY_PADDING_HALF,
+        MaskKind.SLIDING_WINDOW,
+        MaskKind.ADDITIVE_BIAS,
+        MaskKind.CAUSAL_KEY_PADDING,
+    ),
+    gpu_head_dims=(128,),
+    gpu_lengths=(2048, 16384),
+    cpu_lengths=(128, 256),
+)
+
+
+def attention_cases(
+    device: torch.device, quick: bool, gradients: bool = False, case_set: CaseSet = ATTENTION_CASES
+) -> list[AttentionCase]:
+    """GPU: B*N = 16k tokens, H*D = 2048, the set's lengths. CPU: B=2, H=4, D=64 (fp32 on a few cores)."""
     if device.type == "cuda":
-        longest = (8192 if gradients else 16384) // (2 if quick else 1)
+        shortest, longest = case_set.gpu_lengths
+        longest //= (2 if gradients else 1) * (2 if quick else 1)
         return [
             AttentionCase(_GPU_TOKENS // n, _GPU_MODEL_WIDTH // d, n, d, mask)
-            for d in (64, 128)
-            for mask in MaskKind
-            for n in _powers_of_two(512, longest)
+            for d in case_set.gpu_head_dims
+            for mask in case_set.masks
+            for n in _powers_of_two(shortest, longest)
         ]
-    longest = (256 if gradients else 512) // (2 if quick else 1)
-    lengths = _powers_of_two(64 if gradients else 128, longest)
-    return [AttentionCase(2, 4, n, 64, mask) for mask in MaskKind for n in lengths]
+    shortest, longest = case_set.cpu_lengths
+    longest //= (2 if gradients else 1) * (2 if quick else 1)
+    lengths = _powers_of_two(min(shortest, 64) if gradients else shortest, longest)
+    return [AttentionCase(2, 4, n, 64, mask) for mask in case_set.masks for n in lengths]
 
 
 def _powers_of_two(shortest: int, longest: int) -> list[int]:
@@ -159,7 +189,7 @@ def _measure(
         return replace(row, reason=reason)
 
     with provider.context():
-        errors, reason = _first_call_errors(provider, mode, input_sets[0], expected)
+        errors, reason = _first_call_errors(provider, mode, input_sets, expected)
         if reason is not None:
             return replace(row, reason=reason)
         try:
@@ -187,19 +217,22 @@ def _call(fn: Callable[[], object]) -> object:
 
 
 def _first_call_errors(
-    provider: Provider, mode: Mode, inputs: AttentionInputs, expected: dict[str, torch.Tensor]
+    provider: Provider, mode: Mode, input_sets: list[AttentionInputs], expected: dict[str, torch.Tensor]
 ) -> tuple[dict[str, float] | None, str | None]:
-    """(max abs error per output, None) when the provider runs on these inputs, else (None, why not).
+    """(max abs error per output, None) when the provider runs on the first input set, else (None, why not).
 
-    Any exception counts as "cannot run this input": SDPA backends reject inputs with RuntimeError, and
-    the warnings they emit on the way say why, so those are kept in the reason too.
+    Every input set is prepared first (per-input state such as FlexAttention's block mask, kept out of the
+    timing). Any exception counts as "cannot run this input": SDPA backends reject inputs with
+    RuntimeError, and the warnings they emit on the way say why, so those are kept in the reason too.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            outputs = checked_outputs(mode, provider, inputs)
+            for inputs in input_sets:
+                provider.prepare(inputs)
+            outputs = checked_outputs(mode, provider, input_sets[0])
         except Exception as failure:  # reported in the row: see the docstring
-            _release_cached_memory(inputs.q.device)
+            _release_cached_memory(input_sets[0].q.device)
             return None, _failure_reason(failure, caught)
     return max_abs_errors(outputs, expected), None
 

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # One GPU session on a lent H100/H200 (no network there), from the repository root:
 #     OUT=/path/to/results BENCH_GIT_COMMIT=<sha of the tree you sent> bash benchmarks/gpu_session.sh
-# Total under 8 minutes: every step runs under `timeout` (110 + 30 + 120 + 150 + 45 s, plus the environment);
-# a benchmark stopped by its limit still writes the cases it finished. A failing step is recorded and the
-# next one still runs; the script exits non-zero at the end if any step failed. Writes 7 files into $OUT
-# (the device tool brings back at most 8, at most 2 folders deep):
+# Total under 8 minutes: every step runs under `timeout` (tests 100 s, then the benchmarks: ceilings 20, attention 70,
+# backward 75, masked 50, decode 40, positional 25, transformer 50, pipelines 45 s, plus the environment). A
+# benchmark stopped by its limit still writes the cases it finished (they handle SIGINT). A failing step is recorded
+# and the next one still runs; the script exits non-zero at the end if any step failed. The benchmark steps are
+# those of `python -m benchmarks all`, run one by one here so that each gets its own time limit. Writes 5 files
+# into $OUT (the device tool brings back at most 8, at most 2 folders deep):
 #   env.txt              nvidia-smi, versions, commit
 #   tests.txt            the test suite on CUDA (KERNELS_AUTOTUNE=0: one tile per kernel, no timing)
-#   ceilings.txt         python -m benchmarks ceilings
-#   attention.txt        python -m benchmarks attention --quick (N <= 8192): the forward tables
-#   backward.txt         python -m benchmarks backward: backward alone and fwd+bwd (N <= 8192)
-#   positional.txt       python -m benchmarks positional: encoding and fused embedding, GB/s
+#   benchmarks.txt       every benchmark's tables, in the order above
+#   summary.txt          each step's exit code and time, then ours vs torch per case
 #   results.tar          every JSON (card, versions, ceilings, every row) and PNG plot, one tar so that
-#                        they count as one file
-# The last lines printed are a summary: each step's exit code and time, then ours vs torch per case.
+#                        they count as one file: unpack it into benchmarks/results/<date>-<card>/ and run
+#                        `python -m benchmarks report --write`
 set -euo pipefail
 
 : "${OUT:?set OUT to the folder for the results}"
@@ -51,20 +51,25 @@ print(f'{p.name}: {p.multi_processor_count} SMs, {p.L2_cache_size >> 20} MiB L2,
 
 echo "== environment (output in env.txt)"
 environment >"$OUT/env.txt" 2>&1 || true
-step tests 110 tests.txt env KERNELS_AUTOTUNE=0 "$PYTHON" -m pytest tests/ -x -q -p no:cacheprovider
-step ceilings 30 ceilings.txt "$PYTHON" -m benchmarks ceilings --out "$WORK"
-step attention 120 attention.txt "$PYTHON" -m benchmarks attention --quick --out "$WORK/attention"
-step backward 150 backward.txt "$PYTHON" -m benchmarks backward --out "$WORK/backward"
-step positional 45 positional.txt "$PYTHON" -m benchmarks positional --quick --out "$WORK/positional"
-
-(cd "$WORK" && tar -cf "$OUT/results.tar" attention backward positional) || echo "not every result was there to pack"
-
-echo "== summary"
-printf '%s\n' "${SUMMARY[@]}"
-echo "tests: $(tail -n 1 "$OUT/tests.txt")"
-grep -E '[0-9] (TFLOP/s|GB/s)' "$OUT/ceilings.txt" || true
-for benchmark in attention backward; do
-    if [[ -f "$WORK/$benchmark/$benchmark.json" ]]; then "$PYTHON" -m benchmarks.summary "$WORK/$benchmark/$benchmark.json"; fi
+step tests 100 tests.txt env KERNELS_AUTOTUNE=0 "$PYTHON" -m pytest tests/ -x -q -p no:cacheprovider
+BENCHMARKS=(ceilings:20 attention:70 backward:75 masked:50 decode:40 positional:25 transformer:50 pipelines:45)
+for entry in "${BENCHMARKS[@]}"; do
+    name=${entry%%:*}
+    step "$name" "${entry##*:}" "$name.log" "$PYTHON" -m benchmarks "$name" --quick --out "$WORK/$name"
 done
-tail -n 25 "$OUT/positional.txt"
+for entry in "${BENCHMARKS[@]}"; do cat "$OUT/${entry%%:*}.log"; rm -f "$OUT/${entry%%:*}.log"; done >"$OUT/benchmarks.txt"
+
+(cd "$WORK" && tar -cf "$OUT/results.tar" .) || echo "not every result was there to pack"
+
+{
+    echo "== summary"
+    printf '%s\n' "${SUMMARY[@]}"
+    echo "tests: $(tail -n 1 "$OUT/tests.txt")"
+    for benchmark in attention backward masked; do
+        if [[ -f "$WORK/$benchmark/$benchmark.json" ]]; then
+            "$PYTHON" -m benchmarks.summary "$WORK/$benchmark/$benchmark.json"
+        fi
+    done
+    "$PYTHON" -m benchmarks report "$WORK" || true
+} 2>&1 | tee "$OUT/summary.txt"
 exit "$FAILED"

@@ -1,5 +1,6 @@
 """The body of the attention sweep commands (`attention`, `backward`): measure every case with a progress
-bar, print the tables, write the JSON and the plots. A command is a `Sweep`: its name and its modes."""
+bar, print the tables, write the JSON and the plots. A command is a `Sweep`: its name, its modes and its
+cases (`attention`, `backward`: no mask, causal, key padding; `masked`: the masks users have)."""
 
 import argparse
 import itertools
@@ -12,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from benchmarks.attention_inputs import AttentionCase
 from benchmarks.attention_modes import Mode, describe_modes
 from benchmarks.attention_providers import Provider, attention_providers
-from benchmarks.attention_suite import AttentionRow, attention_cases, measure_cases
+from benchmarks.attention_suite import ATTENTION_CASES, AttentionRow, CaseSet, attention_cases, measure_cases
 from benchmarks.ceilings import Ceilings, measure_ceilings
 from benchmarks.environment import DTYPES, dtype_name, run_metadata
 from benchmarks.plot import plot_attention
@@ -26,6 +27,8 @@ class Sweep:
     name: str  # the subcommand: also the JSON's "benchmark", its file name and the plots' prefix
     title: str  # what the plots say was measured
     modes: tuple[Mode, ...]
+    case_set: CaseSet = ATTENTION_CASES
+    note: str | None = None  # what else a reader of the tables must know (printed and written to the JSON)
 
     @property
     def gradients(self) -> bool:
@@ -44,7 +47,7 @@ def run_sweep(args: argparse.Namespace, sweep: Sweep) -> int:
     device = args.device
     dtype = DTYPES[args.dtype or ("bf16" if device.type == "cuda" else "fp32")]
     stopwatch = Stopwatch(device, args.quick)
-    cases = attention_cases(device, args.quick, sweep.gradients)
+    cases = attention_cases(device, args.quick, sweep.gradients, sweep.case_set)
     providers = attention_providers(device)
     metadata = run_metadata(device)
     settings = {
@@ -55,6 +58,8 @@ def run_sweep(args: argparse.Namespace, sweep: Sweep) -> int:
         "quick": args.quick,
         "providers": {p.name: p.label for p in providers},
     }
+    if sweep.note:
+        settings["note"] = sweep.note
 
     console = make_console()
     shown = {k: str(v) for k, v in settings.items() if k not in ("providers", "modes")}

@@ -11,15 +11,16 @@ as an error check of dq, dk, dv whose time is not a speed.
 
 import pytest
 
-from benchmarks.attention_inputs import AttentionCase, MaskKind, smallest_shape_cases
+from benchmarks.attention_inputs import AttentionCase, smallest_shape_cases
 from benchmarks.attention_modes import Mode
 from benchmarks.attention_providers import OURS, REFERENCE, SDPA_DEFAULT, Provider, attention_providers
+from benchmarks.attention_suite import ATTENTION_CASES
 from benchmarks.pytest_measure import DEVICE, ON_CUDA, measure
 
 CASES = [
     AttentionCase(batch, heads, n, d, mask)
     for batch, heads, n, d in ([(16, 16, 1024, 128), (4, 16, 4096, 128)] if ON_CUDA else [(2, 4, 64, 64)])
-    for mask in MaskKind
+    for mask in ATTENTION_CASES.masks
 ]
 SMALLEST = smallest_shape_cases(CASES)
 PROVIDERS = attention_providers(DEVICE, [OURS, SDPA_DEFAULT, REFERENCE])

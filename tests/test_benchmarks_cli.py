@@ -21,14 +21,18 @@ from benchmarks.__main__ import main
 from benchmarks.attention_inputs import AttentionCase, MaskKind, make_inputs
 from benchmarks.attention_modes import Mode, timed_call
 from benchmarks.attention_providers import Provider, attention_providers
-from benchmarks.attention_suite import attention_cases, measure_cases
+from benchmarks import attention_providers as providers_module
+from benchmarks.attention_suite import ATTENTION_CASES, attention_cases, measure_cases
 from benchmarks.ceilings import Ceilings
 from benchmarks.flops import attention_backward_flops, attention_forward_flops, tflops_per_second
 from benchmarks.summary import summary_lines
 from benchmarks.timing import Stopwatch, input_sets_needed, rotating
 
 CPU = torch.device("cpu")
-PROVIDERS = {"ours", "sdpa-default", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math", "reference"}
+PROVIDERS = {"ours", "sdpa-default", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math", "flex", "reference"}
+# FlexAttention compiles for seconds per case on the CPU: these CLI runs report it unavailable instead
+# (tests/test_benchmark_suite.py runs it).
+FLEX_SKIPPED = "not in this test: FlexAttention runs in tests/test_benchmark_suite.py"
 TIMED_FIELDS = ("median_ms", "p20_ms", "p80_ms", "tflops", "ceiling_fraction", "speedup_vs_sdpa_default")
 MEASURED_FIELDS = (*TIMED_FIELDS, "max_abs_error", "peak_memory_bytes")
 UNIT_CEILINGS = Ceilings(matmul_tflops=1.0, matmul="unit matmul", copy_gbps=1.0, copy="unit copy")
@@ -117,6 +121,7 @@ def cpu_run(tmp_path_factory):
     screen = io.StringIO()
     with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(screen):
         env.delenv("TRITON_INTERPRET", raising=False)  # no interpreter kernels in this test file
+        env.setattr(providers_module, "flex_unavailable_reason", lambda device: FLEX_SKIPPED)
         exit_code = main(["attention", "--quick", "--device", "cpu", "--out", str(out)])
     return exit_code, json.loads((out / "attention.json").read_text()), screen.getvalue(), out
 
@@ -187,7 +192,7 @@ def test_cli_reports_unavailable_providers_with_their_reason(cpu_run):
 
 def test_cli_writes_one_png_per_head_dim_and_mask(cpu_run):
     out = cpu_run[3]
-    for mask in MaskKind:
+    for mask in ATTENTION_CASES.masks:
         assert (out / f"attention_d64_{mask.value}.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -302,6 +307,7 @@ def backward_run(tmp_path_factory):
     screen = io.StringIO()
     with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(screen):
         env.delenv("TRITON_INTERPRET", raising=False)  # no interpreter kernels in this test file
+        env.setattr(providers_module, "flex_unavailable_reason", lambda device: FLEX_SKIPPED)
         exit_code = main(["backward", "--quick", "--device", "cpu", "--out", str(out)])
     return exit_code, json.loads((out / "backward.json").read_text()), screen.getvalue(), out
 
@@ -360,7 +366,8 @@ def test_backward_cli_reports_unavailable_providers_with_their_reason(backward_r
 def test_backward_cli_writes_one_png_per_head_dim_mask_and_mode(backward_run):
     out = backward_run[3]
     pngs = sorted(path.name for path in out.glob("*.png"))
-    assert pngs == sorted(f"backward_d64_{m.value}_{t}.png" for m in MaskKind for t in ("bwd", "fwd-bwd"))
+    expected = (f"backward_d64_{m.value}_{t}.png" for m in ATTENTION_CASES.masks for t in ("bwd", "fwd-bwd"))
+    assert pngs == sorted(expected)
     assert all((out / name).read_bytes()[:4] == b"\x89PNG" for name in pngs)
 
 

@@ -4,6 +4,7 @@ A module provides `register(subparsers, common)`: it adds its parser (with `comm
 --device/--quick/--out options, as a parent) and sets `run(args) -> exit code` as the parser default.
 """
 
-from benchmarks.commands import attention, backward, ceilings, parity, positional
+from benchmarks.commands import all as run_all  # the module `all`; keeps the builtin's name free here
+from benchmarks.commands import attention, backward, ceilings, masked, parity, pipelines, positional, report
 
-COMMANDS = (attention, backward, ceilings, parity, positional)
+COMMANDS = (attention, backward, masked, ceilings, parity, positional, pipelines, run_all, report)

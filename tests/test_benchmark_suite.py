@@ -1,0 +1,401 @@
+"""Tests of the benchmark suite's own code: work counts by hand, the masks of the `masked` sweep, one
+`masked --quick --device cpu` run (FlexAttention compiled, no Triton interpreter) and its JSON schema,
+FlexAttention's availability, `all` over a fake command set, and the results report from synthetic runs.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+import benchmarks.__main__ as entry
+import benchmarks.commands
+from benchmarks import flex_provider as flex_module
+from benchmarks.attention_inputs import AttentionCase, AttentionInputs, MaskKind, make_inputs
+from benchmarks.attention_modes import Mode
+from benchmarks.attention_providers import FLEX, attention_providers, flex_provider
+from benchmarks.attention_suite import MASKED_CASES, attention_cases, measure_cases
+from benchmarks.ceilings import Ceilings, measure_ceilings
+from benchmarks.commands import all as all_command
+from benchmarks.commands import masked, report
+from benchmarks.flops import attention_backward_flops, attention_forward_flops
+from benchmarks.goals import GOALS
+from benchmarks.report import NO_RUN, RESULTS_DIR, readme_text
+from benchmarks.timing import Stopwatch, Timing
+
+CPU = torch.device("cpu")
+UNIT_CEILINGS = Ceilings(matmul_tflops=1.0, matmul="unit matmul", copy_gbps=1.0, copy="unit copy")
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    """`python -m benchmarks ARGV` with this suite's commands registered (whether or not they are yet)."""
+    registered = {command.__name__: command for command in benchmarks.commands.COMMANDS}
+    commands = {module.__name__: module for module in (masked, all_command, report)} | registered
+    screen = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(screen):
+        patch.setattr(entry, "COMMANDS", tuple(commands.values()))
+        code = entry.main(argv)
+    return code, screen.getvalue()
+
+
+# --- work counts, by hand ------------------------------------------------------------------------------
+
+
+def test_forward_flops_by_hand():
+    assert attention_forward_flops(2, 8, 1024, 1024, 64, causal=False) == 4 * 2 * 8 * 1024 * 1024 * 64 == 2**32
+    assert attention_forward_flops(2, 8, 1024, 1024, 64, causal=True) == 2**31
+    assert attention_forward_flops(2, 8, 1, 1024, 64, causal=True) == 4_194_304  # Nq != Nk: not halved
+    assert attention_backward_flops(2, 8, 1024, 1024, 64, causal=False) == 10_737_418_240  # 2.5x
+
+
+def test_masked_cases_count_the_dense_work_whatever_the_mask():
+    for kind in MASKED_CASES.masks:  # causal-key-padding is a mask tensor, not is_causal: not halved
+        assert Mode.FORWARD.flops(AttentionCase(2, 8, 1024, 64, kind)) == 2**32
+
+
+def test_ceilings_convert_times_to_tflops_and_gbps():
+    class FixedStopwatch:
+        device = CPU
+
+        def measure(self, fn):
+            return Timing(median_ms=2.0, p20_ms=1.0, p80_ms=3.0)
+
+    ceilings = measure_ceilings.__wrapped__(FixedStopwatch())
+    assert ceilings.matmul_tflops == pytest.approx(2 * 1024**3 / 2e-3 / 1e12)  # fp32 1024^3 matmul on the CPU
+    assert ceilings.copy_gbps == pytest.approx(2 * (64 << 20) / 2e-3 / 1e9)  # 64 MiB read + written
+
+
+# --- the masks of the masked sweep -----------------------------------------------------------------------
+
+
+def _mask(kind: MaskKind, batch=8, n=64, dtype=torch.float32) -> torch.Tensor:
+    return make_inputs(AttentionCase(batch, 2, n, 16, kind), dtype, CPU, seed=3).attn_mask
+
+
+def test_half_padding_keeps_a_prefix_of_a_quarter_to_three_quarters_of_the_keys():
+    mask = _mask(MaskKind.KEY_PADDING_HALF)
+    assert mask.dtype == torch.bool and mask.shape == (8, 1, 1, 64)
+    lengths = mask.sum(-1).flatten()
+    assert lengths.min() >= 16 and lengths.max() <= 48 and len(set(lengths.tolist())) > 1
+    assert torch.equal(mask, torch.arange(64) < lengths.view(8, 1, 1, 1))
+
+
+def test_sliding_window_is_one_causal_band_of_a_quarter_of_the_keys():
+    mask = _mask(MaskKind.SLIDING_WINDOW)
+    i, j = torch.arange(64).view(64, 1), torch.arange(64)
+    assert mask.shape == (64, 64)  # broadcast over batch and heads
+    assert torch.equal(mask, (j <= i) & (j > i - 16))
+
+
+def test_additive_bias_is_a_distance_penalty_in_the_query_dtype():
+    bias = _mask(MaskKind.ADDITIVE_BIAS, dtype=torch.bfloat16)
+    assert bias.dtype == torch.bfloat16 and bias.shape == (8, 1, 64, 64)
+    assert torch.all(bias.diagonal(dim1=-2, dim2=-1) == 0) and torch.all(bias <= 0)
+    slopes = -bias[:, 0, 0, 1].float()  # the penalty one key away
+    assert torch.all((slopes >= 1 / 16 - 1e-2) & (slopes <= 1 / 2 + 1e-2)) and slopes.unique().numel() > 1
+
+
+def test_causal_key_padding_is_one_bool_mask_of_both():
+    mask = _mask(MaskKind.CAUSAL_KEY_PADDING)
+    assert mask.shape == (8, 1, 64, 64) and mask.dtype == torch.bool
+    lengths = mask[:, 0, -1].sum(-1)  # the last query sees every valid key
+    padding = torch.arange(64) < lengths.view(8, 1, 1, 1)
+    assert torch.equal(mask, torch.ones(64, 64, dtype=torch.bool).tril() & padding)
+    assert lengths.min() >= 32 and mask.any(-1).all()  # no fully masked query row
+
+
+def test_masked_sweep_has_its_own_cases():
+    cases = attention_cases(CPU, quick=True, case_set=MASKED_CASES)
+    assert [c.mask for c in cases] == list(MASKED_CASES.masks) and {c.seq_len for c in cases} == {128}
+    gpu = attention_cases(torch.device("cuda"), quick=False, case_set=MASKED_CASES)
+    assert {c.seq_len for c in gpu} == {2048, 4096, 8192, 16384} and {c.head_dim for c in gpu} == {128}
+    assert all(c.batch * c.seq_len == 16384 for c in gpu)
+
+
+# --- FlexAttention --------------------------------------------------------------------------------------
+
+
+def test_flex_is_unavailable_on_a_cpu_without_a_cpp_compiler(monkeypatch):
+    monkeypatch.setattr(flex_module, "_has_cpp_compiler", lambda: False)
+    provider = flex_provider(CPU)
+    assert provider.name == FLEX and "C++ compiler" in provider.skip_reason(is_smallest_case=True)
+    assert flex_provider(torch.device("cuda")).unavailable_reason is None  # the GPU needs no C++ compiler
+
+
+def test_flex_is_unavailable_without_flex_attention_in_torch(monkeypatch):
+    monkeypatch.setattr(flex_module, "_IMPORT_ERROR", "torch 2.4 has no FlexAttention")
+    assert flex_provider(CPU).unavailable_reason == "torch 2.4 has no FlexAttention"
+
+
+def test_flex_builds_each_block_mask_once_outside_the_calls(monkeypatch):
+    built = []
+    real = flex_module.create_block_mask
+    monkeypatch.setattr(flex_module, "create_block_mask", lambda *a, **k: built.append(a) or real(*a, **k))
+    flex = flex_module.FlexAttention(CPU)
+    padded = make_inputs(AttentionCase(2, 2, 32, 16, MaskKind.KEY_PADDING), torch.float32, CPU, seed=0)
+    causal = make_inputs(AttentionCase(2, 2, 32, 16, MaskKind.CAUSAL), torch.float32, CPU, seed=0)
+    for inputs in (padded, padded.detached(), causal, causal):
+        flex.prepare(inputs)
+    assert len(built) == 2
+    assert built[0][1:] == (2, None, 32, 32)  # a block mask per batch row; heads broadcast
+
+
+def test_flex_runs_grouped_query_decoding_against_float64():
+    """Fewer key/value heads than query heads (enable_gqa), one query over the cache: decode's shape."""
+    q, k, v = torch.randn(2, 4, 1, 16), torch.randn(2, 2, 64, 16), torch.randn(2, 2, 64, 16)
+    inputs = AttentionInputs(q, k, v, attn_mask=None, is_causal=False)
+    provider = flex_provider(CPU)
+    with provider.context():
+        provider.prepare(inputs)
+        out = provider.call(inputs)
+    grouped = [t.double().repeat_interleave(2, dim=1) for t in (k, v)]
+    expected = torch.softmax(q.double() @ grouped[0].transpose(-1, -2) / 4, dim=-1) @ grouped[1]
+    assert out.shape == q.shape and (out.double() - expected).abs().max() < 1e-5
+
+
+def test_flex_reports_no_backward_on_the_cpu():
+    case = AttentionCase(1, 2, 16, 8, MaskKind.NONE)
+    (rows,) = measure_cases([case], [flex_provider(CPU)], torch.float32, Stopwatch(CPU, quick=True),
+                            UNIT_CEILINGS, modes=(Mode.BACKWARD,))
+    assert rows[0].reason == "NotImplementedError: FlexAttention has no backward on the CPU"
+
+
+# --- `masked --quick --device cpu`, end to end ------------------------------------------------------------
+
+PROVIDERS = {p.name for p in attention_providers(CPU)}
+
+
+@pytest.fixture(scope="module")
+def masked_run(tmp_path_factory):
+    """(exit code, JSON, screen) of one quick CPU run, FlexAttention compiled, without the interpreter."""
+    out = tmp_path_factory.mktemp("masked-out")
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("TRITON_INTERPRET", raising=False)
+        code, screen = run_cli(["masked", "--quick", "--device", "cpu", "--out", str(out)])
+    return code, json.loads((out / "masked.json").read_text()), screen, out
+
+
+def test_masked_run_says_what_it_measured(masked_run):
+    code, results, screen, out = masked_run
+    assert code == 0 and results["benchmark"] == "masked" and results["interrupted"] is False
+    assert set(results["environment"]) >= {"card", "device", "date", "torch", "triton", "git_commit"}
+    settings = results["settings"]
+    assert settings["modes"] == ["forward"] and settings["dtype"] == "fp32" and settings["quick"] is True
+    assert "dense FLOPs" in settings["note"] and set(settings["providers"]) == PROVIDERS
+    assert settings["providers"][FLEX] in screen
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"masked_d64_{m.value}.png" for m in MASKED_CASES.masks)
+
+
+SCHEMA = {  # field -> the JSON types it may hold (None: null, for a provider that did not run)
+    "batch": (int,), "heads": (int,), "seq_len": (int,), "head_dim": (int,), "mask": (str,),
+    "causal": (bool,), "mode": (str,), "flops": (int,), "provider": (str,), "label": (str,),
+    "available": (bool,), "reason": (str, type(None)), "median_ms": (float, type(None)),
+    "p20_ms": (float, type(None)), "p80_ms": (float, type(None)), "tflops": (float, type(None)),
+    "ceiling_fraction": (float, type(None)), "speedup_vs_sdpa_default": (float, type(None)),
+    "max_abs_error": (float, type(None)), "max_abs_errors": (dict, type(None)),
+    "peak_memory_bytes": (int, type(None)),
+}
+
+
+def test_masked_rows_follow_the_schema(masked_run):
+    rows = masked_run[1]["rows"]
+    expected = {(m.value, p) for m in MASKED_CASES.masks for p in PROVIDERS}
+    assert len(rows) == len(expected) and {(r["mask"], r["provider"]) for r in rows} == expected
+    for row in rows:
+        assert set(row) == set(SCHEMA), row["provider"]
+        for field, types_allowed in SCHEMA.items():
+            assert isinstance(row[field], types_allowed), (field, row[field])
+        assert row["available"] == (row["reason"] is None) == (row["median_ms"] is not None)
+
+
+def test_masked_rows_that_ran_have_consistent_units(masked_run):
+    results = masked_run[1]
+    ran = [r for r in results["rows"] if r["available"]]
+    assert {(r["mask"], r["provider"]) for r in ran} >= {
+        (m.value, p) for m in MASKED_CASES.masks for p in ("sdpa-default", "sdpa-math", FLEX, "reference")}
+    for row in ran:
+        assert row["flops"] == 4 * row["batch"] * row["heads"] * row["seq_len"] ** 2 * row["head_dim"]
+        assert row["p20_ms"] <= row["median_ms"] <= row["p80_ms"]
+        assert row["tflops"] == pytest.approx(row["flops"] / (row["median_ms"] * 1e-3) / 1e12)  # TFLOP/s, ms
+        assert row["ceiling_fraction"] == pytest.approx(row["tflops"] / results["ceilings"]["matmul_tflops"])
+        assert 0 <= row["max_abs_error"] < 1e-4, row  # fp32 against float64, FlexAttention included
+    for mask in MASKED_CASES.masks:
+        default = next(r for r in ran if r["provider"] == "sdpa-default" and r["mask"] == mask.value)
+        assert default["speedup_vs_sdpa_default"] == 1.0
+        flex = next(r for r in ran if r["provider"] == FLEX and r["mask"] == mask.value)
+        assert flex["speedup_vs_sdpa_default"] == pytest.approx(default["median_ms"] / flex["median_ms"])
+
+
+def test_masked_run_reports_ours_unavailable_with_the_reason(masked_run):
+    _, results, screen, _ = masked_run
+    ours = [r for r in results["rows"] if r["provider"] == "ours"]
+    assert ours and all(not r["available"] and "TRITON_INTERPRET=1" in r["reason"] for r in ours)
+    assert "Unavailable providers" in screen
+
+
+# --- `all` over a fake command set ----------------------------------------------------------------------
+
+
+def _fake_command(name: str, outcome, calls: list, dtype: bool = False) -> types.SimpleNamespace:
+    def run(args):
+        calls.append((name, args))
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def register(subparsers, common):
+        parser = subparsers.add_parser(name, parents=[common])
+        if dtype:
+            parser.add_argument("--dtype")
+        parser.set_defaults(run=run)
+
+    return types.SimpleNamespace(__name__=f"benchmarks.commands.{name}", register=register)
+
+
+def _run_all(monkeypatch, tmp_path, outcomes: dict, argv=()) -> tuple[int, str, list]:
+    calls = []
+    fakes = [_fake_command(name, outcome, calls, dtype=name == "attention") for name, outcome in outcomes.items()]
+    monkeypatch.setattr(benchmarks.commands, "COMMANDS", (*fakes, all_command))
+    code, screen = run_cli(["all", "--device", "cpu", "--out", str(tmp_path), *argv])
+    return code, screen, calls
+
+
+def test_all_runs_every_registered_step_in_order_past_failures(monkeypatch, tmp_path):
+    outcomes = {"masked": 0, "ceilings": 0, "attention": RuntimeError("kernel exploded"), "backward": 3}
+    code, screen, calls = _run_all(monkeypatch, tmp_path, outcomes, ["--dtype", "fp16"])
+    assert code == 1
+    assert [name for name, _ in calls] == ["ceilings", "attention", "backward", "masked"]  # all's order
+    for name, args in calls:
+        assert args.out == tmp_path / name and args.quick is True and args.device == CPU
+    assert dict(calls)["attention"].dtype == "fp16" and not hasattr(dict(calls)["ceilings"], "dtype")
+    summary = screen[screen.index("all: summary"):]
+    assert "failed: RuntimeError: kernel exploded" in summary and "exit 3" in summary
+    for name in ("positional", "transformer", "decode", "pipelines"):
+        assert f"{name}" in summary
+    assert summary.count("not available") == 4 and summary.count(" ok ") == 2
+
+
+def test_all_passes_when_every_step_passes_and_full_turns_quick_off(monkeypatch, tmp_path):
+    code, _, calls = _run_all(monkeypatch, tmp_path, {name: 0 for name in all_command.STEPS}, ["--full"])
+    assert code == 0 and [name for name, _ in calls] == list(all_command.STEPS)
+    assert all(args.quick is False for _, args in calls)
+
+
+def test_all_counts_a_command_not_registered_yet_as_not_available_not_failed(monkeypatch, tmp_path):
+    code, screen, calls = _run_all(monkeypatch, tmp_path, {"ceilings": 0, "decode": 0})
+    assert code == 0 and [name for name, _ in calls] == ["ceilings", "decode"]
+    assert screen.count("not available") == len(all_command.STEPS) - 2
+
+
+def test_all_stops_after_an_interrupted_step(monkeypatch, tmp_path):
+    code, screen, calls = _run_all(monkeypatch, tmp_path, {"ceilings": 0, "attention": 130, "masked": 0})
+    assert code == 1 and [name for name, _ in calls] == ["ceilings", "attention"]
+    assert screen.count("skipped: the run was interrupted") == 6
+
+
+# --- the results report ---------------------------------------------------------------------------------
+
+H100 = "NVIDIA H100 80GB HBM3"
+
+
+def _row(provider="ours", available=True, **fields) -> dict:
+    return {"provider": provider, "available": available, **fields}
+
+
+def _attention_rows(mode: str, speedups: dict) -> list[dict]:
+    """Ours at each (mask, N) with the given speed-up, plus a SDPA row and an unavailable row of ours."""
+    rows = [_row(mode=mode, mask=mask, seq_len=n, speedup_vs_sdpa_default=s) for (mask, n), s in speedups.items()]
+    return rows + [_row("sdpa-default", mode=mode, mask="none", seq_len=4096, speedup_vs_sdpa_default=1.0),
+                   _row(available=False, mode=mode, mask="none", seq_len=8192, speedup_vs_sdpa_default=None)]
+
+
+def _write_run(folder: Path, name: str, benchmark: str, date: str, rows: list[dict], device="cuda", card=H100):
+    environment = {"card": card, "device": device, "date": date, "git_commit": "abcdef0123456789", "torch": "2.13"}
+    payload = {"benchmark": benchmark, "environment": environment, "settings": {"dtype": "bf16"}, "rows": rows}
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(payload))
+
+
+@pytest.fixture
+def results_dir(tmp_path) -> Path:
+    """A fake H100 history: forward passes, backward misses, masked misses (one mask kind under 3x),
+    positional passes; no decode run. Plus an older forward run, a CPU run and a non-run JSON, all ignored."""
+    older = _attention_rows("forward", {("none", 4096): 0.5})
+    _write_run(tmp_path, "2026-11-01-h100-attention.json", "attention", "2026-11-01T10:00:00+00:00", older)
+    forward = _attention_rows("forward", {("none", 2048): 1.3, ("causal", 8192): 1.1, ("none", 1024): 0.4,
+                                          ("key-padding", 4096): 0.2})
+    _write_run(tmp_path, "2026-12-01-h100/attention.json", "attention", "2026-12-01T10:00:00+00:00", forward)
+    backward = (_attention_rows("backward", {("none", 2048): 0.8, ("causal", 4096): 1.2})
+                + _attention_rows("fwd+bwd", {("none", 2048): 1.05}))
+    _write_run(tmp_path, "2026-12-01-h100/backward.json", "backward", "2026-12-01T10:05:00+00:00", backward)
+    masked_rows = _attention_rows("forward", {("key-padding", 2048): 3.6, ("key-padding-50", 8192): 2.9,
+                                              ("sliding-window", 8192): 0.1})
+    _write_run(tmp_path, "2026-12-01-h100/masked.json", "masked", "2026-12-01T10:10:00+00:00", masked_rows)
+    positional = [_row(op="encode", seq_len=2048, copy_fraction=0.9, speedups={"reference-table": 2.5}),
+                  _row(op="encode", seq_len=1, copy_fraction=0.1, speedups={"reference-table": 1.0}),
+                  _row(op="embed", seq_len=2048, copy_fraction=0.7, speedups={"torch-eager": 1.6})]
+    _write_run(tmp_path, "2026-12-01-h100/positional.json", "positional", "2026-12-01T10:15:00+00:00", positional)
+    _write_run(tmp_path, "2026-12-01-h100/transformer.json", "transformer", "2026-12-01T10:20:00+00:00", [])
+    _write_run(tmp_path, "cpu/attention.json", "attention", "2026-12-02T00:00:00+00:00",
+               _attention_rows("forward", {("none", 4096): 0.01}), device="cpu", card="CPU: some CPU (2 threads)")
+    (tmp_path / "pytest-benchmark.json").write_text(json.dumps({"benchmarks": []}))
+    return tmp_path
+
+
+def _goal_lines(text: str) -> dict[str, str]:
+    return {goal.title: next(line for line in text.splitlines() if line.startswith(f"| {goal.title} |"))
+            for goal in GOALS}
+
+
+def test_report_answers_each_goal_from_the_latest_gpu_run(results_dir):
+    text = readme_text(results_dir)
+    assert f"## {H100}" in text and "CPU: some CPU" not in text and "No GPU run yet" not in text
+    lines = _goal_lines(text)
+    by_start = {title.split(" >=")[0]: line for title, line in lines.items()}
+    assert "worst 1.10x, median 1.20x (2 rows) | pass | 2026-12-01, abcdef0123, bf16, " in by_start["forward"]
+    assert "worst 0.80x" in by_start["backward"] and "**miss**" in by_start["backward"]
+    assert "worst 1.05x" in by_start["forward + backward"] and "| pass |" in by_start["forward + backward"]
+    assert "worst 2.90x, median 3.25x (2 rows) | **miss**" in by_start["bool key-padding mask"]
+    assert f"| {NO_RUN} | open |" in by_start["decode attention"]
+    assert "worst 90%, median 90% (1 rows) | pass" in lines[GOALS[5].title]  # N = 1 left out
+    assert "worst 2.50x" in lines[GOALS[6].title] and "worst 1.60x" in lines[GOALS[7].title]
+    assert "Other runs (no goal): transformer: 2026-12-01" in text
+
+
+def test_report_without_gpu_runs_says_so(tmp_path):
+    text = readme_text(tmp_path)
+    assert "**No GPU run yet**" in text
+    assert all(f"| {NO_RUN} | open |" in line for line in _goal_lines(text).values())
+
+
+def test_report_rejects_a_run_without_its_environment(tmp_path):
+    (tmp_path / "broken.json").write_text(json.dumps({"benchmark": "attention", "environment": {"card": "x"}}))
+    with pytest.raises(ValueError, match=r"broken.json.*lacks \['date', 'device'\]"):
+        readme_text(tmp_path)
+
+
+def test_report_write_then_check_then_stale(results_dir):
+    assert run_cli(["report", str(results_dir), "--check"])[0] == 1  # no README yet
+    assert run_cli(["report", str(results_dir), "--write"])[0] == 0
+    assert (results_dir / "README.md").read_text() == readme_text(results_dir)
+    assert run_cli(["report", str(results_dir), "--check"]) == (0, f"{results_dir / 'README.md'} is up to date\n")
+    _write_run(results_dir, "2026-12-05-h100/decode.json", "decode", "2026-12-05T00:00:00+00:00",
+               [_row(context=8192, copy_fraction=0.85), _row(context=1024, copy_fraction=0.3)])
+    assert run_cli(["report", str(results_dir), "--check"])[0] == 1  # a new run: the README is stale
+    code, printed = run_cli(["report", str(results_dir)])
+    assert code == 0 and "worst 85%, median 85% (1 rows) | pass" in printed
+
+
+def test_committed_results_readme_is_generated():
+    """benchmarks/results/README.md is what `report --write` gives for the committed runs."""
+    assert run_cli(["report", str(RESULTS_DIR), "--check"])[0] == 0
+
+
+def test_report_refuses_a_missing_folder(tmp_path):
+    with pytest.raises(SystemExit, match="is not a folder"):
+        report.run(argparse.Namespace(results=tmp_path / "absent", write=False, check=False))
