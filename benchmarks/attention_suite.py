@@ -199,7 +199,7 @@ def _measure(
             peak = peak_memory_bytes(calls[0], stopwatch.device)
         except torch.OutOfMemoryError as failure:  # the first call fitted, repeated ones did not
             calls = None  # drop the kept graphs first, so that the cache can give their memory back
-            _release_cached_memory(stopwatch.device)
+            release_cached_memory(stopwatch.device)
             return replace(row, reason=f"out of memory while timing: {_first_line(str(failure))}")
     tflops = tflops_per_second(row.flops, timing.median_ms)
     return replace(
@@ -232,18 +232,18 @@ def _first_call_errors(
                 provider.prepare(inputs)
             outputs = checked_outputs(mode, provider, input_sets[0])
         except Exception as failure:  # reported in the row: see the docstring
-            _release_cached_memory(input_sets[0].q.device)
-            return None, _failure_reason(failure, caught)
+            release_cached_memory(input_sets[0].q.device)
+            return None, failure_reason(failure, caught)
     return max_abs_errors(outputs, expected), None
 
 
-def _release_cached_memory(device: torch.device) -> None:
+def release_cached_memory(device: torch.device) -> None:
     """After a failure (often out of memory), give the next provider an unfragmented pool."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
 
-def _failure_reason(failure: Exception, caught: list[warnings.WarningMessage]) -> str:
+def failure_reason(failure: Exception, caught: list[warnings.WarningMessage]) -> str:
     lines = [f"{type(failure).__name__}: {_first_line(str(failure))}"]
     for warning in caught:
         line = _first_line(str(warning.message))

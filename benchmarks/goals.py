@@ -10,7 +10,9 @@ Fields each benchmark's rows must carry for its goals (benchmarks written later 
 - positional: "op" ("encode", "embed"), "seq_len", "copy_fraction" (GB/s / the measured copy GB/s),
   "speedups" ({baseline provider: its median time / ours});
 - decode: "context" (keys in the cache), "copy_fraction" (our GB/s, bytes read + written, over the copy
-  GB/s measured in the same run).
+  GB/s measured in the same run);
+- pipelines: one row per (task, variant): "agrees_with_reference" (same predictions as sdpa) and
+  "speedup_vs_sdpa" (sdpa's median time / ours).
 """
 
 import statistics
@@ -66,6 +68,14 @@ def _speedup_over(baseline: str) -> Callable[[dict], float | None]:
     return lambda row: (row.get("speedups") or {}).get(baseline)
 
 
+def _pipeline_speedup(row: dict) -> float | None:
+    """The speed-up over sdpa, counted as 0 where the predictions differ: a fast wrong answer misses."""
+    speedup = row.get("speedup_vs_sdpa")
+    if speedup is None:
+        return None
+    return speedup if row.get("agrees_with_reference") else 0.0
+
+
 def _attention(mode: str, masks: tuple[str, ...]) -> Callable[[dict], bool]:
     return lambda row: row.get("mode", "forward") == mode and row["mask"] in masks and row["seq_len"] >= GOAL_LENGTH
 
@@ -92,4 +102,6 @@ GOALS = (
          2.0, "x", _encode_sequences, _speedup_over("reference-table")),
     Goal("positional", "fused embedding >= 1.5x eager embedding * sqrt(d) + table",
          1.5, "x", lambda row: row["op"] == "embed", _speedup_over("torch-eager")),
+    Goal("pipelines", "HF pipelines >= 1.2x sdpa with identical predictions (every task)",
+         1.2, "x", lambda row: True, _pipeline_speedup),
 )

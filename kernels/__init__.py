@@ -13,12 +13,13 @@ from kernels.patching import replace_attention
 from kernels.positional import add_positional_encoding, sinusoidal_embedding
 from kernels.positional_modules import PositionalEncoder, SinusoidalEmbedding
 from kernels.transformer import Transformer
+from kernels.models import DecoderOnlyLM, EncoderClassifier, EncoderDecoderModel, ModelConfig, generate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "attention", "attention_dropout_mask", "MultiHeadAttention", "MultiheadAttention", "replace_attention",
-    "Transformer",
+    "Transformer", "ModelConfig", "EncoderDecoderModel", "EncoderClassifier", "DecoderOnlyLM", "generate",
     "add_positional_encoding", "sinusoidal_embedding", "PositionalEncoder", "SinusoidalEmbedding",
     "use_backend", "record_backends", "BACKENDS", "__version__",
 ]

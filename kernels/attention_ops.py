@@ -18,6 +18,8 @@ from torch import Tensor
 from kernels.custom_ops import NAMESPACE, draw_seed, seed_value
 from kernels.ops.attention_backward import attention_backward as launch_attention_backward
 from kernels.ops.attention_common import Dropout, accumulator_dtype
+from kernels.ops.attention_decode import attention_decode as launch_attention_decode
+from kernels.ops.attention_decode import plan_num_splits
 from kernels.ops.attention_forward import attention_forward as launch_attention_forward
 
 SEED_HIGH = 2**62  # the Philox seed range the attention kernels draw from
@@ -48,10 +50,15 @@ def attention_forward(
     query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, is_causal: bool, scale: float,
     dropout_p: float, seed: Tensor | None, return_lse: bool,
 ) -> tuple[Tensor, Tensor]:
-    """(out, lse) of rank-4 inputs; `mask` already broadcast to (B, Hq, Nq, Nk) (stride-0 view)."""
+    """(out, lse) of rank-4 inputs; `mask` already broadcast to (B, Hq, Nq, Nk) (stride-0 view).
+    Few queries over many keys run split-K (kernels/ops/attention_decode.py), the rest the normal kernel."""
     lse = _empty_lse(query, return_lse)
-    out, _ = launch_attention_forward(query, key, value, mask, is_causal, scale, out=_empty_out(query, value),
-                                      lse=lse if return_lse else None, dropout=dropout_of(dropout_p, seed))
+    out, lse_arg, dropout = _empty_out(query, value), lse if return_lse else None, dropout_of(dropout_p, seed)
+    num_splits = plan_num_splits(query, key, is_causal, dropout)
+    if num_splits > 1:
+        launch_attention_decode(query, key, value, mask, scale, num_splits, out=out, lse=lse_arg)
+    else:
+        launch_attention_forward(query, key, value, mask, is_causal, scale, out=out, lse=lse_arg, dropout=dropout)
     return out, lse
 
 

@@ -367,6 +367,27 @@ def test_report_answers_each_goal_from_the_latest_gpu_run(results_dir):
     assert "Other runs (no goal): transformer: 2026-12-01" in text
 
 
+def test_pipelines_goal_counts_a_differing_prediction_as_a_miss(tmp_path):
+    """The pipeline goal reads the flat rows `goal_rows` derives from the task records: a fast variant whose
+    predictions differ from sdpa's scores 0, whatever its speed."""
+    from benchmarks.pipelines.compare import goal_rows
+
+    def task(name, speedup, agrees):
+        variants = [{"variant": "sdpa", "agrees_with_reference": True, "median_ms": 10.0, "speedup_vs_reference": 1.0},
+                    {"variant": "triton", "agrees_with_reference": agrees, "median_ms": 10.0 / speedup,
+                     "speedup_vs_reference": speedup}]
+        return {"task": name, "reference": "sdpa", "variants": variants}
+
+    title = next(goal.title for goal in GOALS if goal.benchmark == "pipelines")
+    passing = [row for t in (task("text-classification", 1.5, True), task("summarization", 1.3, True))
+               for row in goal_rows(t)]
+    _write_run(tmp_path, "a/pipelines.json", "pipelines", "2026-12-01T10:00:00+00:00", passing)
+    assert "worst 1.30x, median 1.40x (2 rows) | pass" in _goal_lines(readme_text(tmp_path))[title]
+    failing = passing + goal_rows(task("question-answering", 2.0, False))
+    _write_run(tmp_path, "b/pipelines.json", "pipelines", "2026-12-02T10:00:00+00:00", failing)
+    assert "worst 0.00x" in _goal_lines(readme_text(tmp_path))[title]
+
+
 def test_report_without_gpu_runs_says_so(tmp_path):
     text = readme_text(tmp_path)
     assert "**No GPU run yet**" in text

@@ -92,6 +92,20 @@ def test_timings_and_throughput(four_tasks):
                 assert row["tokens_per_s"] is None
 
 
+def test_goal_rows_flatten_every_variant(four_tasks):
+    """The flat rows the results report reads (benchmarks/goals.py): one per (task, variant)."""
+    results = four_tasks[1]
+    rows = {(row["task"], row["variant"]): row for row in results["rows"]}
+    assert len(rows) == len(results["rows"]) == 3 * len(FOUR)
+    for task in results["tasks"]:
+        for variant in task["variants"]:
+            row = rows[(task["task"], variant["variant"])]
+            assert row["provider"] == ("ours" if variant["variant"] == "triton" else variant["variant"])
+            assert row["available"] == (variant["median_ms"] is not None)
+            assert row["agrees_with_reference"] == variant["agrees_with_reference"]
+            assert row["speedup_vs_sdpa"] == variant["speedup_vs_reference"]
+
+
 def test_rules_tolerances_and_implementations_are_stated(four_tasks):
     for task in four_tasks[1]["tasks"]:
         assert task["score_tolerance"] == 1e-5 and task["rule"]

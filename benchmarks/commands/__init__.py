@@ -5,6 +5,8 @@ A module provides `register(subparsers, common)`: it adds its parser (with `comm
 """
 
 from benchmarks.commands import all as run_all  # the module `all`; keeps the builtin's name free here
-from benchmarks.commands import attention, backward, ceilings, masked, parity, pipelines, positional, report
+from benchmarks.commands import (
+    attention, backward, ceilings, decode, masked, parity, pipelines, positional, report, transformer,
+)
 
-COMMANDS = (attention, backward, masked, ceilings, parity, positional, pipelines, run_all, report)
+COMMANDS = (attention, backward, masked, ceilings, decode, parity, positional, transformer, pipelines, run_all, report)

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from benchmarks.environment import DTYPES, dtype_name, run_metadata
 from benchmarks.model_parity import ModelNotAvailable
-from benchmarks.pipelines.compare import INTERPRETER_NOTE, run_task
+from benchmarks.pipelines.compare import INTERPRETER_NOTE, goal_rows, run_task
 from benchmarks.pipelines.examples import task_examples
 from benchmarks.pipelines.loading import parse_model_choices, task_model
 from benchmarks.pipelines.report import outputs_table, performance_table, problem_lines
@@ -92,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(performance_table(result))
         results.append(result)
 
-    payload = {"benchmark": "pipelines", "environment": metadata, "settings": settings,
-               "tasks": [result.as_record() for result in results]}
+    tasks = [result.as_record() for result in results]
+    payload = {"benchmark": "pipelines", "environment": metadata, "settings": settings, "tasks": tasks,
+               "rows": [row for task in tasks for row in goal_rows(task)]}
     path = write_results(args.out, "pipelines", payload)
     problems = [line for result in results for line in problem_lines(result)]
     for line in problems:

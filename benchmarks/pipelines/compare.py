@@ -90,6 +90,24 @@ class TaskResult:
         }
 
 
+def goal_rows(task_record: dict) -> list[dict]:
+    """One flat row per variant of a task record, in the fields benchmarks/goals.py reads: "provider"
+    ("ours" for the triton variant), "available" (it was timed), "agrees_with_reference" and
+    "speedup_vs_sdpa" (sdpa's median time / this variant's, when sdpa is the reference)."""
+    rows = []
+    for variant in task_record["variants"]:
+        speedup = variant["speedup_vs_reference"] if task_record["reference"] == "sdpa" else None
+        rows.append({
+            "task": task_record["task"],
+            "variant": variant["variant"],
+            "provider": "ours" if variant["variant"] == "triton" else variant["variant"],
+            "available": variant.get("median_ms") is not None,
+            "agrees_with_reference": variant["agrees_with_reference"],
+            "speedup_vs_sdpa": speedup,
+        })
+    return rows
+
+
 def _switch(model, variant: str) -> str | None:
     """Switch the model's attention in place; the reason when this variant cannot run here."""
     if variant == "triton" and not triton_runs_on(model.device):

@@ -1,4 +1,4 @@
-"""Pieces shared by the attention forward and backward kernels: tile loads, score masking, the
+"""Pieces shared by the attention forward, backward and decode kernels: tile loads, score masking, the
 span of key tiles a query block visits, and the host-side preparation of masks and flags.
 
 Conventions: scores inside the kernels are in log2 units (softmax scale times log2(e) folded into
@@ -64,14 +64,28 @@ def masked_scores(
 ):
     """The (BLOCK_M, BLOCK_N) scores q @ k_t in log2 units (qk_scale = softmax scale * log2(e)),
     with the key bounds, the causal diagonal and the user's mask applied."""
+    return masked_scores_from_rows(q, k_t, qk_scale, offs_m, offs_n, mask_base + offs_m * stride_mask_m,
+                                   stride_mask_n, n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N,
+                                   INPUT_PRECISION)
+
+
+@triton.jit
+def masked_scores_from_rows(
+    q, k_t, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n, n_rows, n_keys,
+    MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
+):
+    """masked_scores with the mask addressed by a pointer per tile row (`mask_row_ptrs`, BLOCK_M),
+    so a tile's rows may come from different heads (the decode kernel packs a GQA group into one
+    tile). Rows `offs_m >= n_rows` are padding: their mask is not read."""
     qk = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
     if not EVEN_N:
         qk = tl.where(offs_n[None, :] < n_keys, qk, float("-inf"))
     if APPLY_CAUSAL:
         qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
     if MASK_KIND != 0:
-        mask_tile = load_tile(tile_ptrs(mask_base, offs_m, offs_n, stride_mask_m, stride_mask_n),
-                              offs_m, offs_n, n_queries, n_keys, CHECK_ROWS=not EVEN_M, CHECK_COLS=not EVEN_N)
+        mask_tile = load_tile(mask_row_ptrs[:, None] + offs_n[None, :] * stride_mask_n,
+                              offs_m, offs_n, n_rows, n_keys, CHECK_ROWS=not EVEN_M, CHECK_COLS=not EVEN_N)
         if MASK_KIND == 1:
             qk = tl.where(mask_tile != 0, qk, float("-inf"))
         else:

@@ -28,8 +28,8 @@ import triton
 import triton.language as tl
 
 from kernels.ops.attention_common import (
-    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, dropout_keep, key_span, load_tile, masked_scores, padded_head_dim,
-    precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
+    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, dropout_keep, key_span, load_tile, masked_scores_from_rows,
+    padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
 )
 from kernels.ops.attention_configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -37,10 +37,10 @@ from kernels.ops.attention_configs import (
 
 
 @triton.jit
-def _attend_key_tiles(
+def attend_key_tiles(
     acc, m_i, l_i, q,
-    k_base, v_base, mask_base,
-    stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
+    k_base, v_base, mask_row_ptrs,
+    stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
     offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, key_end,
     dropout_p, dropout_scale, dropout_seed, batch_head,
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
@@ -48,7 +48,10 @@ def _attend_key_tiles(
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
 ):
-    """Fold the key tiles [key_start, key_end) into the running (acc, m_i, l_i) of one query block."""
+    """Fold the key tiles [key_start, key_end) into the running (acc, m_i, l_i) of one query block.
+
+    The block's rows are `offs_m` (rows >= n_queries are padding); `mask_row_ptrs` points at each
+    row's mask row (see masked_scores_from_rows)."""
     for start_n in range(key_start, key_end, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         # K^T tile (BLOCK_D, BLOCK_N), read straight through the strides: no transpose copy.
@@ -56,8 +59,8 @@ def _attend_key_tiles(
                       offs_d, offs_n, HEAD_DIM, n_keys, CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
         if DOT_IN_FP32:
             k = k.to(tl.float32)
-        qk = masked_scores(q, k, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
-                           n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N, INPUT_PRECISION)
+        qk = masked_scores_from_rows(q, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n,
+                                     n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N, INPUT_PRECISION)
 
         # Online softmax. A row that has seen only masked keys keeps m = -inf; using 0 in its place
         # makes every exp2 exactly 0 instead of exp2(-inf - -inf) = NaN.
@@ -78,6 +81,16 @@ def _attend_key_tiles(
         acc = tl.dot(p.to(v.dtype), v, acc, input_precision=INPUT_PRECISION, out_dtype=acc.dtype)
         m_i = m_new
     return acc, m_i, l_i
+
+
+@triton.jit
+def finish_rows(acc, m_i, l_i):
+    """The normalised output rows and their log-sum-exp (natural log) from a running (acc, m_i, l_i):
+    a row that attended no key gives zeros and -inf, never NaN."""
+    has_keys = l_i > 0.0
+    out = acc / tl.where(has_keys, l_i, 1.0)[:, None]
+    lse = tl.where(has_keys, (m_i + tl.math.log2(tl.where(has_keys, l_i, 1.0))) * LN2, float("-inf"))
+    return out, lse
 
 
 @triton.autotune(
@@ -114,7 +127,7 @@ def _attention_forward_kernel(
     q_base = q_ptr + batch * stride_qb + head * stride_qh
     k_base = k_ptr + batch * stride_kb + kv_head * stride_kh
     v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
-    mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
+    mask_row_ptrs = mask_ptr + batch * stride_mask_b + head * stride_mask_h + offs_m * stride_mask_m
 
     q = load_tile(tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd),
                   offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=HEAD_DIM != BLOCK_D)
@@ -128,24 +141,23 @@ def _attention_forward_kernel(
     key_start, diagonal_start, diagonal_end = key_span(
         start_m, batch, key_range_ptr, n_keys, BLOCK_M, BLOCK_N, USE_KEY_RANGE, IS_CAUSAL)
 
-    acc, m_i, l_i = _attend_key_tiles(
-        acc, m_i, l_i, q, k_base, v_base, mask_base,
-        stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
+    acc, m_i, l_i = attend_key_tiles(
+        acc, m_i, l_i, q, k_base, v_base, mask_row_ptrs,
+        stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
         offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, diagonal_start,
         dropout_p, dropout_scale, dropout_seed, batch_head,
         HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, USE_DROPOUT,
         EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
     if IS_CAUSAL:
-        acc, m_i, l_i = _attend_key_tiles(
-            acc, m_i, l_i, q, k_base, v_base, mask_base,
-            stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
+        acc, m_i, l_i = attend_key_tiles(
+            acc, m_i, l_i, q, k_base, v_base, mask_row_ptrs,
+            stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
             offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
             dropout_p, dropout_scale, dropout_seed, batch_head,
             HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, USE_DROPOUT,
             EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
 
-    has_keys = l_i > 0.0
-    out = acc / tl.where(has_keys, l_i, 1.0)[:, None]
+    out, lse = finish_rows(acc, m_i, l_i)
     out_ptrs = tile_ptrs(out_ptr + batch * stride_ob + head * stride_oh, offs_m, offs_dv, stride_om, stride_od)
     out = out.to(out_ptr.dtype.element_ty)
     if EVEN_M and HEAD_DIM_V == BLOCK_DV:
@@ -154,8 +166,6 @@ def _attention_forward_kernel(
         tl.store(out_ptrs, out, mask=(offs_m[:, None] < n_queries) & (offs_dv[None, :] < HEAD_DIM_V))
 
     if STORE_LSE:
-        lse = tl.where(has_keys, (m_i + tl.math.log2(tl.where(has_keys, l_i, 1.0))) * LN2,
-                       float("-inf"))
         lse_ptrs = lse_ptr + batch_head.to(tl.int64) * n_queries + offs_m
         if EVEN_M:
             tl.store(lse_ptrs, lse)

@@ -1,0 +1,67 @@
+"""DecoderOnlyLM: a causal language model (GPT-style) from the shared blocks."""
+import torch
+from torch import nn
+
+from kernels.models.block import Stack
+from kernels.models.cache import Cache
+from kernels.models.config import ModelConfig
+from kernels.models.embedding import Embedding, language_model_head
+from kernels.models.generation import DecodingSession, Generative
+from kernels.models.inputs import check_length, check_token_ids, key_padding
+
+
+class DecoderOnlyLM(Generative, nn.Module):
+    """Embedding -> `n_decoder_layers` causal self-attention blocks -> LM head."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.n_decoder_layers < 1:
+            raise ValueError("DecoderOnlyLM needs config.n_decoder_layers >= 1")
+        self.config = config
+        self.embedding = Embedding(config)
+        self.decoder = Stack(config, config.n_decoder_layers, causal=True)
+        self.lm_head = language_model_head(config, self.embedding)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        cache: Cache | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
+        """input_ids (B, N) -> logits (B, N, vocab), or (B, 1, vocab) for the last position only.
+
+        attention_mask (B, past + N), 1/True = real token, covers the cached tokens too; with a
+        cache, input_ids are the tokens after the `cache.length` it already holds.
+        """
+        check_token_ids("input_ids", input_ids, self.config.vocab_size)
+        batch, n_new = input_ids.shape
+        past = 0 if cache is None else cache.length
+        check_length("the cached + new input_ids", past + n_new, self.config.max_seq_len)
+        padding = key_padding("attention_mask", attention_mask, batch, past + n_new, input_ids.device)
+        x = self.embedding(input_ids, padding, past)  # (B, N, d)
+        x = self.decoder(x, key_padding=padding, cache=cache)
+        return self.lm_head(x[:, -1:] if last_only else x)  # (B, N or 1, vocab)
+
+    def new_cache(self, batch: int, max_len: int | None = None) -> Cache:
+        """An empty KV cache for `batch` rows of up to `max_len` (default max_seq_len) positions."""
+        max_len = self.config.max_seq_len if max_len is None else max_len
+        weight = self.embedding.weight
+        return self.decoder.new_cache(batch, max_len, None, weight.device, weight.dtype)
+
+    def decoding_session(self, input_ids, attention_mask, max_new_tokens: int, use_cache: bool) -> DecodingSession:
+        check_token_ids("input_ids", input_ids, self.config.vocab_size)
+        batch, n_prompt = input_ids.shape
+        check_length("input_ids + max_new_tokens", n_prompt + max_new_tokens, self.config.max_seq_len)
+        prompt_padding = key_padding("attention_mask", attention_mask, batch, n_prompt, input_ids.device)
+        cache = self.new_cache(batch, n_prompt + max_new_tokens) if use_cache else None
+
+        def next_logits(tokens: torch.Tensor) -> torch.Tensor:
+            padding = None
+            if prompt_padding is not None:  # generated tokens are real
+                padding = nn.functional.pad(prompt_padding, (0, tokens.size(1) - n_prompt), value=True)
+            unseen = tokens if cache is None else tokens[:, cache.length:]
+            return self(unseen, padding, cache=cache, last_only=True)[:, -1]  # (B, vocab)
+
+        return DecodingSession(input_ids.long(), next_logits, self.config.pad_token_id)
