@@ -31,21 +31,25 @@ def measure(benchmark, case: AttentionCase, mode: Mode, provider: Provider, is_s
         provider.prepare(inputs)  # per-input state (FlexAttention's block mask): not timed
         outputs = checked_outputs(mode, provider, inputs)  # also the warm-up (and the compile)
         errors = max_abs_errors(outputs, float64_expected([mode], inputs)[mode])
-        timed = _waiting(timed_call(mode, provider, inputs))
-        if provider.smallest_case_only:  # the interpreter: seconds per call
-            benchmark.pedantic(timed, rounds=1, iterations=1)
-        else:
-            benchmark(timed)
+        median = time_call(benchmark, provider, timed_call(mode, provider, inputs))
     flops = mode.flops(case)
-    benchmark.extra_info.update(
-        provider=provider.label,
-        mode=mode.value,
-        flops=flops,
-        tflops_at_median=flops / benchmark.stats.stats.median / 1e12,
-        max_abs_error=max(errors.values()),
-        max_abs_errors=errors,
-    )
+    benchmark.extra_info.update(provider=provider.label, mode=mode.value, flops=flops)
+    if median is not None:
+        benchmark.extra_info["tflops_at_median"] = flops / median / 1e12
+    benchmark.extra_info.update(max_abs_error=max(errors.values()), max_abs_errors=errors)
     assert all(math.isfinite(error) for error in errors.values()), errors
+
+
+def time_call(benchmark, provider: Provider, call: Callable[[], object]) -> float | None:
+    """Time `call`, each call waiting for the device: once in the interpreter (seconds per call, an
+    error check), else as pytest-benchmark calibrates. The median in seconds; None under
+    --benchmark-disable, where the call runs once untimed."""
+    timed = _waiting(call)
+    if provider.smallest_case_only:
+        benchmark.pedantic(timed, rounds=1, iterations=1)
+    else:
+        benchmark(timed)
+    return None if benchmark.stats is None else benchmark.stats.stats.median
 
 
 def _waiting(call: Callable[[], object]) -> Callable[[], object]:

@@ -15,7 +15,8 @@ from benchmarks.attention_modes import Mode, describe_modes
 from benchmarks.attention_providers import Provider, attention_providers
 from benchmarks.attention_suite import ATTENTION_CASES, AttentionRow, CaseSet, attention_cases, measure_cases
 from benchmarks.ceilings import Ceilings, measure_ceilings
-from benchmarks.environment import DTYPES, dtype_name, run_metadata
+from benchmarks.command_run import INTERRUPTED, add_dtype_option, chosen_dtype
+from benchmarks.environment import dtype_name, run_metadata
 from benchmarks.plot import plot_attention
 from benchmarks.results_file import write_results
 from benchmarks.table import attention_tables, ceilings_table, header, make_console, unavailable_table
@@ -39,13 +40,13 @@ def register_sweep(
     subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser, sweep: Sweep, help_text: str
 ) -> None:
     parser = subparsers.add_parser(sweep.name, parents=[common], help=help_text)
-    parser.add_argument("--dtype", choices=DTYPES, help="default: bf16 on CUDA, fp32 on the CPU")
+    add_dtype_option(parser)
     parser.set_defaults(run=lambda args: run_sweep(args, sweep))
 
 
 def run_sweep(args: argparse.Namespace, sweep: Sweep) -> int:
     device = args.device
-    dtype = DTYPES[args.dtype or ("bf16" if device.type == "cuda" else "fp32")]
+    dtype = chosen_dtype(args)
     stopwatch = Stopwatch(device, args.quick)
     cases = attention_cases(device, args.quick, sweep.gradients, sweep.case_set)
     providers = attention_providers(device)
@@ -89,7 +90,7 @@ def run_sweep(args: argparse.Namespace, sweep: Sweep) -> int:
     if interrupted:
         measured, total = len(rows) // len(providers), len(cases) * len(sweep.modes)
         console.print(f"[bold red]interrupted: {measured} of {total} (case, mode) pairs measured")
-        return 130  # the shell's code for a run stopped by SIGINT
+        return INTERRUPTED
     return 0
 
 

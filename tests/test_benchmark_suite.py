@@ -420,3 +420,37 @@ def test_committed_results_readme_is_generated():
 def test_report_refuses_a_missing_folder(tmp_path):
     with pytest.raises(SystemExit, match="is not a folder"):
         report.run(argparse.Namespace(results=tmp_path / "absent", write=False, check=False))
+
+
+# --- what every measuring command shares ----------------------------------------------------------------
+
+def test_an_interrupted_command_keeps_and_writes_the_rows_measured(tmp_path):
+    """Ctrl-C (or gpu_session.sh's `timeout --signal=INT`) ends the measuring, not the command: the rows so far
+    are written, the JSON says so, and the exit code is 130."""
+    import argparse
+
+    from benchmarks.command_run import INTERRUPTED, CommandRun
+
+    class Row:
+        def __init__(self, n):
+            self.n = n
+
+        def as_record(self):
+            return {"n": self.n}
+
+    def measured_until_interrupted():
+        yield Row(1)
+        yield [Row(2), Row(3)]
+        raise KeyboardInterrupt
+
+    args = argparse.Namespace(device=torch.device("cpu"), quick=True, dtype=None)
+    run = CommandRun.start("fake", args, "what was measured", cpu_note="small shapes")
+    rows = run.collect(measured_until_interrupted())
+    assert [row.n for row in rows] == [1, 2, 3] and run.interrupted
+    assert run.finish(rows, tmp_path) == INTERRUPTED
+    payload = json.loads((tmp_path / "fake.json").read_text())
+    assert payload["interrupted"] is True and payload["rows"] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert payload["settings"]["dtype"] == "fp32" and payload["settings"]["note"] == "small shapes"
+
+    finished = CommandRun.start("fake", args, "what was measured")
+    assert finished.collect(iter([Row(4)])) and finished.finish([Row(4)], tmp_path / "ok") == 0
