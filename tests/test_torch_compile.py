@@ -254,3 +254,33 @@ def test_compiled_torch_backend_is_plain_sdpa():
     fn = compiled(lambda q, k, v: kernels.attention(q, k, v, backend="torch"), "aot_eager",
                   "scaled_dot_product_attention")
     torch.testing.assert_close(fn(q, k, v), F.scaled_dot_product_attention(q, k, v))
+
+
+@pytest.mark.parametrize("family", ["EncoderClassifier", "DecoderOnlyLM", "EncoderDecoderModel"])
+def test_compiled_model_families_trace_whole_and_equal_eager(family):
+    """torch.compile(model, fullgraph=True) of each ready model: one graph with our attention and
+    fused-embedding ops in it (no graph break), the same logits and parameter gradients as eager."""
+    from kernels import models
+
+    config = models.ModelConfig(vocab_size=40, d_model=32, n_heads=2, n_encoder_layers=1, n_decoder_layers=1,
+                                dim_feedforward=48, dropout=0.0, max_seq_len=32, n_classes=3)
+    model = getattr(models, family)(config).to(DEVICE)
+    ids = torch.randint(3, 40, (2, 7), device=DEVICE)
+    padding = torch.ones(2, 7, dtype=torch.bool, device=DEVICE)
+    padding[0, 5:] = False
+    second = ids[:, :4] if family == "EncoderDecoderModel" else padding
+
+    def loss_and_grads(fn):
+        model.zero_grad()
+        logits = fn(ids, second)
+        logits.square().mean().backward()
+        return logits.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    eager_logits, eager_grads = loss_and_grads(model)
+    recorder = GraphOps("aot_eager")
+    compiled_logits, compiled_grads = loss_and_grads(torch.compile(model, fullgraph=True, backend=recorder))
+    assert recorder.ran("attention_forward") and recorder.ran("sinusoidal_embedding"), recorder.targets
+    torch.testing.assert_close(compiled_logits, eager_logits, rtol=0, atol=0)
+    assert len(compiled_grads) == len(eager_grads)
+    for compiled_grad, eager_grad in zip(compiled_grads, eager_grads, strict=True):
+        torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-6, atol=1e-7)
