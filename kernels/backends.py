@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import torch
 
+from kernels.ops.availability import TRITON_IMPORT_ERROR
 from kernels.ops.interpreter import INTERPRETING
 
 BACKENDS = ("triton", "torch", "reference")
@@ -64,6 +65,8 @@ def _forced() -> str | None:
 
 
 def triton_runs_on(device: torch.device) -> bool:
+    if TRITON_IMPORT_ERROR is not None:
+        return False
     return device.type == "cuda" or (device.type == "cpu" and INTERPRETING)
 
 
@@ -73,6 +76,11 @@ def resolve_backend(requested: str | None, device: torch.device) -> str:
     backend = requested or _forced()
     if backend is None:
         return "triton" if triton_runs_on(device) else "torch"
+    if backend == "triton" and TRITON_IMPORT_ERROR is not None:
+        raise ValueError(
+            f"backend='triton' needs the triton package, which cannot be imported here ({TRITON_IMPORT_ERROR}); "
+            "install it (`pip install triton`, Linux only) or use backend='torch'"
+        )
     if backend == "triton" and not triton_runs_on(device):
         raise ValueError(
             f"backend='triton' cannot run on {device.type} tensors: use CUDA tensors, or set "

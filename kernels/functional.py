@@ -5,11 +5,14 @@ import torch
 import torch.nn.functional as F
 
 import reference
-from kernels import attention_ops
 from kernels.backends import note_backend_ran, resolve_backend
-from kernels.ops.attention_common import Dropout
-from kernels.ops.attention_dropout import dropout_keep_mask
+from kernels.ops.availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
 from kernels.validation import check_attention_inputs, check_triton_limits
+
+if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (see kernels/ops/availability.py)
+    from kernels import attention_ops
+    from kernels.ops.attention_common import Dropout
+    from kernels.ops.attention_dropout import dropout_keep_mask
 
 
 def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p, seed):
@@ -81,6 +84,9 @@ def attention_dropout_mask(query: torch.Tensor, key: torch.Tensor, dropout_p: fl
     `reference.scaled_dot_product_attention(..., dropout_p=p, dropout_mask=mask)`."""
     if not 0.0 < dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in (0, 1), got {dropout_p!r}")
+    if not TRITON_AVAILABLE:
+        raise RuntimeError(f"attention_dropout_mask replays the Triton kernel's mask, and triton cannot be "
+                           f"imported here ({TRITON_IMPORT_ERROR})")
     heads = query.size(-3) if query.dim() == 4 else 1
     dropout = Dropout(dropout_p, int(attention_ops.draw_attention_seed()))
     mask = dropout_keep_mask(query.size(0), heads, query.size(-2), key.size(-2), dropout, query.device)

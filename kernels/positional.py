@@ -10,9 +10,13 @@ import math
 
 import torch
 
-from kernels import positional_ops, positional_torch
+from kernels import positional_torch
 from kernels.backends import note_backend_ran, resolve_backend
+from kernels.ops.availability import TRITON_AVAILABLE
 from kernels.positional_validation import check_embedding_inputs, check_encoding_inputs, check_triton_limits
+
+if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (see kernels/ops/availability.py)
+    from kernels import positional_ops
 
 
 def _draw_seed(dropout_p: float) -> torch.Tensor | None:

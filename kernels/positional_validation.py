@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from kernels.ops.positional_encoding import MAX_POSITION
+from kernels.ops.positional_limits import MAX_POSITION
 
 INDEX_DTYPES = (torch.int32, torch.int64)
 TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)

@@ -1,7 +1,7 @@
 """ModelConfig: the hyperparameters of the three model families, checked once when built."""
 from dataclasses import dataclass
 
-from kernels.ops.positional_encoding import MAX_POSITION
+from kernels.ops.positional_limits import MAX_POSITION
 from kernels.validation import MAX_HEAD_DIM
 
 ACTIVATIONS = ("relu", "gelu")

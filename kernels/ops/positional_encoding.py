@@ -30,7 +30,6 @@ import triton.language as tl
 
 from kernels.ops.interpreter import INTERPRETING
 
-MAX_POSITION = 1 << 24  # float32 represents every integer below this
 INV_TWO_PI = tl.constexpr(1 / (2 * math.pi))
 TWO_PI_HI = tl.constexpr(6.28125)  # 201 / 32: a multiple of it by any integer below 2**16 is exact in float32
 TWO_PI_LO = tl.constexpr(2 * math.pi - 6.28125)
