@@ -25,7 +25,7 @@ from benchmarks.attention_providers import SDPA_DEFAULT, Provider
 from benchmarks.ceilings import Ceilings
 from benchmarks.flops import tflops_per_second
 from benchmarks.memory import peak_memory_bytes
-from benchmarks.timing import Stopwatch, Timing, input_sets_needed, rotating, timing_record
+from benchmarks.timing import Stopwatch, Timing, rotating, rotating_input_sets, timing_record
 
 _GPU_TOKENS = 16 * 1024  # B * N per case: enough work to fill the card at every length
 _GPU_MODEL_WIDTH = 2048  # H * D
@@ -152,7 +152,8 @@ def measure_cases(
     smallest = smallest_shape_cases(cases)
     gradients = any(mode.needs_gradients for mode in modes)
     for case in cases:
-        input_sets = _input_sets(case, dtype, stopwatch.device, gradients)
+        input_sets = rotating_input_sets(
+            lambda seed: make_inputs(case, dtype, stopwatch.device, seed=seed, gradients=gradients), stopwatch.device)
         expected = float64_expected(modes, input_sets[0])
         for mode in modes:
             mode_rows = []
@@ -162,15 +163,6 @@ def measure_cases(
                     _measure(provider, case, mode, input_sets, expected[mode], stopwatch, ceilings, case in smallest)
                 )
             yield _with_speedups(mode_rows)
-
-
-def _input_sets(
-    case: AttentionCase, dtype: torch.dtype, device: torch.device, gradients: bool
-) -> list[AttentionInputs]:
-    """Enough independent random input sets to rotate through without timing the cache."""
-    first = make_inputs(case, dtype, device, seed=0, gradients=gradients)
-    count = input_sets_needed(first.nbytes, device)
-    return [first] + [make_inputs(case, dtype, device, seed=i, gradients=gradients) for i in range(1, count)]
 
 
 def _measure(

@@ -6,7 +6,7 @@ import torch
 
 import reference
 from benchmarks.attention_inputs import AttentionInputs
-from benchmarks.timing import input_sets_needed
+from benchmarks.timing import rotating_input_sets
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,9 @@ def make_inputs(case: DecodeCase, dtype: torch.dtype, device: torch.device, seed
     return AttentionInputs(q, draw(case.heads_kv, case.context), draw(case.heads_kv, case.context), None, False)
 
 
-def rotating_input_sets(case: DecodeCase, dtype: torch.dtype, device: torch.device) -> list[AttentionInputs]:
-    """As many input sets (seeds 0, 1, ...) as the timed calls rotate through so that the KV cache they
-    read is not sitting in the GPU's L2 (`input_sets_needed`); seed 0 is the one checked for errors."""
-    first = make_inputs(case, dtype, device, seed=0)
-    count = input_sets_needed(first.nbytes, device)
-    return [first] + [make_inputs(case, dtype, device, seed=seed) for seed in range(1, count)]
+def decode_input_sets(case: DecodeCase, dtype: torch.dtype, device: torch.device) -> list[AttentionInputs]:
+    """The input sets the timed calls rotate through (`rotating_input_sets`); seed 0's is checked for errors."""
+    return rotating_input_sets(lambda seed: make_inputs(case, dtype, device, seed), device)
 
 
 def float64_expected(inputs: AttentionInputs) -> torch.Tensor:

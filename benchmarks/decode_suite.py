@@ -18,7 +18,7 @@ from benchmarks.attention_inputs import AttentionInputs
 from benchmarks.attention_providers import OURS, REFERENCE, SDPA_DEFAULT, Provider, attention_providers
 from benchmarks.attention_suite import failure_reason, release_cached_memory
 from benchmarks.ceilings import Ceilings
-from benchmarks.decode_inputs import DecodeCase, float64_expected, rotating_input_sets, smallest_cases
+from benchmarks.decode_inputs import DecodeCase, float64_expected, decode_input_sets, smallest_cases
 from benchmarks.memory import peak_memory_bytes
 from benchmarks.timing import Stopwatch, Timing, rotating, timing_record
 from kernels.ops.attention_decode import force_num_splits, plan_num_splits
@@ -122,7 +122,7 @@ def measure_cases(
     providers = decode_providers(stopwatch.device)
     smallest = smallest_cases(cases)
     for case in cases:
-        input_sets = rotating_input_sets(case, dtype, stopwatch.device)
+        input_sets = decode_input_sets(case, dtype, stopwatch.device)
         expected = float64_expected(input_sets[0])
         rows = []
         for provider in providers:

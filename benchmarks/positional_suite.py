@@ -19,7 +19,7 @@ from benchmarks.positional_inputs import (
     smallest_cases,
 )
 from benchmarks.positional_providers import BASELINES, positional_providers
-from benchmarks.timing import Stopwatch, Timing, input_sets_needed, rotating, timing_record
+from benchmarks.timing import Stopwatch, Timing, rotating, rotating_input_sets, timing_record
 
 MEASURED = (
     "sinusoidal positional encoding, x + pe (encode), and the fused embedding, the rows of weight picked by "
@@ -92,20 +92,14 @@ def measure_cases(
     stopped early keeps every finished case); `on_step` is called before each (case, provider)."""
     smallest = smallest_cases(cases)
     for case in cases:
-        input_sets = _input_sets(case, dtype, stopwatch.device)
+        device = stopwatch.device
+        input_sets = rotating_input_sets(lambda seed: make_inputs(case, dtype, device, seed), device)
         expected = float64_expected(case, input_sets[0])
         rows = []
         for provider in positional_providers(case, dtype, stopwatch.device):
             on_step(f"{case.op.value} {case.label}: {provider.name}")
             rows.append(_measure(provider, case, dtype, input_sets, expected, stopwatch, ceilings, case in smallest))
         yield _with_speedups(rows, BASELINES[case.op])
-
-
-def _input_sets(case: PositionalCase, dtype: torch.dtype, device: torch.device) -> list[PositionalInputs]:
-    """Enough independent random input sets to rotate through without timing the cache."""
-    first = make_inputs(case, dtype, device, seed=0)
-    count = input_sets_needed(first.nbytes, device)
-    return [first] + [make_inputs(case, dtype, device, seed=i) for i in range(1, count)]
 
 
 def _measure(

@@ -17,7 +17,7 @@ import math
 import pytest
 
 from benchmarks.attention_providers import OURS, REFERENCE, SDPA_DEFAULT, Provider
-from benchmarks.decode_inputs import DecodeCase, decode_cases, float64_expected, rotating_input_sets, smallest_cases
+from benchmarks.decode_inputs import DecodeCase, decode_cases, float64_expected, decode_input_sets, smallest_cases
 from benchmarks.decode_suite import NO_SPLIT, decode_providers
 from benchmarks.pytest_measure import DEVICE, DTYPE, time_call
 from benchmarks.timing import rotating
@@ -35,7 +35,7 @@ def test_decode_forward(benchmark, case: DecodeCase, provider: Provider) -> None
     reason = provider.skip_reason(case in SMALLEST)
     if reason is not None:
         pytest.skip(reason)
-    input_sets = rotating_input_sets(case, DTYPE, DEVICE)
+    input_sets = decode_input_sets(case, DTYPE, DEVICE)
     first = input_sets[0]
     benchmark.group = case.label
     with provider.context():

@@ -80,6 +80,14 @@ def input_sets_needed(bytes_per_set: int, device: torch.device) -> int:
     return min(_MAX_INPUT_SETS, max(1, math.ceil(_L2_OVERSUBSCRIPTION * l2_bytes / bytes_per_set)))
 
 
+def rotating_input_sets(make: Callable[[int], T], device: torch.device) -> list[T]:
+    """`make(seed)` for seeds 0, 1, ...: as many input sets (each with an `nbytes`) as the timed calls
+    must rotate through so that their inputs are not sitting in the GPU's L2 (`input_sets_needed`).
+    Seed 0's set is the one the error is checked on."""
+    first = make(0)
+    return [first] + [make(seed) for seed in range(1, input_sets_needed(first.nbytes, device))]
+
+
 def rotating(fn: Callable[[T], object], input_sets: Sequence[T]) -> Callable[[], object]:
     """A no-argument callable that applies `fn` to the next input set on each call."""
     cycle = itertools.cycle(input_sets)
