@@ -124,3 +124,8 @@ def test_attended_key_range_only_for_key_padding_masks(device):
     assert ranges.tolist() == [[4, 9], [0, 1], [50, 0]]  # the last row attends nothing: empty range
     assert _attended_key_range(torch.ones(3, 4, 7, 50, dtype=torch.bool, device=device)) is None
     assert _attended_key_range(torch.zeros(3, 1, 1, 50, device=device).expand(3, 4, 7, 50)) is None
+    # One query (a decode step) or one head: that dim is not expanded and keeps its stride, yet it broadcasts.
+    assert _attended_key_range(keep.expand(3, 4, 1, 50)).tolist() == [[4, 9], [0, 1], [50, 0]]
+    assert _attended_key_range(keep.expand(3, 1, 7, 50)).tolist() == [[4, 9], [0, 1], [50, 0]]
+    per_head = torch.ones(3, 4, 1, 50, dtype=torch.bool, device=device)
+    assert _attended_key_range(per_head) is None  # four heads with their own masks

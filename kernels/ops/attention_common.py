@@ -142,8 +142,9 @@ def seq_bucket(length: int) -> int:
 
 def attended_key_range(mask: torch.Tensor) -> torch.Tensor | None:
     """(B, 2) int32 [first, last + 1) attended key per batch element, for a bool mask broadcast over
-    heads and queries; None for any other mask. Device-side ops only: no host sync."""
-    if mask.dtype != torch.bool or mask.stride(1) != 0 or mask.stride(2) != 0:
+    heads and queries; None for any other mask. Device-side ops only: no host sync. A dim of size 1
+    (one head, or one query: a decode step) is broadcast whatever its stride."""
+    if mask.dtype != torch.bool or any(mask.stride(dim) != 0 and mask.size(dim) != 1 for dim in (1, 2)):
         return None
     keep = mask[:, 0, 0, :]  # (B, Nk)
     n_keys = keep.size(1)
