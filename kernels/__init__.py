@@ -6,7 +6,7 @@ when probing for Hugging Face's own `kernels` package, and only a version in its
 would make it believe that package is installed (tests/test_transformers_compat.py guards this).
 """
 from kernels.backends import BACKENDS, record_backends, use_backend
-from kernels.functional import attention, attention_dropout_mask
+from kernels.functional import attention, attention_dropout_mask, causal_attention_with_key_padding
 from kernels.modules import MultiHeadAttention
 from kernels.multihead_attention import MultiheadAttention
 from kernels.patching import replace_attention
@@ -18,7 +18,8 @@ from kernels.models import DecoderOnlyLM, EncoderClassifier, EncoderDecoderModel
 __version__ = "0.1.0"
 
 __all__ = [
-    "attention", "attention_dropout_mask", "MultiHeadAttention", "MultiheadAttention", "replace_attention",
+    "attention", "attention_dropout_mask", "causal_attention_with_key_padding",
+    "MultiHeadAttention", "MultiheadAttention", "replace_attention",
     "Transformer", "ModelConfig", "EncoderDecoderModel", "EncoderClassifier", "DecoderOnlyLM", "generate",
     "add_positional_encoding", "sinusoidal_embedding", "PositionalEncoder", "SinusoidalEmbedding",
     "use_backend", "record_backends", "BACKENDS", "__version__",

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 import reference
 from kernels.backends import note_backend_ran, resolve_backend
 from kernels.ops.availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
-from kernels.validation import check_attention_inputs, check_triton_limits
+from kernels.validation import check_attention_inputs, check_key_padding, check_triton_limits
 
 if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (see kernels/ops/availability.py)
     from kernels import attention_ops
@@ -32,6 +32,13 @@ def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p,
         t is not None and t.requires_grad for t in (query, key, value, attn_mask))
     out, _ = attention_ops.attention_forward(query, key, value, mask, is_causal, scale, dropout_p, seed, needs_grad)
     return out.squeeze(1) if rank3 else out
+
+
+def _run_triton(query, key, value, attn_mask, dropout_p: float, is_causal: bool, scale: float | None) -> torch.Tensor:
+    check_triton_limits(query, value)
+    scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else float(scale)
+    seed = attention_ops.draw_attention_seed() if dropout_p > 0.0 else None
+    return _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed)
 
 
 def attention(
@@ -63,16 +70,45 @@ def attention(
     check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
     chosen = resolve_backend(backend, query.device)
     if chosen == "triton":
-        check_triton_limits(query, value)
-        scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else float(scale)
-        seed = attention_ops.draw_attention_seed() if dropout_p > 0.0 else None
-        out = _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed)
+        out = _run_triton(query, key, value, attn_mask, dropout_p, is_causal, scale)
     else:
         if chosen == "torch" and attn_mask is not None and attn_mask.dim() == 1:
             attn_mask = attn_mask.unsqueeze(0)  # torch SDPA rejects a 1-D (Nk,) mask that broadcasts fine
         sdpa = F.scaled_dot_product_attention if chosen == "torch" else reference.scaled_dot_product_attention
         out = sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
                    scale=scale, enable_gqa=enable_gqa)
+    note_backend_ran(chosen)
+    return out
+
+
+def causal_attention_with_key_padding(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    key_padding: torch.Tensor,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Causal attention (top-left aligned, as `attention(..., is_causal=True)`) over the keys that
+    `key_padding` (B, Nk) bool marks real (True = attend); rank-4 q/k/v as in `attention`.
+
+    torch SDPA refuses `is_causal` together with a mask, so this is otherwise a materialised
+    (B, 1, Nq, Nk) mask. The Triton kernel takes both at once: it never visits the key tiles above the
+    diagonal, and skips those outside each batch element's span of real keys (left or right padding).
+    A query with no real key at or before it returns zeros. Other backends run `attention` with the
+    equivalent bool mask."""
+    check_attention_inputs(query, key, value, None, dropout_p, True, scale, enable_gqa)
+    check_key_padding(key_padding, query, key)
+    chosen = resolve_backend(backend, query.device)
+    padding = key_padding[:, None, None, :]  # (B, 1, 1, Nk)
+    if chosen != "triton":
+        causal = torch.ones(query.size(2), key.size(2), dtype=torch.bool, device=query.device).tril()
+        return attention(query, key, value, attn_mask=causal & padding, dropout_p=dropout_p, scale=scale,
+                         enable_gqa=enable_gqa, backend=chosen)
+    out = _run_triton(query, key, value, padding, dropout_p, True, scale)
     note_backend_ran(chosen)
     return out
 

@@ -92,6 +92,20 @@ def check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, s
         _check_mask(attn_mask, scores_shape, query, is_causal)
 
 
+def check_key_padding(key_padding, query: torch.Tensor, key: torch.Tensor) -> None:
+    """A (batch, key_len) bool key-padding mask, True = a real key, for rank-4 query/key."""
+    if query.dim() != 4:
+        raise ValueError(f"query, key and value must have rank 4 (batch, heads, seq, head_dim), got {query.dim()}")
+    if not isinstance(key_padding, torch.Tensor) or key_padding.dtype != torch.bool:
+        kind = key_padding.dtype if isinstance(key_padding, torch.Tensor) else type(key_padding).__name__
+        raise TypeError(f"key_padding must be a bool tensor (batch, key_len), True = attend; got {kind}")
+    expected = (key.size(0), key.size(2))
+    if tuple(key_padding.shape) != expected:
+        raise ValueError(f"key_padding must have shape (batch, key_len) = {expected}, got {tuple(key_padding.shape)}")
+    if key_padding.device != query.device:
+        raise ValueError(f"key_padding is on {key_padding.device} but query is on {query.device}")
+
+
 def check_triton_limits(query, value) -> None:
     """What the Triton kernel supports beyond the shared checks."""
     if query.dtype not in TRITON_DTYPES:

@@ -140,6 +140,26 @@ def test_encoder_padding_mask_reaches_the_kernel_as_a_key_padding_view(name):
     assert torch.equal(encoder_mask[:, 0, -1, :], padding)
 
 
+@pytest.mark.parametrize("name", ["llama", "gpt2"])
+def test_padded_causal_prefill_runs_as_causal_plus_key_padding(name, monkeypatch):
+    """A padded decoder prefill reaches the kernel as is_causal with a (B, 1, 1, Nk) key-padding view (tiles
+    above the diagonal and padded tiles skipped), not as a materialised (B, 1, N, N) mask."""
+    from kernels import attention_ops
+    from kernels.ops.attention_common import attended_key_range
+
+    launches = []
+    real = attention_ops.attention_forward
+
+    def spy(query, key, value, mask, is_causal, *args):
+        launches.append((is_causal, mask is not None and attended_key_range(mask) is not None))
+        return real(query, key, value, mask, is_causal, *args)
+
+    monkeypatch.setattr(attention_ops, "attention_forward", spy)
+    model = with_triton(tiny_model(name))
+    run(model, inputs_for(name, padded=True))
+    assert launches and all(launch == (True, True) for launch in launches), launches
+
+
 # --- whole models against transformers' sdpa (or eager) on the same weights ---------------------------
 
 @pytest.mark.parametrize("padded", [False, True], ids=["plain", "padded"])
@@ -154,6 +174,25 @@ def test_forward_matches_sdpa(name, padded):
     exact = run(copy.deepcopy(baseline).double(), inputs)
     result = check_parity(actual, exact, run(baseline, inputs))
     assert result.passed, f"{result!r}\n{compare_models(baseline, triton, inputs)}"
+
+
+@pytest.mark.parametrize("name", ["bart", "t5"])
+def test_padded_decoder_inputs_match_sdpa(name):
+    """A right-padded decoder_attention_mask: the decoder's causal self-attention with padding (BART: one
+    causal + key-padding kernel call; T5: causality made explicit to carry the position bias)."""
+    baseline = tiny_model(name)
+    triton = with_triton(baseline)
+    inputs = inputs_for(name, padded=True)
+    decoder_mask = torch.ones_like(inputs["decoder_input_ids"])
+    decoder_mask[1, -2:] = 0
+    inputs["decoder_attention_mask"] = decoder_mask
+    with kernels.record_backends() as ran:
+        actual = run(triton, inputs)
+    assert set(ran) == {"triton"}
+    real = decoder_mask.bool()[..., None].expand_as(actual)  # padded decoder positions are not compared
+    exact = run(copy.deepcopy(baseline).double(), inputs)
+    result = check_parity(actual[real], exact[real], run(baseline, inputs)[real])
+    assert result.passed, repr(result)
 
 
 @pytest.mark.parametrize("name", ["llama", "t5"])

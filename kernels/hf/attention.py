@@ -7,8 +7,8 @@ keys/values), padding and T5's position bias as one mask, and dropout only in tr
 import torch
 from torch import nn
 
-from kernels.functional import attention
-from kernels.hf.masks import causal_keep_mask, with_position_bias
+from kernels.functional import attention, causal_attention_with_key_padding
+from kernels.hf.masks import causal_keep_mask, causal_key_padding, with_position_bias
 
 # Keyword arguments some models pass that change the attention's result and that the kernel does
 # not implement: refused when set, rather than silently ignored.
@@ -51,10 +51,20 @@ def triton_attention_forward(
     Causality follows transformers' sdpa path: `is_causal` (else `module.is_causal`) applies only when
     no mask is given and there is more than one query; a decode step (one query) sees every key. When a
     causal call has more keys than queries, the queries are taken to be the last positions (a KV cache),
-    never torch's top-left alignment.
+    never torch's top-left alignment. A padded prefill's mask from `triton_mask` (flagged: causal over
+    these keys) runs as causal + key padding in one kernel call.
     """
     check_supported_arguments(kwargs)
     n_queries, n_keys = query.size(2), key.size(2)
+    dropout_p = float(dropout) if getattr(module, "training", False) else 0.0
+    enable_gqa = query.size(1) != key.size(1)
+    key_padding = causal_key_padding(attention_mask)
+    if key_padding is not None:
+        if n_queries == n_keys and position_bias is None:
+            out = causal_attention_with_key_padding(query, key, value, key_padding, dropout_p=dropout_p, scale=scaling,
+                                                    enable_gqa=enable_gqa)
+            return out.transpose(1, 2).contiguous(), None
+        attention_mask = causal_keep_mask(n_queries, n_keys, query.device) & attention_mask  # materialise causality
     wants_causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
     causal = bool(wants_causal) and n_queries > 1 and attention_mask is None
     mask = attention_mask
@@ -65,9 +75,9 @@ def triton_attention_forward(
     out = attention(
         query, key, value,
         attn_mask=mask,
-        dropout_p=float(dropout) if getattr(module, "training", False) else 0.0,
+        dropout_p=dropout_p,
         is_causal=causal,
         scale=scaling,
-        enable_gqa=query.size(1) != key.size(1),
+        enable_gqa=enable_gqa,
     )
     return out.transpose(1, 2).contiguous(), None  # the kernel's output is laid out (B, Nq, Hq, Dv): no copy

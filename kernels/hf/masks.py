@@ -8,7 +8,11 @@
     would make a mask-less call with more keys than queries mean two different things;
   - a bidirectional mask (encoders, cross-attention), which depends on the key alone, is built for one
     query and expanded over the queries as a stride-0 view: the kernel then reads O(B * Nk) mask bytes
-    and skips the padded key tiles, where a materialised (B, 1, Nq, Nk) mask is read per tile.
+    and skips the padded key tiles, where a materialised (B, 1, Nq, Nk) mask is read per tile;
+  - a causal mask with padding over as many queries as keys (a padded prefill) is that key-padding
+    view too, its base tensor flagged (`CAUSAL_KEY_PADDING`) so that the attention function runs it
+    as causal + key padding in one kernel call (tiles above the diagonal and padded tiles skipped).
+    `causal_key_padding` reads the flag; a flagged mask means "causal, and these keys are real".
 - `causal_keep_mask`: a causal boolean mask for queries that are the last positions of the keys.
 - `with_position_bias`: an additive mask that carries a position bias (T5's) and a mask together.
 """
@@ -35,14 +39,45 @@ def triton_mask(*args, **kwargs) -> torch.Tensor | None:
     q_length, kv_length = _query_length(call.arguments), call.arguments["kv_length"]
     aligned = q_length == 1 or q_length == kv_length
     call.arguments["allow_is_causal_skip"] = call.arguments["allow_is_causal_skip"] and aligned
-    if not _is_key_only(call.arguments):
+    causal_prefill = _is_causal_prefill(call.arguments, q_length, kv_length)
+    if causal_prefill:
+        call.arguments["mask_function"] = masking_utils.bidirectional_mask_function  # the padding part only
+        call.arguments["allow_is_bidirectional_skip"] = call.arguments["allow_is_causal_skip"]
+    elif not _is_key_only(call.arguments):
         return sdpa_mask(*call.args, **call.kwargs)
     if "q_length" in call.arguments:
         call.arguments["q_length"] = 1
     else:
         call.arguments["cache_position"] = call.arguments["cache_position"][:1]
     mask = sdpa_mask(*call.args, **call.kwargs)  # (batch, 1, 1, kv_length) or None
-    return None if mask is None else mask.expand(-1, -1, q_length, -1)
+    if mask is None:  # no padding: nothing (causal prefills then use is_causal)
+        return None
+    if causal_prefill:
+        setattr(mask if mask._base is None else mask._base, CAUSAL_KEY_PADDING, True)
+    return mask.expand(-1, -1, q_length, -1)
+
+
+CAUSAL_KEY_PADDING = "_kernels_hf_causal_key_padding"  # the flag on a causal-with-padding mask's base tensor
+
+
+def causal_key_padding(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """The (batch, kv_length) key padding, True = real, of a mask `triton_mask` built for a causal prefill
+    with padding (the whole mask then means: causal, over these keys); None for any other mask."""
+    if mask is None or torch.compiler.is_compiling() or mask.dtype != torch.bool or mask.dim() != 4:
+        return None  # under torch.compile `triton_mask` never flags a mask
+    base = mask if mask._base is None else mask._base
+    return mask[:, 0, 0, :] if getattr(base, CAUSAL_KEY_PADDING, False) else None
+
+
+def _is_causal_prefill(arguments: dict, q_length: int, kv_length: int) -> bool:
+    """transformers' plain causal mask (padding at most) over as many queries as keys from position 0,
+    in eager mode (the flag is a Python attribute, which torch.compile does not trace)."""
+    causal = getattr(masking_utils, "causal_mask_function", None)
+    return (causal is not None and arguments["mask_function"] is causal and "q_length" in arguments
+            and hasattr(masking_utils, "bidirectional_mask_function")
+            and arguments.get("local_size") is None and not arguments.get("use_vmap", False)
+            and q_length == kv_length > 1 and arguments.get("q_offset", 0) == 0 and arguments.get("kv_offset", 0) == 0
+            and arguments.get("attention_mask") is not None and not torch.compiler.is_compiling())
 
 
 def _is_key_only(arguments: dict) -> bool:

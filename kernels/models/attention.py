@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.functional import attention
+from kernels.functional import attention, causal_attention_with_key_padding
 from kernels.models.cache import KVCache
 from kernels.models.config import ModelConfig
 
@@ -14,8 +14,9 @@ def attention_mask(key_padding: torch.Tensor | None, n_queries: int, n_keys: int
     Causal masks are bottom-right aligned: the queries are the last `n_queries` of the `n_keys`
     positions (a cached decoding step). With Nq == Nk that is the kernel's own top-left `is_causal`,
     and one query sees every key, so an explicit mask is built only for several new queries over a
-    non-empty cache, or when padding and causality meet. A padding mask alone stays (B, 1, 1, Nk),
-    the shape whose padded key tiles the kernel skips.
+    non-empty cache (padding and causality with Nq == Nk take `causal_attention_with_key_padding`
+    instead, see Attention.forward). A padding mask alone stays (B, 1, 1, Nk), the shape whose padded
+    key tiles the kernel skips.
     """
     padding = None if key_padding is None else key_padding[:, None, None, :]  # (B, 1, 1, Nk)
     if not causal or n_queries == 1:
@@ -66,9 +67,12 @@ class Attention(nn.Module):
             k, v = self._heads(self.k_proj(keys_from)), self._heads(self.v_proj(keys_from))  # (B, H, N, Dh)
             if cache is not None:
                 k, v = cache.append(k, v)  # (B, H, Nk, Dh) views of the cache
-        mask, is_causal = attention_mask(key_padding, n_queries, k.size(2), causal, x.device)
         dropout_p = self.dropout_p if self.training else 0.0
-        out = attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)  # (B, H, Nq, Dh)
+        if causal and key_padding is not None and n_queries == k.size(2) > 1:  # a padded prefill, in one call
+            out = causal_attention_with_key_padding(q, k, v, key_padding, dropout_p=dropout_p)  # (B, H, Nq, Dh)
+        else:
+            mask, is_causal = attention_mask(key_padding, n_queries, k.size(2), causal, x.device)
+            out = attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)  # (B, H, Nq, Dh)
         return self.out_proj(out.transpose(1, 2).reshape(batch, n_queries, d_model))
 
 
