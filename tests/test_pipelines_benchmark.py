@@ -139,6 +139,26 @@ def test_a_broken_attention_is_reported_and_fails_the_run(tmp_path, monkeypatch)
     assert "text-classification / triton: example" in screen
 
 
+def test_an_interrupted_run_writes_the_tasks_finished(tmp_path, monkeypatch):
+    """Ctrl-C (or gpu_session.sh's `timeout --signal=INT`) during the second task: the first is kept."""
+    real = pipelines_command.run_task
+    calls = []
+
+    def second_is_interrupted(*args, **kwargs):
+        calls.append(args[0].name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipelines_command, "run_task", second_is_interrupted)
+    exit_code, screen = run_command(["--task", "text-classification", "--task", "question-answering", "--quick",
+                                     *ON_DEVICE, "--out", str(tmp_path)])
+    results = json.loads((tmp_path / "pipelines.json").read_text())
+    assert exit_code == 130 and results["interrupted"] is True and "interrupted after 1 of 2 tasks" in screen
+    assert [task["task"] for task in results["tasks"]] == ["text-classification"]
+    assert {row["task"] for row in results["rows"]} == {"text-classification"}
+
+
 def test_a_saved_model_directory_is_used(tmp_path):
     model, tokenizer = random_model("text-generation", SIZES["tiny"], seed=3)
     model.save_pretrained(tmp_path / "model")

@@ -12,6 +12,7 @@ import argparse
 import torch
 from rich.markup import escape
 
+from benchmarks.command_run import INTERRUPTED
 from benchmarks.environment import DTYPES, dtype_name, run_metadata
 from benchmarks.model_parity import ModelNotAvailable
 from benchmarks.pipelines.compare import INTERPRETER_NOTE, goal_rows, run_task
@@ -81,24 +82,30 @@ def run(args: argparse.Namespace) -> int:
     except ModelNotAvailable as error:
         console.print(f"[bold red]{escape(str(error))}")
         return 2
-    results = []
-    for task_name, (model, tokenizer, description) in models.items():
-        max_length = min(size.max_positions, tokenizer.model_max_length)
-        run_settings = RunSettings(device, dtype, size.new_tokens, max_length)
-        with console.status(f"{task_name}: running every variant"):
-            result = run_task(TASKS[task_name], model, tokenizer, task_examples(task_name, size), run_settings,
-                              stopwatch, description)
-        console.print(outputs_table(result))
-        console.print(performance_table(result))
-        results.append(result)
+    results, interrupted = [], False
+    try:  # Ctrl-C (or `timeout --signal=INT`) keeps the tasks finished so far
+        for task_name, (model, tokenizer, description) in models.items():
+            max_length = min(size.max_positions, tokenizer.model_max_length)
+            run_settings = RunSettings(device, dtype, size.new_tokens, max_length)
+            with console.status(f"{task_name}: running every variant"):
+                result = run_task(TASKS[task_name], model, tokenizer, task_examples(task_name, size), run_settings,
+                                  stopwatch, description)
+            console.print(outputs_table(result))
+            console.print(performance_table(result))
+            results.append(result)
+    except KeyboardInterrupt:
+        interrupted = True
 
     tasks = [result.as_record() for result in results]
-    payload = {"benchmark": "pipelines", "environment": metadata, "settings": settings, "tasks": tasks,
-               "rows": [row for task in tasks for row in goal_rows(task)]}
+    payload = {"benchmark": "pipelines", "interrupted": interrupted, "environment": metadata, "settings": settings,
+               "tasks": tasks, "rows": [row for task in tasks for row in goal_rows(task)]}
     path = write_results(args.out, "pipelines", payload)
     problems = [line for result in results for line in problem_lines(result)]
     for line in problems:
         console.print(f"[bold red]{escape(line)}")
     agreeing = sum(result.agrees for result in results)
     console.print(f"{agreeing} of {len(results)} tasks: every variant predicts what the reference does; wrote {path}")
+    if interrupted:
+        console.print(f"[bold red]interrupted after {len(results)} of {len(models)} tasks")
+        return INTERRUPTED
     return 1 if problems else 0
