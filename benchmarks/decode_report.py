@@ -6,6 +6,7 @@ from rich.table import Table
 
 from benchmarks.ceilings import Ceilings
 from benchmarks.decode_suite import DecodeRow
+from benchmarks.table import case_count, unavailable_providers_table
 
 _UNAVAILABLE = "[dim]unavailable: see below[/dim]"
 
@@ -52,19 +53,7 @@ def _measurements(row: DecodeRow) -> tuple[str, ...]:
 
 
 def unavailable_decode_table(rows: list[DecodeRow]) -> Table | None:
-    """Why each provider did not run, one line per (provider, reason) with how many cases it covers."""
-    counts: dict[tuple[str, str], int] = {}
-    for row in rows:
-        if not row.available:
-            counts[row.label, row.reason] = counts.get((row.label, row.reason), 0) + 1
-    if not counts:
-        return None
-    table = Table(title="Unavailable providers (not timed)")
-    for name in ("provider", "cases", "reason"):
-        table.add_column(name)
-    for (label, reason), count in counts.items():
-        table.add_row(label, str(count), reason)
-    return table
+    return unavailable_providers_table(rows, {"cases": case_count})
 
 
 def plot_decode(rows: list[DecodeRow], ceilings: Ceilings, title: str, out_dir: Path) -> list[Path]:

@@ -9,6 +9,7 @@ from benchmarks.positional_inputs import Op
 from benchmarks.positional_precision import PrecisionRow
 from benchmarks.positional_providers import BASELINES
 from benchmarks.positional_suite import PositionalRow, rows_by_op
+from benchmarks.table import listed, unavailable_providers_table
 
 _UNAVAILABLE = "[dim]unavailable: see below[/dim]"
 
@@ -46,19 +47,7 @@ def _measurements(row: PositionalRow, baselines: tuple[str, ...]) -> tuple[str, 
 
 
 def unavailable_positional_table(rows: list[PositionalRow]) -> Table | None:
-    """Why each provider did not run, one line per (provider, reason) with the cases it covers."""
-    cases: dict[tuple[str, str], list[str]] = {}
-    for row in rows:
-        if not row.available:
-            cases.setdefault((row.label, row.reason), []).append(f"{row.case.op.value} {row.case.label}")
-    if not cases:
-        return None
-    table = Table(title="Unavailable providers (not timed)")
-    for name in ("provider", "cases", "reason"):
-        table.add_column(name)
-    for (label, reason), names in cases.items():
-        table.add_row(label, ", ".join(names), reason)
-    return table
+    return unavailable_providers_table(rows, {"cases": listed(lambda row: f"{row.case.op.value} {row.case.label}")})
 
 
 def precision_table(rows: list[PrecisionRow], d_model: int) -> Table:

@@ -1,7 +1,7 @@
 """Rich renderings of benchmark results for the terminal."""
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from rich.console import Console
 from rich.panel import Panel
@@ -82,22 +82,36 @@ def _error(row: AttentionRow) -> str:
     return f"{text} ({max(row.errors, key=row.errors.__getitem__)})"
 
 
-def unavailable_table(rows: Iterable[AttentionRow]) -> Table | None:
-    """Why each provider did not run, grouped so that a reason shared by many cases is listed once."""
-    rows_by_reason: dict[tuple[str, str], list[AttentionRow]] = defaultdict(list)
+def unavailable_providers_table(rows: Iterable, columns: dict[str, Callable[[list], str]]) -> Table | None:
+    """Why each provider did not run: one line per (provider, reason), so that a reason shared by many
+    cases is listed once, with a column per entry of `columns` (name -> text from that line's rows).
+    Any benchmark's rows with `available`, `label` and `reason` fit."""
+    rows_by_reason: dict[tuple[str, str], list] = defaultdict(list)
     for row in rows:
         if not row.available:
             rows_by_reason[row.label, row.reason].append(row)
     if not rows_by_reason:
         return None
     table = Table(title="Unavailable providers (not timed)")
-    table.add_column("provider")
-    table.add_column("cases", justify="right")
-    table.add_column("masks")
-    table.add_column("modes")
-    table.add_column("reason")
+    for name in ("provider", *columns, "reason"):
+        table.add_column(name)
     for (label, reason), group in rows_by_reason.items():
-        masks = ", ".join(dict.fromkeys(row.case.mask.value for row in group))
-        modes = ", ".join(dict.fromkeys(row.mode.value for row in group))
-        table.add_row(label, str(len(group)), masks, modes, reason)
+        table.add_row(label, *(text(group) for text in columns.values()), reason)
     return table
+
+
+def case_count(rows: list) -> str:
+    return str(len(rows))
+
+
+def listed(value: Callable[[object], str]) -> Callable[[list], str]:
+    """A column listing each distinct `value(row)` of the rows once, in order."""
+    return lambda rows: ", ".join(dict.fromkeys(value(row) for row in rows))
+
+
+def unavailable_table(rows: Iterable[AttentionRow]) -> Table | None:
+    return unavailable_providers_table(rows, {
+        "cases": case_count,
+        "masks": listed(lambda row: row.case.mask.value),
+        "modes": listed(lambda row: row.mode.value),
+    })

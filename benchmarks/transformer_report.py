@@ -1,6 +1,7 @@
 """Terminal tables of the transformer benchmark: one per part, a section per case, a line per provider."""
 from rich.table import Table
 
+from benchmarks.table import listed, unavailable_providers_table
 from benchmarks.transformer_suite import TransformerRow
 
 _UNAVAILABLE = "[dim]unavailable: see below[/dim]"
@@ -42,16 +43,4 @@ def _measurements(row: TransformerRow) -> tuple[str, ...]:
 
 
 def unavailable_transformer_table(rows: list[TransformerRow]) -> Table | None:
-    """Why each provider did not run, one line per (part, provider, reason) with the cases it covers."""
-    cases: dict[tuple[str, str, str], list[str]] = {}
-    for row in rows:
-        if not row.available:
-            cases.setdefault((row.part, row.label, row.reason), []).append(row.case.label)
-    if not cases:
-        return None
-    table = Table(title="Unavailable providers (not timed)")
-    for name in ("part", "provider", "cases", "reason"):
-        table.add_column(name)
-    for (part, label, reason), labels in cases.items():
-        table.add_row(part, label, ", ".join(labels), reason)
-    return table
+    return unavailable_providers_table(rows, {"cases": listed(lambda row: f"{row.part} {row.case.label}")})
