@@ -17,7 +17,7 @@ from torch import Tensor
 
 from kernels.custom_ops import NAMESPACE, draw_seed, seed_value
 from kernels.ops.attention_backward import attention_backward as launch_attention_backward
-from kernels.ops.attention_common import Dropout, accumulator_dtype
+from kernels.ops.attention_common import Dropout, accumulator_dtype, empty_attention_output
 from kernels.ops.attention_decode import attention_decode as launch_attention_decode
 from kernels.ops.attention_decode import plan_num_splits
 from kernels.ops.attention_forward import attention_forward as launch_attention_forward
@@ -35,11 +35,6 @@ def dropout_of(dropout_p: float, seed: Tensor | None) -> Dropout | None:
     return None if seed is None or dropout_p == 0.0 else Dropout(dropout_p, seed_value(seed))
 
 
-def _empty_out(query: Tensor, value: Tensor) -> Tensor:
-    batch, heads, n_queries, _ = query.shape
-    return query.new_empty(batch, n_queries, heads, value.size(3)).transpose(1, 2)  # (B, Hq, Nq, Dv)
-
-
 def _empty_lse(query: Tensor, return_lse: bool) -> Tensor:
     shape = query.shape[:3] if return_lse else (0,)
     return query.new_empty(shape, dtype=accumulator_dtype(query.dtype))
@@ -53,7 +48,8 @@ def attention_forward(
     """(out, lse) of rank-4 inputs; `mask` already broadcast to (B, Hq, Nq, Nk) (stride-0 view).
     Few queries over many keys run split-K (kernels/ops/attention_decode.py), the rest the normal kernel."""
     lse = _empty_lse(query, return_lse)
-    out, lse_arg, dropout = _empty_out(query, value), lse if return_lse else None, dropout_of(dropout_p, seed)
+    out, lse_arg = empty_attention_output(query, value), lse if return_lse else None
+    dropout = dropout_of(dropout_p, seed)
     num_splits = plan_num_splits(query, key, is_causal, dropout)
     if num_splits > 1:
         launch_attention_decode(query, key, value, mask, scale, num_splits, out=out, lse=lse_arg)
@@ -64,7 +60,7 @@ def attention_forward(
 
 @attention_forward.register_fake
 def _(query, key, value, mask, is_causal, scale, dropout_p, seed, return_lse):
-    return _empty_out(query, value), _empty_lse(query, return_lse)
+    return empty_attention_output(query, value), _empty_lse(query, return_lse)
 
 
 @torch.library.custom_op(f"{NAMESPACE}::attention_backward", mutates_args=())

@@ -181,6 +181,13 @@ class Dropout:
         return (0.0, 1.0, 0) if dropout is None else (dropout.p, 1.0 / (1.0 - dropout.p), dropout.seed)
 
 
+def empty_attention_output(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The (B, Hq, Nq, Dv) output of q (B, Hq, Nq, D) and v (.., Dv), laid out (B, Nq, Hq, Dv) in memory
+    like torch's flash backend, so that merging heads afterwards is a free view."""
+    batch, heads, n_queries, _ = q.shape
+    return q.new_empty(batch, n_queries, heads, v.size(3)).transpose(1, 2)
+
+
 def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
     """Softmax statistics and accumulators: fp32, or fp64 for fp64 inputs (exact checks, gradcheck)."""
     return torch.float64 if dtype == torch.float64 else torch.float32

@@ -35,8 +35,8 @@ import triton
 import triton.language as tl
 
 from kernels.ops.attention_common import (
-    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, accumulator_dtype, key_span, load_tile, padded_head_dim,
-    precision_flags, seq_bucket, tile_ptrs,
+    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, accumulator_dtype, empty_attention_output, key_span, load_tile,
+    padded_head_dim, precision_flags, seq_bucket, tile_ptrs,
 )
 from kernels.ops.attention_configs import (
     DECODE_BLOCK_M, DECODE_FP64_TILE, DECODE_TILES, INTERPRETER_DECODE_BLOCK_M, INTERPRETER_DECODE_TILE,
@@ -184,7 +184,7 @@ def attention_decode(
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
     group_size = n_heads // n_kv_heads
     if out is None:
-        out = torch.empty(batch, n_queries, n_heads, head_dim_v, dtype=q.dtype, device=q.device).transpose(1, 2)
+        out = empty_attention_output(q, v)
     if out.numel() == 0:
         return out, lse
 

@@ -28,8 +28,8 @@ import triton
 import triton.language as tl
 
 from kernels.ops.attention_common import (
-    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, dropout_keep, key_span, load_tile, masked_scores_from_rows,
-    padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
+    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, dropout_keep, empty_attention_output, key_span, load_tile,
+    masked_scores_from_rows, padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
 )
 from kernels.ops.attention_configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -195,7 +195,7 @@ def attention_forward(
     batch, n_heads, n_queries, head_dim = q.shape
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
     if out is None:
-        out = torch.empty(batch, n_queries, n_heads, head_dim_v, dtype=q.dtype, device=q.device).transpose(1, 2)
+        out = empty_attention_output(q, v)
     if out.numel() == 0:
         return out, lse
     if n_keys == 0:  # every row is fully masked
