@@ -22,7 +22,7 @@ from benchmarks.attention_providers import FLEX, attention_providers, flex_provi
 from benchmarks.attention_suite import MASKED_CASES, attention_cases, measure_cases
 from benchmarks.ceilings import Ceilings, measure_ceilings
 from benchmarks.commands import all as all_command
-from benchmarks.commands import masked, report
+from benchmarks.commands import report
 from benchmarks.flops import attention_backward_flops, attention_forward_flops
 from benchmarks.goals import GOALS
 from benchmarks.report import NO_RUN, RESULTS_DIR, readme_text
@@ -33,12 +33,9 @@ UNIT_CEILINGS = Ceilings(matmul_tflops=1.0, matmul="unit matmul", copy_gbps=1.0,
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
-    """`python -m benchmarks ARGV` with this suite's commands registered (whether or not they are yet)."""
-    registered = {command.__name__: command for command in benchmarks.commands.COMMANDS}
-    commands = {module.__name__: module for module in (masked, all_command, report)} | registered
+    """(exit code, screen) of `python -m benchmarks ARGV`."""
     screen = io.StringIO()
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(screen):
-        patch.setattr(entry, "COMMANDS", tuple(commands.values()))
+    with contextlib.redirect_stdout(screen):
         code = entry.main(argv)
     return code, screen.getvalue()
 

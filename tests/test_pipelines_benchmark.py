@@ -1,11 +1,9 @@
 """`python -m benchmarks pipelines`: the four tasks end to end on tiny random models in float32 (our
 kernel in Triton's interpreter on the CPU), a broken attention caught, offline loading and its errors, and the
 pieces of our own task code (continuation of a left-padded row, best answer span, tokenizers, sizes)."""
-import argparse
 import contextlib
 import io
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +11,7 @@ import torch
 pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[hf]')")
 
 import kernels.hf  # noqa: E402
-from benchmarks.__main__ import _device  # noqa: E402
+from benchmarks.__main__ import main  # noqa: E402
 from benchmarks.commands import pipelines as pipelines_command  # noqa: E402
 from benchmarks.pipelines.examples import task_examples  # noqa: E402
 from benchmarks.pipelines.extractive_qa import best_span  # noqa: E402
@@ -29,17 +27,10 @@ ON_DEVICE = ["--device", DEVICE, "--dtype", "fp32"]  # the CPU runs our kernel i
 
 
 def run_command(argv: list[str]) -> tuple[int, str]:
-    """(exit code, screen) of `python -m benchmarks pipelines ARGV`, parsed as benchmarks/__main__ does."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--device", type=_device, default="auto")
-    common.add_argument("--quick", action="store_true")
-    common.add_argument("--out", type=Path, default=Path("bench-out"))
-    parser = argparse.ArgumentParser()
-    pipelines_command.register(parser.add_subparsers(dest="command", required=True), common)
-    args = parser.parse_args(["pipelines", *argv])
+    """(exit code, screen) of `python -m benchmarks pipelines ARGV`."""
     screen = io.StringIO()
     with contextlib.redirect_stdout(screen):
-        exit_code = args.run(args)
+        exit_code = main(["pipelines", *argv])
     return exit_code, screen.getvalue()
 
 

@@ -1,6 +1,5 @@
 """The transformer benchmark's own code: one quick CPU run (`transformer --quick --device cpu`, without
-Triton's interpreter) through a parser built from the command module, and the JSON it writes."""
-import argparse
+Triton's interpreter) through `python -m benchmarks`' own entry point, and the JSON it writes."""
 import contextlib
 import io
 import json
@@ -10,8 +9,8 @@ import pytest
 import torch
 
 import kernels.backends
+from benchmarks.__main__ import main
 from benchmarks.commands import transformer
-from benchmarks.environment import resolve_device
 from benchmarks.transformer_suite import TransformerRow, decode_cases, forward_cases
 from benchmarks.transformer_workloads import ForwardCase
 
@@ -19,25 +18,13 @@ CPU = torch.device("cpu")
 PROVIDERS = {"forward": ["ours", "torch", "reference"], "decode": ["ours", "torch"]}
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command registered as benchmarks/__main__.py registers every command."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--device", type=resolve_device, default=None)
-    common.add_argument("--quick", action="store_true")
-    common.add_argument("--out", type=Path)
-    root = argparse.ArgumentParser()
-    transformer.register(root.add_subparsers(dest="command", required=True), common)
-    return root
-
-
 def run_quick_on_cpu(out: Path, patch: pytest.MonkeyPatch) -> tuple[int, dict, str]:
     """(exit code, JSON, screen output) of one quick CPU run without the interpreter."""
-    args = parser().parse_args(["transformer", "--quick", "--device", "cpu", "--out", str(out)])
     screen = io.StringIO()
     patch.delenv("TRITON_INTERPRET", raising=False)
     patch.setattr(kernels.backends, "INTERPRETING", False)
     with contextlib.redirect_stdout(screen):
-        exit_code = args.run(args)
+        exit_code = main(["transformer", "--quick", "--device", "cpu", "--out", str(out)])
     return exit_code, json.loads((out / "transformer.json").read_text()), screen.getvalue()
 
 
