@@ -17,7 +17,7 @@ from setuptools import find_packages, setup
 # name to this distribution and compares *our* version with its KERNELS_MIN_VERSION (0.18.2 in transformers
 # 5.x, with a KERNELS_MAX_VERSION cap). A version inside that window would make transformers believe the hub
 # package is installed and `from kernels import LayerRepository, ...`, which breaks every model import.
-# tests/test_transformers_compat.py checks this.
+# tests/hf/test_transformers_compat.py checks this.
 VERSION = "0.1.0"
 
 HERE = Path(__file__).resolve().parent

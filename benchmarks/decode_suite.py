@@ -21,7 +21,7 @@ from benchmarks.ceilings import Ceilings
 from benchmarks.decode_inputs import DecodeCase, float64_expected, decode_input_sets, smallest_cases
 from benchmarks.memory import peak_memory_bytes
 from benchmarks.timing import Stopwatch, Timing, rotating, timing_record
-from kernels.ops.attention_decode import force_num_splits, plan_num_splits
+from kernels.sdpa.triton.decode import force_num_splits, plan_num_splits
 
 NO_SPLIT = "ours-no-split"
 # Off CUDA `kernels.attention` never splits; the interpreter check forces this many splits instead.

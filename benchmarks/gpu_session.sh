@@ -52,10 +52,10 @@ print(f'{p.name}: {p.multi_processor_count} SMs, {p.L2_cache_size >> 20} MiB L2,
 echo "== environment (output in env.txt)"
 environment >"$OUT/env.txt" 2>&1 || true
 # The kernel tests first, so that a test step cut by its limit has checked those (files in this order).
-KERNEL_TESTS=(tests/test_attention_forward.py tests/test_attention_masks.py tests/test_attention_decode.py
-              tests/test_attention_backward.py tests/test_attention_dropout.py tests/test_positional_encoding.py)
+KERNEL_TESTS=(tests/sdpa/test_attention_forward.py tests/sdpa/test_attention_masks.py tests/sdpa/test_attention_decode.py
+              tests/sdpa/test_attention_backward.py tests/sdpa/test_attention_dropout.py tests/positional/test_positional_encoding.py)
 OTHER_TESTS=()
-for file in tests/test_*.py; do
+for file in tests/*/test_*.py; do
     if [[ " ${KERNEL_TESTS[*]} " != *" $file "* ]]; then OTHER_TESTS+=("$file"); fi
 done
 step tests 100 tests.txt env KERNELS_AUTOTUNE=0 "$PYTHON" -m pytest "${KERNEL_TESTS[@]}" "${OTHER_TESTS[@]}" -x -q \

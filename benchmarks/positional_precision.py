@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from kernels.backends import triton_runs_on
-from kernels.positional import add_positional_encoding
-from kernels.positional_torch import sinusoid
+from kernels.shared.backends import triton_runs_on
+from kernels.positional.functional import add_positional_encoding
+from kernels.positional.torch_fallback import sinusoid
 
 WINDOW_STARTS = (0, 448, 4096, 10_000, 100_000, 1_000_000, (1 << 24) - 64)
 _WINDOW = 64

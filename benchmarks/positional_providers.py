@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import reference
 from benchmarks.attention_providers import Provider, ours_provider
 from benchmarks.positional_inputs import Op, PositionalCase
-from kernels.positional import add_positional_encoding, sinusoidal_embedding
+from kernels.positional.functional import add_positional_encoding, sinusoidal_embedding
 
 TABLE_ADD = "reference-table"
 EAGER = "torch-eager"

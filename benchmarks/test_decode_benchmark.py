@@ -21,7 +21,7 @@ from benchmarks.decode_inputs import DecodeCase, decode_cases, float64_expected,
 from benchmarks.decode_suite import NO_SPLIT, decode_providers
 from benchmarks.pytest_measure import DEVICE, DTYPE, time_call
 from benchmarks.timing import rotating
-from kernels.ops.attention_decode import plan_num_splits
+from kernels.sdpa.triton.decode import plan_num_splits
 
 CASES = decode_cases(DEVICE, quick=True)
 SMALLEST = smallest_cases(CASES)

@@ -3,16 +3,14 @@ positional encoding.
 
 Kept below 0.18.2 on purpose: transformers maps the import name `kernels` to this distribution
 when probing for Hugging Face's own `kernels` package, and only a version in its supported range
-would make it believe that package is installed (tests/test_transformers_compat.py guards this).
+would make it believe that package is installed (tests/hf/test_transformers_compat.py guards this).
 """
-from kernels.backends import BACKENDS, record_backends, use_backend
-from kernels.functional import attention, attention_dropout_mask, causal_attention_with_key_padding
-from kernels.modules import MultiHeadAttention
-from kernels.multihead_attention import MultiheadAttention
-from kernels.patching import replace_attention
-from kernels.positional import add_positional_encoding, sinusoidal_embedding
-from kernels.positional_modules import PositionalEncoder, SinusoidalEmbedding
-from kernels.transformer import Transformer
+from kernels.shared.backends import BACKENDS, record_backends, use_backend
+from kernels.sdpa.functional import attention, attention_dropout_mask, causal_attention_with_key_padding
+from kernels.positional.functional import add_positional_encoding, sinusoidal_embedding
+from kernels.nn import (
+    MultiHeadAttention, MultiheadAttention, PositionalEncoder, SinusoidalEmbedding, Transformer, replace_attention,
+)
 from kernels.models import DecoderOnlyLM, EncoderClassifier, EncoderDecoderModel, ModelConfig, generate
 
 __version__ = "0.1.0"

@@ -12,11 +12,7 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-
-requires_cuda = pytest.mark.skipif(
-    DEVICE != "cuda", reason="needs CUDA: at this size Triton's CPU interpreter would take minutes"
-)
+from support.devices import DEVICE  # noqa: E402
 
 
 @pytest.fixture

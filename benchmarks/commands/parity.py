@@ -19,7 +19,7 @@ from benchmarks.parity_sweep import ParityRow, check_case, parity_specs
 from benchmarks.parity_table import parity_table
 from benchmarks.results_file import write_results
 from benchmarks.table import header, make_console
-from kernels.backends import triton_runs_on
+from kernels.shared.backends import triton_runs_on
 from kernels.testing import TOLERANCES
 
 RULE = (

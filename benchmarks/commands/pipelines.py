@@ -24,7 +24,7 @@ from benchmarks.pipelines.tasks import TASKS, RunSettings
 from benchmarks.results_file import write_results
 from benchmarks.table import header, make_console
 from benchmarks.timing import Stopwatch
-from kernels.backends import triton_runs_on
+from kernels.shared.backends import triton_runs_on
 
 
 def _model_choice(value: str) -> str:

@@ -12,7 +12,7 @@ import torch
 
 from benchmarks.pipelines.tasks import Mismatch, RunSettings, Task
 from benchmarks.timing import Stopwatch, Timing, timing_record
-from kernels.backends import record_backends, triton_runs_on
+from kernels.shared.backends import record_backends, triton_runs_on
 
 VARIANTS = ("eager", "sdpa", "triton")
 INTERPRETER_NOTE = "Triton's interpreter on the CPU: an equality check, its time is not a speed (not timed)"

@@ -7,7 +7,7 @@ keys/values), padding and T5's position bias as one mask, and dropout only in tr
 import torch
 from torch import nn
 
-from kernels.functional import attention, causal_attention_with_key_padding
+from kernels.sdpa.functional import attention, causal_attention_with_key_padding
 from kernels.hf.masks import causal_keep_mask, causal_key_padding, with_position_bias
 
 # Keyword arguments some models pass that change the attention's result and that the kernel does

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.functional import attention, causal_attention_with_key_padding
+from kernels.sdpa.functional import attention, causal_attention_with_key_padding
 from kernels.models.cache import KVCache
 from kernels.models.config import ModelConfig
 

@@ -1,8 +1,8 @@
 """ModelConfig: the hyperparameters of the three model families, checked once when built."""
 from dataclasses import dataclass
 
-from kernels.ops.positional_limits import MAX_POSITION
-from kernels.validation import MAX_HEAD_DIM
+from kernels.positional.limits import MAX_POSITION
+from kernels.sdpa.validation import MAX_HEAD_DIM
 
 ACTIVATIONS = ("relu", "gelu")
 

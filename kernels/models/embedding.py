@@ -4,7 +4,7 @@ from torch import nn
 
 from kernels.models.config import ModelConfig
 from kernels.models.inputs import positions_from_padding
-from kernels.positional_modules import SinusoidalEmbedding
+from kernels.nn.positional import SinusoidalEmbedding
 
 
 class Embedding(nn.Module):

@@ -1,1 +1,0 @@
-"""One module per op: the @triton.jit kernels and their launchers."""

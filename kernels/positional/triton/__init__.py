@@ -1,0 +1,1 @@
+"""The positional-encoding kernel (@triton.jit) and its launcher: the only positional module that imports triton."""

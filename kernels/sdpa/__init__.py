@@ -1,0 +1,12 @@
+"""Scaled dot-product attention, layer by layer (each imports only the ones below it):
+
+- `functional`: the public functions (`kernels.attention` has SDPA's signature), backend choice and
+  the torch / reference fallbacks;
+- `validation`: argument checks, with errors that name the argument;
+- `custom_ops`: the torch.library custom ops (fake + autograd) that `torch.compile` traces;
+- `triton/`: the only place that imports triton: shared jit pieces (`common`), tiles (`configs`), the
+  forward, backward, split-K decode kernels and the dropout-mask replay, each with its launcher.
+
+Named `sdpa`, not `attention`: `kernels.attention` is the public function, which a subpackage of
+the same name would collide with.
+"""

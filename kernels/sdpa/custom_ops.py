@@ -1,0 +1,103 @@
+"""The fused attention as torch.library custom ops: `triton_attention_kernels::attention_forward` and
+`::attention_backward`, with fake implementations and the autograd formula linking them.
+
+Why custom ops: torch.compile cannot look inside a Triton launcher that reads Python dataclasses and
+picks configs at run time; a custom op is one opaque graph node whose fake implementation tells the
+compiler the output's shape, dtype and strides. Inputs may have any strides, broadcast (stride 0)
+masks included: the real implementation hands them to the kernels as they are, never copied.
+
+Fake outputs mirror the real ones exactly (`opcheck` verifies it):
+- out (B, Hq, Nq, Dv) is a transposed view of a (B, Nq, Hq, Dv) buffer, so merging heads is free;
+- lse (B, Hq, Nq), contiguous, fp32 (fp64 for fp64 inputs), or an empty (0,) tensor when
+  `return_lse` is False (inference: the kernel then skips storing it);
+- dq, dk, dv are `empty_like` q, k, v.
+"""
+import torch
+from torch import Tensor
+
+from kernels.shared.custom_ops import NAMESPACE, draw_seed, seed_value
+from kernels.sdpa.triton.backward import attention_backward as launch_attention_backward
+from kernels.sdpa.triton.common import Dropout, accumulator_dtype, empty_attention_output
+from kernels.sdpa.triton.decode import attention_decode as launch_attention_decode
+from kernels.sdpa.triton.decode import plan_num_splits
+from kernels.sdpa.triton.forward import attention_forward as launch_attention_forward
+
+SEED_HIGH = 2**62  # the Philox seed range the attention kernels draw from
+
+
+def draw_attention_seed() -> Tensor:
+    """The seed of one attention call's dropout mask (see kernels/shared/custom_ops.py)."""
+    return draw_seed(SEED_HIGH)
+
+
+def dropout_of(dropout_p: float, seed: Tensor | None) -> Dropout | None:
+    """The kernels' Dropout for an op's (dropout_p, seed) arguments; None without dropout."""
+    return None if seed is None or dropout_p == 0.0 else Dropout(dropout_p, seed_value(seed))
+
+
+def _empty_lse(query: Tensor, return_lse: bool) -> Tensor:
+    shape = query.shape[:3] if return_lse else (0,)
+    return query.new_empty(shape, dtype=accumulator_dtype(query.dtype))
+
+
+@torch.library.custom_op(f"{NAMESPACE}::attention_forward", mutates_args=())
+def attention_forward(
+    query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, is_causal: bool, scale: float,
+    dropout_p: float, seed: Tensor | None, return_lse: bool,
+) -> tuple[Tensor, Tensor]:
+    """(out, lse) of rank-4 inputs; `mask` already broadcast to (B, Hq, Nq, Nk) (stride-0 view).
+    Few queries over many keys run split-K (kernels/sdpa/triton/decode.py), the rest the normal kernel."""
+    lse = _empty_lse(query, return_lse)
+    out, lse_arg = empty_attention_output(query, value), lse if return_lse else None
+    dropout = dropout_of(dropout_p, seed)
+    num_splits = plan_num_splits(query, key, is_causal, dropout)
+    if num_splits > 1:
+        launch_attention_decode(query, key, value, mask, scale, num_splits, out=out, lse=lse_arg)
+    else:
+        launch_attention_forward(query, key, value, mask, is_causal, scale, out=out, lse=lse_arg, dropout=dropout)
+    return out, lse
+
+
+@attention_forward.register_fake
+def _(query, key, value, mask, is_causal, scale, dropout_p, seed, return_lse):
+    return empty_attention_output(query, value), _empty_lse(query, return_lse)
+
+
+@torch.library.custom_op(f"{NAMESPACE}::attention_backward", mutates_args=())
+def attention_backward(
+    grad_out: Tensor, query: Tensor, key: Tensor, value: Tensor, out: Tensor, lse: Tensor, mask: Tensor | None,
+    is_causal: bool, scale: float, dropout_p: float, seed: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(dq, dk, dv) of the forward that returned `out` and `lse` with the same other arguments."""
+    return launch_attention_backward(query, key, value, out, lse, grad_out, mask, is_causal, scale,
+                                     dropout=dropout_of(dropout_p, seed))
+
+
+@attention_backward.register_fake
+def _(grad_out, query, key, value, out, lse, mask, is_causal, scale, dropout_p, seed):
+    return torch.empty_like(query), torch.empty_like(key), torch.empty_like(value)
+
+
+def _setup_context(ctx, inputs, output):
+    query, key, value, mask, is_causal, scale, dropout_p, seed, _ = inputs
+    out, lse = output
+    ctx.save_for_backward(query, key, value, out, lse, mask, seed)
+    ctx.is_causal, ctx.scale, ctx.dropout_p = is_causal, scale, dropout_p
+
+
+def _backward(ctx, grad_out, _grad_lse):
+    """The log-sum-exp is an internal statistic: its gradient is ignored (it is never used as a loss)."""
+    if ctx.needs_input_grad[3]:
+        raise NotImplementedError(
+            "the triton attention backend does not compute gradients for attn_mask; "
+            "detach the mask or use backend='torch'"
+        )
+    query, key, value, out, lse, mask, seed = ctx.saved_tensors
+    if lse.numel() == 0 and query.numel() > 0:
+        raise RuntimeError("attention_forward was called with return_lse=False: it cannot be differentiated")
+    grad_query, grad_key, grad_value = attention_backward(
+        grad_out, query, key, value, out, lse, mask, ctx.is_causal, ctx.scale, ctx.dropout_p, seed)
+    return grad_query, grad_key, grad_value, None, None, None, None, None, None
+
+
+attention_forward.register_autograd(_backward, setup_context=_setup_context)

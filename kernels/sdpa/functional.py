@@ -1,0 +1,129 @@
+"""The public functional API: validate, pick a backend, run it."""
+import math
+
+import torch
+import torch.nn.functional as F
+
+import reference
+from kernels.shared.backends import note_backend_ran, resolve_backend
+from kernels.shared.triton_availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
+from kernels.sdpa.validation import check_attention_inputs, check_key_padding, check_triton_limits
+
+if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (see kernels/shared/triton_availability.py)
+    from kernels.sdpa import custom_ops
+    from kernels.sdpa.triton.common import Dropout
+    from kernels.sdpa.triton.dropout import dropout_keep_mask
+
+
+def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p, seed):
+    """Run the custom op on rank-4 views; rank-3 (batch, seq, dim) inputs get a head dim of size 1.
+    The log-sum-exp is stored only when autograd will need it."""
+    rank3 = query.dim() == 3
+    if rank3:
+        query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+    batch, heads, n_queries, _ = query.shape
+    mask = None
+    if attn_mask is not None:
+        scores_shape = (batch, n_queries, key.size(2)) if rank3 else (batch, heads, n_queries, key.size(2))
+        mask = attn_mask.expand(scores_shape)  # a stride-0 view on broadcast dims, never a copy
+        if rank3:
+            mask = mask.unsqueeze(1)
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (query, key, value, attn_mask))
+    out, _ = custom_ops.attention_forward(query, key, value, mask, is_causal, scale, dropout_p, seed, needs_grad)
+    return out.squeeze(1) if rank3 else out
+
+
+def _run_triton(query, key, value, attn_mask, dropout_p: float, is_causal: bool, scale: float | None) -> torch.Tensor:
+    check_triton_limits(query, value)
+    scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else float(scale)
+    seed = custom_ops.draw_attention_seed() if dropout_p > 0.0 else None
+    return _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed)
+
+
+def attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """torch.nn.functional.scaled_dot_product_attention, fused in Triton.
+
+    Same arguments and semantics: query (B, Hq, Nq, D), key/value (B, Hkv, Nk, D|Dv); a bool
+    attn_mask keeps the scores where True, a float one is added; is_causal is top-left aligned;
+    a query with no key to attend returns zeros. `backend` ("triton", "torch", "reference") forces
+    an implementation; by default CUDA runs Triton, CPU runs torch (or Triton's interpreter when
+    TRITON_INTERPRET=1). The Triton result is laid out (B, Nq, Hq, Dv) in memory, like torch's flash
+    backend, so `out.transpose(1, 2).reshape(B, Nq, -1)` merges heads without a copy.
+
+    dropout_p > 0 drops attention weights whenever it is given, as torch's function does (modules
+    pass it only in training). On the Triton backend the mask comes from Philox bits seeded by one
+    draw from torch's default generator, so `torch.manual_seed` repeats it, and
+    `attention_dropout_mask` shows it.
+    """
+    check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    chosen = resolve_backend(backend, query.device)
+    if chosen == "triton":
+        out = _run_triton(query, key, value, attn_mask, dropout_p, is_causal, scale)
+    else:
+        if chosen == "torch" and attn_mask is not None and attn_mask.dim() == 1:
+            attn_mask = attn_mask.unsqueeze(0)  # torch SDPA rejects a 1-D (Nk,) mask that broadcasts fine
+        sdpa = F.scaled_dot_product_attention if chosen == "torch" else reference.scaled_dot_product_attention
+        out = sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
+                   scale=scale, enable_gqa=enable_gqa)
+    note_backend_ran(chosen)
+    return out
+
+
+def causal_attention_with_key_padding(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    key_padding: torch.Tensor,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Causal attention (top-left aligned, as `attention(..., is_causal=True)`) over the keys that
+    `key_padding` (B, Nk) bool marks real (True = attend); rank-4 q/k/v as in `attention`.
+
+    torch SDPA refuses `is_causal` together with a mask, so this is otherwise a materialised
+    (B, 1, Nq, Nk) mask. The Triton kernel takes both at once: it never visits the key tiles above the
+    diagonal, and skips those outside each batch element's span of real keys (left or right padding).
+    A query with no real key at or before it returns zeros. Other backends run `attention` with the
+    equivalent bool mask."""
+    check_attention_inputs(query, key, value, None, dropout_p, True, scale, enable_gqa)
+    check_key_padding(key_padding, query, key)
+    chosen = resolve_backend(backend, query.device)
+    padding = key_padding[:, None, None, :]  # (B, 1, 1, Nk)
+    if chosen != "triton":
+        causal = torch.ones(query.size(2), key.size(2), dtype=torch.bool, device=query.device).tril()
+        return attention(query, key, value, attn_mask=causal & padding, dropout_p=dropout_p, scale=scale,
+                         enable_gqa=enable_gqa, backend=chosen)
+    out = _run_triton(query, key, value, padding, dropout_p, True, scale)
+    note_backend_ran(chosen)
+    return out
+
+
+def attention_dropout_mask(query: torch.Tensor, key: torch.Tensor, dropout_p: float) -> torch.Tensor:
+    """The keep-mask (B, Hq, Nq, Nk), True = kept, of the next Triton `attention(query, key, ...,
+    dropout_p=dropout_p)` call made with torch's generator in the state it has now: this function
+    takes the same seed draw. For debugging and for replaying a fused call exactly, e.g. with
+    `reference.scaled_dot_product_attention(..., dropout_p=p, dropout_mask=mask)`."""
+    if not 0.0 < dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in (0, 1), got {dropout_p!r}")
+    if not TRITON_AVAILABLE:
+        raise RuntimeError(f"attention_dropout_mask replays the Triton kernel's mask, and triton cannot be "
+                           f"imported here ({TRITON_IMPORT_ERROR})")
+    heads = query.size(-3) if query.dim() == 4 else 1
+    dropout = Dropout(dropout_p, int(custom_ops.draw_attention_seed()))
+    mask = dropout_keep_mask(query.size(0), heads, query.size(-2), key.size(-2), dropout, query.device)
+    return mask if query.dim() == 4 else mask.squeeze(1)

@@ -1,0 +1,357 @@
+"""Fused scaled dot-product attention backward (dQ, dK, dV), FlashAttention-2 style.
+
+The probabilities are recomputed tile by tile from the forward's log-sum-exp, so no Nq x Nk tensor
+is ever stored. Three launches, none with atomics, so results are deterministic run to run:
+1. delta = rowsum(dO * O) per query row (the softmax-gradient correction term).
+2. dK, dV: one program per (batch, key/value head, BLOCK_N keys). It streams the query blocks of
+   every query head in its GQA group, so dK and dV come out already reduced over the group and K/V
+   are never repeated.
+3. dQ: one program per (batch, query head, BLOCK_M queries), streaming key blocks.
+Both gradient kernels take the forward's flags (mask kind, causal with tile skipping, key-padding
+span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims). A fully
+masked query row has lse = -inf: it is treated as +inf so its probabilities are exactly 0 and its
+gradients are 0, never NaN.
+"""
+import torch
+import triton
+import triton.language as tl
+
+from kernels.sdpa.triton.common import (
+    INTERPRETING, LOG2E, Dropout, MaskArgs, accumulator_dtype, dropout_keep, key_span, load_tile, masked_scores,
+    padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
+)
+from kernels.sdpa.triton.configs import (
+    BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, autotune_configs, head_dim_pruner,
+)
+
+_AUTOTUNE = dict(
+    configs=autotune_configs(BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, INTERPRETING),
+    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "USE_KEY_RANGE", "IS_CAUSAL",
+         "USE_DROPOUT"],
+    prune_configs_by={"early_config_prune": head_dim_pruner(BACKWARD_TILES)},
+)
+_EVEN_LENGTHS = {
+    "EVEN_M": lambda args: args["n_queries"] % args["BLOCK_M"] == 0,
+    "EVEN_N": lambda args: args["n_keys"] % args["BLOCK_N"] == 0,
+}
+
+
+@triton.jit
+def _row_sum_of_products_kernel(
+    out_ptr, dout_ptr, delta_ptr,
+    stride_ob, stride_oh, stride_om, stride_od, stride_db, stride_dh, stride_dm, stride_dd,
+    n_heads, n_queries, HEAD_DIM_V: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_DV: tl.constexpr,
+):
+    """delta[b, h, m] = sum_d dO[b, h, m, d] * O[b, h, m, d], in delta's (accumulator) dtype."""
+    batch_head = tl.program_id(1)
+    batch = (batch_head // n_heads).to(tl.int64)
+    head = (batch_head % n_heads).to(tl.int64)
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_DV)
+    o = load_tile(tile_ptrs(out_ptr + batch * stride_ob + head * stride_oh, offs_m, offs_d, stride_om, stride_od),
+                  offs_m, offs_d, n_queries, HEAD_DIM_V, CHECK_ROWS=True, CHECK_COLS=True)
+    do = load_tile(tile_ptrs(dout_ptr + batch * stride_db + head * stride_dh, offs_m, offs_d, stride_dm, stride_dd),
+                   offs_m, offs_d, n_queries, HEAD_DIM_V, CHECK_ROWS=True, CHECK_COLS=True)
+    delta = tl.sum(o.to(delta_ptr.dtype.element_ty) * do.to(delta_ptr.dtype.element_ty), axis=1)
+    tl.store(delta_ptr + batch_head.to(tl.int64) * n_queries + offs_m, delta, mask=offs_m < n_queries)
+
+
+@triton.jit
+def _log2_lse(lse_ptrs, offs_m, n_queries, EVEN_M: tl.constexpr):
+    """The forward's natural-log lse in log2 units; fully masked rows (-inf) become +inf so that
+    exp2(score - lse) is exactly 0 for them."""
+    if EVEN_M:
+        lse = tl.load(lse_ptrs)
+    else:
+        lse = tl.load(lse_ptrs, mask=offs_m < n_queries, other=float("inf"))
+    return tl.where(lse == float("-inf"), float("inf"), lse * LOG2E)
+
+
+@triton.jit
+def _recompute_tile(
+    q, k, v, do, lse_log2, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
+    dropout_p, dropout_scale, dropout_seed, batch_head,
+    MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+):
+    """For one (BLOCK_M, BLOCK_N) tile: the forward's probabilities P, the weights it actually
+    applied (P after dropout), and dP = dO @ V^T through the same dropout mask, regenerated."""
+    qk = masked_scores(q, tl.trans(k), qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
+                       n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N, INPUT_PRECISION)
+    p = tl.math.exp2(qk - lse_log2[:, None])
+    dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
+    p_applied = p
+    if USE_DROPOUT:
+        keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, n_keys, dropout_p)
+        p_applied = tl.where(keep, p * dropout_scale, 0.0)
+        dp = tl.where(keep, dp * dropout_scale, 0.0)
+    return p, p_applied, dp
+
+
+@triton.jit
+def _accumulate_dk_dv(
+    dk, dv, k, v,
+    q_base, do_base, lse_base, delta_base, mask_base,
+    stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
+    offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, query_start, query_end,
+    dropout_p, dropout_scale, dropout_seed, batch_head,
+    HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
+    BLOCK_M: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+):
+    """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV."""
+    for start_m in range(query_start, query_end, BLOCK_M):
+        offs_m = start_m + tl.arange(0, BLOCK_M)
+        q = load_tile(tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd),
+                      offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD_D)
+        do = load_tile(tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod),
+                       offs_m, offs_dv, n_queries, HEAD_DIM_V, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD_DV)
+        if DOT_IN_FP32:
+            q = q.to(tl.float32)
+            do = do.to(tl.float32)
+        p, p_applied, dp = _recompute_tile(
+            q, k, v, do, _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M), qk_scale, offs_m, offs_n,
+            mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys, dropout_p, dropout_scale, dropout_seed,
+            batch_head, MASK_KIND, APPLY_CAUSAL, USE_DROPOUT, EVEN_M, EVEN_N, INPUT_PRECISION)
+        dv = tl.dot(tl.trans(p_applied.to(do.dtype)), do, dv, input_precision=INPUT_PRECISION, out_dtype=dv.dtype)
+        if EVEN_M:
+            delta = tl.load(delta_base + offs_m)
+        else:
+            delta = tl.load(delta_base + offs_m, mask=offs_m < n_queries, other=0.0)
+        ds = p * (dp - delta[:, None])
+        dk = tl.dot(tl.trans(ds.to(q.dtype)), q, dk, input_precision=INPUT_PRECISION, out_dtype=dk.dtype)
+    return dk, dv
+
+
+@triton.autotune(**_AUTOTUNE)
+@triton.heuristics(_EVEN_LENGTHS)
+@triton.jit(do_not_specialize=["dropout_seed"])
+def _attention_backward_dk_dv_kernel(
+    q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, mask_ptr, key_range_ptr,
+    stride_qb, stride_qh, stride_qm, stride_qd,
+    stride_kb, stride_kh, stride_kn, stride_kd,
+    stride_vb, stride_vh, stride_vn, stride_vd,
+    stride_dob, stride_doh, stride_dom, stride_dod,
+    stride_dkb, stride_dkh, stride_dkn, stride_dkd,
+    stride_dvb, stride_dvh, stride_dvn, stride_dvd,
+    stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n,
+    n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
+    seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
+    HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
+):
+    start_n = tl.program_id(0)
+    n_kv_heads = n_heads // group_size
+    batch_head = tl.program_id(1)
+    batch = (batch_head // n_kv_heads).to(tl.int64)
+    kv_head = (batch_head % n_kv_heads).to(tl.int64)
+
+    offs_n = start_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    k = load_tile(tile_ptrs(k_ptr + batch * stride_kb + kv_head * stride_kh, offs_n, offs_d, stride_kn, stride_kd),
+                  offs_n, offs_d, n_keys, HEAD_DIM, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_D != HEAD_DIM)
+    v = load_tile(tile_ptrs(v_ptr + batch * stride_vb + kv_head * stride_vh, offs_n, offs_dv, stride_vn, stride_vd),
+                  offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
+    if DOT_IN_FP32:
+        k = k.to(tl.float32)
+        v = v.to(tl.float32)
+    dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=ACC_DTYPE)
+    dv = tl.zeros([BLOCK_N, BLOCK_DV], dtype=ACC_DTYPE)
+
+    # Query tiles: causal rows below the block's first key never see it; rows from the end of the
+    # block's diagonal on see all of its keys (no compare). Both bounds sit on the BLOCK_M grid.
+    query_start = 0
+    if IS_CAUSAL:
+        query_start = (start_n * BLOCK_N) // BLOCK_M * BLOCK_M
+        diagonal_end = tl.minimum(tl.cdiv((start_n + 1) * BLOCK_N, BLOCK_M) * BLOCK_M, n_queries)
+    else:
+        diagonal_end = query_start
+    if USE_KEY_RANGE:  # a key block outside the attended span gets no gradient: visit no query
+        block_attended = (start_n * BLOCK_N < tl.load(key_range_ptr + 2 * batch + 1)) & \
+                         ((start_n + 1) * BLOCK_N > tl.load(key_range_ptr + 2 * batch))
+        query_end = tl.where(block_attended, n_queries, 0)
+    else:
+        query_end = n_queries
+
+    for group_member in range(group_size):
+        head = kv_head * group_size + group_member
+        q_base = q_ptr + batch * stride_qb + head * stride_qh
+        do_base = dout_ptr + batch * stride_dob + head * stride_doh
+        row_base = (batch * n_heads + head) * n_queries
+        mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
+        if IS_CAUSAL:
+            dk, dv = _accumulate_dk_dv(
+                dk, dv, k, v, q_base, do_base, lse_ptr + row_base, delta_ptr + row_base, mask_base,
+                stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
+                offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, query_start, tl.minimum(diagonal_end, query_end),
+                dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
+                HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_M, MASK_KIND, True,
+                USE_DROPOUT, EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+        dk, dv = _accumulate_dk_dv(
+            dk, dv, k, v, q_base, do_base, lse_ptr + row_base, delta_ptr + row_base, mask_base,
+            stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
+            offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_end, query_end,
+            dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
+            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_M, MASK_KIND, False, USE_DROPOUT,
+            EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+
+    dk = dk * sm_scale
+    dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh, offs_n, offs_d, stride_dkn, stride_dkd)
+    dv_ptrs = tile_ptrs(dv_ptr + batch * stride_dvb + kv_head * stride_dvh, offs_n, offs_dv, stride_dvn, stride_dvd)
+    tl.store(dk_ptrs, dk.to(dk_ptr.dtype.element_ty), mask=(offs_n[:, None] < n_keys) & (offs_d[None, :] < HEAD_DIM))
+    tl.store(dv_ptrs, dv.to(dv_ptr.dtype.element_ty), mask=(offs_n[:, None] < n_keys) & (offs_dv[None, :] < HEAD_DIM_V))
+
+
+@triton.jit
+def _accumulate_dq(
+    dq, q, do, lse_log2, delta,
+    k_base, v_base, mask_base,
+    stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
+    offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, key_end,
+    dropout_p, dropout_scale, dropout_seed, batch_head,
+    HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
+    BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+):
+    """Add the key tiles [key_start, key_end) to a query block's dQ."""
+    for start_n in range(key_start, key_end, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        k = load_tile(tile_ptrs(k_base, offs_n, offs_d, stride_kn, stride_kd),
+                      offs_n, offs_d, n_keys, HEAD_DIM, CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_D)
+        v = load_tile(tile_ptrs(v_base, offs_n, offs_dv, stride_vn, stride_vd),
+                      offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_DV)
+        if DOT_IN_FP32:
+            k = k.to(tl.float32)
+            v = v.to(tl.float32)
+        p, _, dp = _recompute_tile(
+            q, k, v, do, lse_log2, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
+            n_queries, n_keys, dropout_p, dropout_scale, dropout_seed, batch_head,
+            MASK_KIND, APPLY_CAUSAL, USE_DROPOUT, EVEN_M, EVEN_N, INPUT_PRECISION)
+        ds = p * (dp - delta[:, None])
+        dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=INPUT_PRECISION, out_dtype=dq.dtype)
+    return dq
+
+
+@triton.autotune(**_AUTOTUNE)
+@triton.heuristics(_EVEN_LENGTHS)
+@triton.jit(do_not_specialize=["dropout_seed"])
+def _attention_backward_dq_kernel(
+    q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dq_ptr, mask_ptr, key_range_ptr,
+    stride_qb, stride_qh, stride_qm, stride_qd,
+    stride_kb, stride_kh, stride_kn, stride_kd,
+    stride_vb, stride_vh, stride_vn, stride_vd,
+    stride_dob, stride_doh, stride_dom, stride_dod,
+    stride_dqb, stride_dqh, stride_dqm, stride_dqd,
+    stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n,
+    n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
+    seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
+    HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
+):
+    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL)
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    q = load_tile(tile_ptrs(q_ptr + batch * stride_qb + head * stride_qh, offs_m, offs_d, stride_qm, stride_qd),
+                  offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_D != HEAD_DIM)
+    do_base = dout_ptr + batch * stride_dob + head * stride_doh
+    do = load_tile(tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod), offs_m, offs_dv, n_queries, HEAD_DIM_V,
+                   CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
+    if DOT_IN_FP32:
+        q = q.to(tl.float32)
+        do = do.to(tl.float32)
+    row_base = batch_head.to(tl.int64) * n_queries
+    lse_log2 = _log2_lse(lse_ptr + row_base + offs_m, offs_m, n_queries, EVEN_M)
+    if EVEN_M:
+        delta = tl.load(delta_ptr + row_base + offs_m)
+    else:
+        delta = tl.load(delta_ptr + row_base + offs_m, mask=offs_m < n_queries, other=0.0)
+    dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=ACC_DTYPE)
+
+    k_base = k_ptr + batch * stride_kb + kv_head * stride_kh
+    v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
+    mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
+    key_start, diagonal_start, diagonal_end = key_span(
+        start_m, batch, key_range_ptr, n_keys, BLOCK_M, BLOCK_N, USE_KEY_RANGE, IS_CAUSAL)
+    dq = _accumulate_dq(
+        dq, q, do, lse_log2, delta, k_base, v_base, mask_base,
+        stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
+        offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, diagonal_start,
+        dropout_p, dropout_scale, dropout_seed, batch_head,
+        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, USE_DROPOUT,
+        EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+    if IS_CAUSAL:
+        dq = _accumulate_dq(
+            dq, q, do, lse_log2, delta, k_base, v_base, mask_base,
+            stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
+            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
+            dropout_p, dropout_scale, dropout_seed, batch_head,
+            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, USE_DROPOUT,
+            EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+
+    dq = dq * sm_scale
+    dq_ptrs = tile_ptrs(dq_ptr + batch * stride_dqb + head * stride_dqh, offs_m, offs_d, stride_dqm, stride_dqd)
+    tl.store(dq_ptrs, dq.to(dq_ptr.dtype.element_ty), mask=(offs_m[:, None] < n_queries) & (offs_d[None, :] < HEAD_DIM))
+
+
+def attention_backward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    dout: torch.Tensor,
+    mask: torch.Tensor | None,
+    is_causal: bool,
+    scale: float,
+    dropout: Dropout | None = None,
+    grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients (dq, dk, dv) of the forward that produced `out` and `lse` (see attention_forward).
+
+    Takes the forward's arguments (the same `dropout`, whose mask is regenerated) plus dout
+    (B, Hq, Nq, Dv), any strides. `grads`, when given, are
+    the (dq, dk, dv) tensors to write into (tests poison them first); else they are allocated like
+    q, k and v.
+    """
+    batch, n_heads, n_queries, head_dim = q.shape
+    n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
+    dq, dk, dv = grads if grads is not None else (torch.empty_like(q), torch.empty_like(k), torch.empty_like(v))
+    if dq.numel() == 0 and dk.numel() == 0:
+        return dq, dk, dv
+    if n_queries == 0 or n_keys == 0:  # nothing attends: every gradient is zero
+        return dq.zero_(), dk.zero_(), dv.zero_()
+
+    block_dv = padded_head_dim(head_dim_v)
+    delta = torch.empty(batch, n_heads, n_queries, dtype=accumulator_dtype(q.dtype), device=q.device)
+    delta_block = 64 if block_dv <= 128 else 32
+    _row_sum_of_products_kernel[(triton.cdiv(n_queries, delta_block), batch * n_heads)](
+        out, dout, delta, *out.stride(), *dout.stride(), n_heads, n_queries,
+        HEAD_DIM_V=head_dim_v, BLOCK_M=delta_block, BLOCK_DV=block_dv,
+    )
+
+    mask_args = MaskArgs(mask, placeholder=q)
+    common = dict(
+        HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
+        MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
+        USE_DROPOUT=dropout is not None, **precision_flags(q.dtype),
+    )
+    scalars = (n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, scale,
+               *Dropout.kernel_args(dropout), seq_bucket(n_queries), seq_bucket(n_keys))
+
+    _attention_backward_dk_dv_kernel[lambda meta: (triton.cdiv(n_keys, meta["BLOCK_N"]), batch * n_kv_heads)](
+        q, k, v, dout, lse, delta, dk, dv, mask_args.tensor, mask_args.key_range_arg,
+        *q.stride(), *k.stride(), *v.stride(), *dout.stride(), *dk.stride(), *dv.stride(), *mask_args.strides,
+        *scalars, **common,
+    )
+    _attention_backward_dq_kernel[lambda meta: (triton.cdiv(n_queries, meta["BLOCK_M"]), batch * n_heads)](
+        q, k, v, dout, lse, delta, dq, mask_args.tensor, mask_args.key_range_arg,
+        *q.stride(), *k.stride(), *v.stride(), *dout.stride(), *dq.stride(), *mask_args.strides,
+        *scalars, **common,
+    )
+    return dq, dk, dv

@@ -1,0 +1,204 @@
+"""Pieces shared by the attention forward, backward and decode kernels: tile loads, score masking, the
+span of key tiles a query block visits, and the host-side preparation of masks and flags.
+
+Conventions: scores inside the kernels are in log2 units (softmax scale times log2(e) folded into
+`qk_scale`, masks multiplied by log2(e)), so exp2 replaces exp.
+"""
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels.shared.triton_availability import INTERPRETING
+
+LOG2E = tl.constexpr(1.4426950408889634)
+LN2 = tl.constexpr(0.6931471805599453)
+
+MASK_NONE, MASK_BOOL, MASK_ADDITIVE = 0, 1, 2
+
+# An additive mask entry below this is clamped (keeping -inf as -inf) so that multiplying it by
+# log2(e) cannot overflow fp32 to -inf: finfo(float32).min must still mean "tiny weight", not
+# "masked out", or a row of finfo.min would return zeros where torch returns a uniform average.
+_MIN_FINITE_BIAS = tl.constexpr(-2.0e38)
+
+
+@triton.jit
+def tile_ptrs(base, rows, cols, stride_row, stride_col):
+    """Pointers to the (len(rows), len(cols)) tile of a strided 2-D view starting at `base`."""
+    return base + rows[:, None] * stride_row + cols[None, :] * stride_col
+
+
+@triton.jit
+def load_tile(ptrs, rows, cols, n_rows, n_cols, CHECK_ROWS: tl.constexpr, CHECK_COLS: tl.constexpr):
+    """Load a 2-D tile, bounds-checking only the dims a constexpr says may overrun."""
+    if CHECK_ROWS and CHECK_COLS:
+        return tl.load(ptrs, mask=(rows[:, None] < n_rows) & (cols[None, :] < n_cols), other=0.0)
+    elif CHECK_ROWS:
+        return tl.load(ptrs, mask=rows[:, None] < n_rows, other=0.0)
+    elif CHECK_COLS:
+        return tl.load(ptrs, mask=cols[None, :] < n_cols, other=0.0)
+    else:
+        return tl.load(ptrs)
+
+
+@triton.jit
+def query_block_coordinates(n_heads, group_size, IS_CAUSAL: tl.constexpr):
+    """(query block, batch * n_heads + head, batch, head, key/value head) of a program on the
+    (query blocks, batch * heads) grid. Causal blocks run longest first, so the short ones fill the
+    tail of the grid."""
+    start_m = tl.program_id(0)
+    if IS_CAUSAL:
+        start_m = tl.num_programs(0) - 1 - start_m
+    batch_head = tl.program_id(1)
+    batch = (batch_head // n_heads).to(tl.int64)
+    head = (batch_head % n_heads).to(tl.int64)
+    return start_m, batch_head, batch, head, head // group_size
+
+
+@triton.jit
+def masked_scores(
+    q, k_t, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
+    MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
+):
+    """The (BLOCK_M, BLOCK_N) scores q @ k_t in log2 units (qk_scale = softmax scale * log2(e)),
+    with the key bounds, the causal diagonal and the user's mask applied."""
+    return masked_scores_from_rows(q, k_t, qk_scale, offs_m, offs_n, mask_base + offs_m * stride_mask_m,
+                                   stride_mask_n, n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N,
+                                   INPUT_PRECISION)
+
+
+@triton.jit
+def masked_scores_from_rows(
+    q, k_t, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n, n_rows, n_keys,
+    MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
+):
+    """masked_scores with the mask addressed by a pointer per tile row (`mask_row_ptrs`, BLOCK_M),
+    so a tile's rows may come from different heads (the decode kernel packs a GQA group into one
+    tile). Rows `offs_m >= n_rows` are padding: their mask is not read."""
+    qk = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
+    if not EVEN_N:
+        qk = tl.where(offs_n[None, :] < n_keys, qk, float("-inf"))
+    if APPLY_CAUSAL:
+        qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
+    if MASK_KIND != 0:
+        mask_tile = load_tile(mask_row_ptrs[:, None] + offs_n[None, :] * stride_mask_n,
+                              offs_m, offs_n, n_rows, n_keys, CHECK_ROWS=not EVEN_M, CHECK_COLS=not EVEN_N)
+        if MASK_KIND == 1:
+            qk = tl.where(mask_tile != 0, qk, float("-inf"))
+        else:
+            bias = mask_tile.to(qk.dtype)
+            bias = tl.where(bias == float("-inf"), bias, tl.maximum(bias, _MIN_FINITE_BIAS))
+            qk = qk + bias * LOG2E
+    return qk
+
+
+@triton.jit
+def key_span(start_m, batch, key_range_ptr, n_keys,
+             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr):
+    """The key tiles query block `start_m` visits: [key_start, diagonal_start) need no causal
+    compare, [diagonal_start, diagonal_end) do. Every bound is on the BLOCK_N grid or is the end of
+    the keys, so EVEN_N still describes every tile."""
+    key_start = 0
+    key_end = n_keys
+    if USE_KEY_RANGE:
+        key_start = tl.load(key_range_ptr + 2 * batch) // BLOCK_N * BLOCK_N
+        key_end = tl.load(key_range_ptr + 2 * batch + 1)
+    if IS_CAUSAL:
+        # Keys past the block's last query row are never attended: stop there. Keys before its
+        # first row are attended by every row: no causal compare for those tiles.
+        diagonal_end = tl.minimum((start_m + 1) * BLOCK_M, key_end)
+        diagonal_start = tl.minimum((start_m * BLOCK_M) // BLOCK_N * BLOCK_N, diagonal_end)
+        diagonal_start = tl.maximum(diagonal_start, key_start)
+    else:
+        diagonal_end = key_end
+        diagonal_start = key_end
+    return key_start, diagonal_start, diagonal_end
+
+
+@triton.jit
+def dropout_keep(seed, batch_head, offs_m, offs_n, n_keys, dropout_p):
+    """Which weights of a (BLOCK_M, BLOCK_N) tile survive dropout. Philox keyed by `seed`, with the
+    element's position in its head's Nq x Nk score matrix as counter and the (batch, head) index as
+    a second counter word, so every head draws its own stream. The forward, both backward kernels
+    and the debug mask call this one function, so they agree bit for bit."""
+    position = (offs_m.to(tl.int64)[:, None] * n_keys + offs_n[None, :]).to(tl.uint32)
+    zero = tl.zeros(position.shape, dtype=tl.uint32)
+    stream = zero + batch_head.to(tl.uint32)
+    bits, _, _, _ = tl.philox(seed, position, stream, zero, zero)
+    return tl.uint_to_uniform_float(bits) >= dropout_p
+
+
+def padded_head_dim(head_dim: int) -> int:
+    return max(16, triton.next_power_of_2(head_dim))
+
+
+def seq_bucket(length: int) -> int:
+    """Coarse autotune key: lengths in the same power-of-two bucket share one tuned config."""
+    return min(triton.next_power_of_2(max(length, 1)), 16384)
+
+
+def attended_key_range(mask: torch.Tensor) -> torch.Tensor | None:
+    """(B, 2) int32 [first, last + 1) attended key per batch element, for a bool mask broadcast over
+    heads and queries; None for any other mask. Device-side ops only: no host sync. A dim of size 1
+    (one head, or one query: a decode step) is broadcast whatever its stride."""
+    if mask.dtype != torch.bool or any(mask.stride(dim) != 0 and mask.size(dim) != 1 for dim in (1, 2)):
+        return None
+    keep = mask[:, 0, 0, :]  # (B, Nk)
+    n_keys = keep.size(1)
+    positions = torch.arange(n_keys, device=mask.device, dtype=torch.int32)
+    first = torch.where(keep, positions, n_keys).amin(dim=1)
+    last = torch.where(keep, positions + 1, 0).amax(dim=1)
+    return torch.stack([first, last], dim=1).to(torch.int32).contiguous()
+
+
+class MaskArgs:
+    """A (B, H, Nq, Nk) mask view turned into what the kernels take: pointer, strides, kind, key span."""
+
+    def __init__(self, mask: torch.Tensor | None, placeholder: torch.Tensor):
+        self.key_range = None if mask is None else attended_key_range(mask)
+        if mask is None:
+            self.kind, self.tensor, self.strides = MASK_NONE, placeholder, (0, 0, 0, 0)
+        elif mask.dtype == torch.bool:  # same bytes as uint8, which Triton loads everywhere
+            self.kind, self.tensor, self.strides = MASK_BOOL, mask.view(torch.uint8), mask.stride()
+        else:
+            self.kind, self.tensor, self.strides = MASK_ADDITIVE, mask, mask.stride()
+        self.key_range_arg = placeholder if self.key_range is None else self.key_range
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Attention dropout for one call: the drop probability and the Philox seed of its mask."""
+
+    p: float
+    seed: int
+
+    @staticmethod
+    def kernel_args(dropout: "Dropout | None") -> tuple[float, float, int]:
+        """(probability, scale of the kept weights, seed) as the kernels take them."""
+        return (0.0, 1.0, 0) if dropout is None else (dropout.p, 1.0 / (1.0 - dropout.p), dropout.seed)
+
+
+def empty_attention_output(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The (B, Hq, Nq, Dv) output of q (B, Hq, Nq, D) and v (.., Dv), laid out (B, Nq, Hq, Dv) in memory
+    like torch's flash backend, so that merging heads afterwards is a free view."""
+    batch, heads, n_queries, _ = q.shape
+    return q.new_empty(batch, n_queries, heads, v.size(3)).transpose(1, 2)
+
+
+def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Softmax statistics and accumulators: fp32, or fp64 for fp64 inputs (exact checks, gradcheck)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def precision_flags(dtype: torch.dtype) -> dict:
+    """ACC_DTYPE: see accumulator_dtype. DOT_IN_FP32: the interpreter's bf16 dot is wrong, fp32
+    operands are exact. INPUT_PRECISION: fp32 inputs use exact dots unless torch allows tf32."""
+    tf32 = dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
+    return dict(
+        ACC_DTYPE=tl.float64 if dtype == torch.float64 else tl.float32,
+        DOT_IN_FP32=INTERPRETING and dtype == torch.bfloat16,
+        INPUT_PRECISION="tf32" if tf32 else "ieee",
+    )

@@ -1,0 +1,222 @@
+"""Fused scaled dot-product attention forward, FlashAttention-style.
+
+One program owns BLOCK_M query rows of one (batch, query head). It walks the key/value sequence in
+BLOCK_N tiles, keeping a running row max and row sum (online softmax, fp32, base 2 with log2(e)
+folded into the scale), so no Nq x Nk tensor ever exists in memory.
+
+Variants are constexpr flags of this one kernel:
+- MASK_KIND: none, bool (True = attend) or additive float, read through strides: a broadcast dim
+  has stride 0, so a (B, 1, 1, Nk) key-padding mask costs O(B * Nk) bytes, not O(B * H * Nq * Nk).
+- IS_CAUSAL: top-left aligned like torch SDPA (query i attends keys 0..i whatever Nq and Nk).
+  Key tiles entirely above the diagonal are never visited; tiles entirely below it skip the
+  causal compare; only the diagonal tiles pay for it.
+- GQA/MQA: query head h reads key/value head h // group_size; K and V are never repeated.
+- Head dims that are not powers of two are padded to BLOCK_D inside the kernel with masked loads.
+- EVEN_M / EVEN_N (heuristics) drop the bounds checks when the lengths divide the tiles.
+- USE_KEY_RANGE: for a bool mask shared by all heads and queries (key padding), the launcher
+  finds each batch element's first and last attended key, and the kernel visits only the key
+  tiles in between: padded tiles cost nothing.
+- USE_DROPOUT: attention weights are dropped in the kernel with Philox bits (dropout_keep), which
+  the backward regenerates instead of storing a mask.
+
+Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
+log-sum-exp is written in natural-log units, fp32 (fp64 for fp64 inputs), shape (B, Hq, Nq). A float32 input uses exact
+fp32 dots unless torch.backends.cuda.matmul.allow_tf32 is set, in which case it uses tf32.
+"""
+import torch
+import triton
+import triton.language as tl
+
+from kernels.sdpa.triton.common import (
+    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, dropout_keep, empty_attention_output, key_span, load_tile,
+    masked_scores_from_rows, padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
+)
+from kernels.sdpa.triton.configs import (
+    FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
+)
+
+
+@triton.jit
+def attend_key_tiles(
+    acc, m_i, l_i, q,
+    k_base, v_base, mask_row_ptrs,
+    stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
+    offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, key_end,
+    dropout_p, dropout_scale, dropout_seed, batch_head,
+    HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
+    BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
+):
+    """Fold the key tiles [key_start, key_end) into the running (acc, m_i, l_i) of one query block.
+
+    The block's rows are `offs_m` (rows >= n_queries are padding); `mask_row_ptrs` points at each
+    row's mask row (see masked_scores_from_rows)."""
+    for start_n in range(key_start, key_end, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        # K^T tile (BLOCK_D, BLOCK_N), read straight through the strides: no transpose copy.
+        k = load_tile(tile_ptrs(k_base, offs_d, offs_n, stride_kd, stride_kn),
+                      offs_d, offs_n, HEAD_DIM, n_keys, CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
+        if DOT_IN_FP32:
+            k = k.to(tl.float32)
+        qk = masked_scores_from_rows(q, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n,
+                                     n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N, INPUT_PRECISION)
+
+        # Online softmax. A row that has seen only masked keys keeps m = -inf; using 0 in its place
+        # makes every exp2 exactly 0 instead of exp2(-inf - -inf) = NaN.
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+        m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+        p = tl.math.exp2(qk - m_shift[:, None])
+        alpha = tl.math.exp2(m_i - m_shift)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None]
+        if USE_DROPOUT:  # after the row sum: dropout acts on the normalised weights
+            keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, n_keys, dropout_p)
+            p = tl.where(keep, p * dropout_scale, 0.0)
+
+        v = load_tile(tile_ptrs(v_base, offs_n, offs_dv, stride_vn, stride_vd),
+                      offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_DV)
+        if DOT_IN_FP32:
+            v = v.to(tl.float32)
+        acc = tl.dot(p.to(v.dtype), v, acc, input_precision=INPUT_PRECISION, out_dtype=acc.dtype)
+        m_i = m_new
+    return acc, m_i, l_i
+
+
+@triton.jit
+def finish_rows(acc, m_i, l_i):
+    """The normalised output rows and their log-sum-exp (natural log) from a running (acc, m_i, l_i):
+    a row that attended no key gives zeros and -inf, never NaN."""
+    has_keys = l_i > 0.0
+    out = acc / tl.where(has_keys, l_i, 1.0)[:, None]
+    lse = tl.where(has_keys, (m_i + tl.math.log2(tl.where(has_keys, l_i, 1.0))) * LN2, float("-inf"))
+    return out, lse
+
+
+@triton.autotune(
+    configs=autotune_configs(FORWARD_TILES, INTERPRETER_FORWARD_TILE, INTERPRETING),
+    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "USE_KEY_RANGE", "IS_CAUSAL",
+         "USE_DROPOUT"],
+    prune_configs_by={"early_config_prune": head_dim_pruner(FORWARD_TILES)},
+)
+@triton.heuristics({
+    "EVEN_M": lambda args: args["n_queries"] % args["BLOCK_M"] == 0,
+    "EVEN_N": lambda args: args["n_keys"] % args["BLOCK_N"] == 0,
+})
+@triton.jit(do_not_specialize=["dropout_seed"])
+def _attention_forward_kernel(
+    q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr, mask_ptr, key_range_ptr,
+    stride_qb, stride_qh, stride_qm, stride_qd,
+    stride_kb, stride_kh, stride_kn, stride_kd,
+    stride_vb, stride_vh, stride_vn, stride_vd,
+    stride_ob, stride_oh, stride_om, stride_od,
+    stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n,
+    n_heads, group_size, n_queries, n_keys, qk_scale, dropout_p, dropout_scale, dropout_seed,
+    seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
+    HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    STORE_LSE: tl.constexpr,
+    ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
+):
+    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL)
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+
+    q_base = q_ptr + batch * stride_qb + head * stride_qh
+    k_base = k_ptr + batch * stride_kb + kv_head * stride_kh
+    v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
+    mask_row_ptrs = mask_ptr + batch * stride_mask_b + head * stride_mask_h + offs_m * stride_mask_m
+
+    q = load_tile(tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd),
+                  offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=HEAD_DIM != BLOCK_D)
+    if DOT_IN_FP32:
+        q = q.to(tl.float32)
+
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=ACC_DTYPE)
+    l_i = tl.zeros([BLOCK_M], dtype=ACC_DTYPE)
+    acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=ACC_DTYPE)
+
+    key_start, diagonal_start, diagonal_end = key_span(
+        start_m, batch, key_range_ptr, n_keys, BLOCK_M, BLOCK_N, USE_KEY_RANGE, IS_CAUSAL)
+
+    acc, m_i, l_i = attend_key_tiles(
+        acc, m_i, l_i, q, k_base, v_base, mask_row_ptrs,
+        stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
+        offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, diagonal_start,
+        dropout_p, dropout_scale, dropout_seed, batch_head,
+        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, USE_DROPOUT,
+        EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+    if IS_CAUSAL:
+        acc, m_i, l_i = attend_key_tiles(
+            acc, m_i, l_i, q, k_base, v_base, mask_row_ptrs,
+            stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
+            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
+            dropout_p, dropout_scale, dropout_seed, batch_head,
+            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, USE_DROPOUT,
+            EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+
+    out, lse = finish_rows(acc, m_i, l_i)
+    out_ptrs = tile_ptrs(out_ptr + batch * stride_ob + head * stride_oh, offs_m, offs_dv, stride_om, stride_od)
+    out = out.to(out_ptr.dtype.element_ty)
+    if EVEN_M and HEAD_DIM_V == BLOCK_DV:
+        tl.store(out_ptrs, out)
+    else:
+        tl.store(out_ptrs, out, mask=(offs_m[:, None] < n_queries) & (offs_dv[None, :] < HEAD_DIM_V))
+
+    if STORE_LSE:
+        lse_ptrs = lse_ptr + batch_head.to(tl.int64) * n_queries + offs_m
+        if EVEN_M:
+            tl.store(lse_ptrs, lse)
+        else:
+            tl.store(lse_ptrs, lse, mask=offs_m < n_queries)
+
+
+def attention_forward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    is_causal: bool,
+    scale: float,
+    out: torch.Tensor | None = None,
+    lse: torch.Tensor | None = None,
+    dropout: "Dropout | None" = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Launch the kernel on validated inputs; returns (out, lse).
+
+    q (B, Hq, Nq, D), k (B, Hkv, Nk, D), v (B, Hkv, Nk, Dv) with any strides; `mask` is None or
+    already broadcast to (B, Hq, Nq, Nk) as a stride-0 view. `out` (B, Hq, Nq, Dv) defaults to
+    memory laid out as (B, Nq, Hq, Dv), so merging heads afterwards is a free view. `lse`, when
+    given, is a contiguous (B, Hq, Nq) tensor of `accumulator_dtype(q.dtype)` that receives the
+    log-sum-exp. `dropout` (probability and Philox seed) drops attention weights in the kernel.
+    """
+    batch, n_heads, n_queries, head_dim = q.shape
+    n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
+    if out is None:
+        out = empty_attention_output(q, v)
+    if out.numel() == 0:
+        return out, lse
+    if n_keys == 0:  # every row is fully masked
+        out.zero_()
+        if lse is not None:
+            lse.fill_(float("-inf"))
+        return out, lse
+
+    mask_args = MaskArgs(mask, placeholder=q)
+
+    def grid(meta):
+        return (triton.cdiv(n_queries, meta["BLOCK_M"]), batch * n_heads)
+
+    _attention_forward_kernel[grid](
+        q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
+        *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
+        n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, *Dropout.kernel_args(dropout),
+        seq_bucket(n_queries), seq_bucket(n_keys),
+        HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v,
+        BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=padded_head_dim(head_dim_v),
+        MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
+        USE_DROPOUT=dropout is not None, STORE_LSE=lse is not None, **precision_flags(q.dtype),
+    )
+    return out, lse

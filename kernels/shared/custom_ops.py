@@ -1,0 +1,29 @@
+"""What the torch.library custom ops share: their namespace and how a dropout seed is drawn.
+
+The Triton launchers are registered as custom ops (kernels/sdpa/custom_ops.py,
+kernels/positional/custom_ops.py) so that `torch.compile` sees each fused kernel as one opaque node with a
+fake implementation (shapes, dtypes, strides) and an autograd formula, and traces our functions and
+modules without graph breaks. Eager calls go through the very same ops: one code path.
+
+Dropout seeds are drawn OUTSIDE the ops, as a 0-d int64 CPU tensor from torch's default generator:
+- `torch.randint` is traceable, so a compiled region draws the seed inside its graph (a Python
+  `.item()` there would break the graph), and under the "eager"/"aot_eager" backends it consumes the
+  generator exactly as eager code does: `torch.manual_seed` repeats the mask, compiled or not.
+  (Inductor replaces random ops with its own Philox stream: masks still differ call to call, but do
+  not match eager's for the same `manual_seed`.)
+- The op reads the seed with `.item()` inside its real implementation: a CPU tensor, so no device
+  sync. The forward's seed tensor is saved for the backward, which regenerates the same mask.
+"""
+import torch
+
+NAMESPACE = "triton_attention_kernels"
+
+
+def draw_seed(high: int) -> torch.Tensor:
+    """A seed in [0, high) as a 0-d int64 CPU tensor, from torch's default generator."""
+    return torch.randint(0, high, (), dtype=torch.int64)
+
+
+def seed_value(seed: torch.Tensor | None) -> int:
+    """The seed an op was given, as the Python int the kernels take (0 when there is no dropout)."""
+    return 0 if seed is None else int(seed.item())

@@ -1,0 +1,1 @@
+"""Helpers the test folders share (importable as `support`: pyproject's pytest `pythonpath` lists tests/)."""
