@@ -76,8 +76,10 @@ def generate(
 ) -> torch.Tensor:
     """Decode up to `max_new_tokens` tokens after `input_ids` (B, N).
 
-    DecoderOnlyLM: returns (B, N + new), the prompt followed by the new tokens; a left-padded batch
-    takes `attention_mask` (B, N), 1 = real token (positions then count real tokens only).
+    DecoderOnlyLM: returns (B, N + new), the prompt followed by the new tokens; a padded batch takes
+    `attention_mask` (B, N), 1 = real token, padded on either side: positions count real tokens only
+    and each row continues after its last real token (a right-padded row keeps its pads before the
+    new tokens).
     EncoderDecoderModel: `input_ids` is the source (with its `attention_mask`); returns the decoder's
     tokens (B, 1 + new), starting with `config.bos_token_id`.
     Greedy (argmax) unless `do_sample`: then softmax(logits / temperature), restricted to the

@@ -39,3 +39,14 @@ def positions_from_padding(padding: torch.Tensor, n_new: int) -> torch.Tensor:
     """Positions (B, n_new) of the last `n_new` tokens, counting real tokens only: left padding
     shifts a row's positions so its first real token is at 0 (padded tokens get 0 too)."""
     return (padding.long().cumsum(-1) - 1).clamp(min=0)[:, -n_new:]
+
+
+def last_real_token(padding: torch.Tensor | None, length: int, device) -> torch.Tensor:
+    """Each row's index (B,) of its last real token, whatever side the padding is on; every row needs one."""
+    if padding is None:
+        return torch.tensor([length - 1], device=device)
+    real_count = padding.long().cumsum(-1)  # (B, N)
+    if not bool(real_count[:, -1].all()):
+        empty = (real_count[:, -1] == 0).nonzero().flatten().tolist()
+        raise ValueError(f"attention_mask rows {empty} have no real token (1/True): each row needs at least one")
+    return real_count.argmax(-1)  # the first index where the count reaches its row's total

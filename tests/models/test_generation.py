@@ -96,6 +96,26 @@ def test_left_padded_prompts_generate_what_each_prompt_generates_alone():
     torch.testing.assert_close(uncached, together, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_right_padded_prompts_continue_after_their_last_real_token(use_cache):
+    model = build(DecoderOnlyLM)
+    short, long = prompt(1, 3), prompt(1, 7)
+    batch = torch.cat([torch.cat([short, torch.zeros(1, 4, dtype=torch.long, device=DEVICE)], 1), long])
+    mask = torch.ones(2, 7, dtype=torch.long, device=DEVICE)
+    mask[0, 3:] = 0
+    together = model.generate(batch, 5, attention_mask=mask, use_cache=use_cache)
+    torch.testing.assert_close(together[:, :7], batch, atol=0, rtol=0)  # the prompt, pads where they were
+    torch.testing.assert_close(together[0, 7:], model.generate(short, 5)[0, 3:], atol=0, rtol=0)
+    torch.testing.assert_close(together[1], model.generate(long, 5)[0], atol=0, rtol=0)
+
+
+def test_a_prompt_row_without_real_tokens_is_refused():
+    mask = torch.ones(2, 6, dtype=torch.long, device=DEVICE)
+    mask[1] = 0
+    with pytest.raises(ValueError, match=r"attention_mask rows \[1\] have no real token"):
+        build(DecoderOnlyLM).generate(prompt(), 3, attention_mask=mask)
+
+
 def test_a_padded_source_generates_what_the_unpadded_source_generates():
     model, source = build(EncoderDecoderModel), prompt(1, 4)
     padded = torch.cat([source, torch.zeros(1, 3, dtype=torch.long, device=DEVICE)], 1)
