@@ -7,8 +7,13 @@ keys/values), padding and T5's position bias as one mask, and dropout only in tr
 import torch
 from torch import nn
 
-from kernels.sdpa.functional import attention, causal_attention_with_key_padding
 from kernels.hf.masks import causal_keep_mask, causal_key_padding, with_position_bias
+from kernels.sdpa.functional import attention, causal_attention_with_key_padding
+
+try:  # transformers 5.x: where models that drop `output_attentions` collect the weights
+    from transformers.utils import output_capturing
+except ImportError:
+    output_capturing = None
 
 # Keyword arguments some models pass that change the attention's result and that the kernel does
 # not implement: refused when set, rather than silently ignored.
@@ -20,6 +25,19 @@ UNSUPPORTED_ARGUMENTS = {
 }
 
 
+def attention_weights_requested(kwargs: dict) -> bool:
+    """Whether the caller asked for attention weights. Most models pass `output_attentions` on to the
+    attention function; others (GPT-2) drop it and let transformers' output recorder collect the
+    weights each attention module returns, which we see as the recorder's active collection."""
+    if kwargs.get("output_attentions"):
+        return True
+    if output_capturing is None or torch.compiler.is_compiling():  # dynamo cannot trace a ContextVar
+        return False
+    collecting = getattr(output_capturing, "_active_collector", None)
+    collected = collecting.get() if collecting is not None else None
+    return bool(collected) and any(key.endswith("attentions") for key in collected)
+
+
 def check_supported_arguments(kwargs: dict) -> None:
     for name, feature in UNSUPPORTED_ARGUMENTS.items():
         if kwargs.get(name) is not None:
@@ -27,7 +45,7 @@ def check_supported_arguments(kwargs: dict) -> None:
                 f"attn_implementation='triton' does not support {feature} (`{name}` was given); "
                 "use attn_implementation='eager' for this model"
             )
-    if kwargs.get("output_attentions"):
+    if attention_weights_requested(kwargs):
         raise ValueError(
             "attn_implementation='triton' never materialises attention weights, so output_attentions=True "
             "cannot be honoured; use attn_implementation='eager' to get them"

@@ -382,6 +382,15 @@ def test_dropout_only_in_training():
     torch.testing.assert_close(eval_out, sdpa_layout(F.scaled_dot_product_attention(q, k, v, is_causal=True)))
 
 
+@pytest.mark.parametrize("name", list(TINY_MODELS))
+def test_output_attentions_raises_for_every_architecture(name):
+    """Promised in the README: a ValueError naming eager, never an empty or None `attentions`
+    (GPT-2 drops output_attentions before its attention function and records the weights instead)."""
+    inputs = inputs_for(name, False)
+    with pytest.raises(ValueError, match="output_attentions=True cannot be honoured; use attn_implementation='eager'"):
+        run(with_triton(tiny_model(name)), {**inputs, "output_attentions": True})
+
+
 @pytest.mark.parametrize("argument, value", [("softcap", 30.0), ("s_aux", torch.zeros(4, device=DEVICE)),
                                              ("output_attentions", True)])
 def test_unsupported_arguments_raise(argument, value):
