@@ -4,6 +4,7 @@ TRITON_INTERPRET must be set before triton is first imported, which is why it ha
 collection time, before any test module imports `kernels`.
 """
 import os
+import zlib
 
 import torch
 
@@ -20,9 +21,26 @@ def device() -> str:
     return DEVICE
 
 
+RUN_SEED_VARIABLE = "KERNELS_TEST_SEED"
+RUN_SEED = int(os.environ.get(RUN_SEED_VARIABLE) or int.from_bytes(os.urandom(4), "little"))
+
+
+def pytest_sessionstart(session) -> None:
+    """The run seed, first thing in the output (also under -q, which hides pytest's header)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"random inputs from run seed {RUN_SEED} (replay with {RUN_SEED_VARIABLE}={RUN_SEED})")
+
+
+def seed_for_test(run_seed: int, test_id: str) -> int:
+    """Each test's torch seed: fixed by the run seed and the test's id, so one failing test replays
+    alone, in any order, from the run seed its header printed."""
+    return zlib.crc32(f"{run_seed}:{test_id}".encode())
+
+
 @pytest.fixture(autouse=True)
-def fresh_seed():
-    """Fresh random inputs every run; a failing test's captured output names its seed."""
-    seed = int.from_bytes(os.urandom(4), "little")
-    print(f"torch seed {seed}")
+def fresh_seed(request):
+    """Fresh random inputs every run; a failing test's captured output names its seeds."""
+    seed = seed_for_test(RUN_SEED, request.node.nodeid)
+    print(f"torch seed {seed} (run seed {RUN_SEED}: replay with {RUN_SEED_VARIABLE}={RUN_SEED})")
     torch.manual_seed(seed)
