@@ -193,12 +193,31 @@ def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def fp32_dot_precision() -> str:
+    """How the kernels compute dots of float32 inputs, following torch's switch for float32 matmuls:
+
+    - "tf32" where torch allows TF32 (`torch.backends.cuda.matmul.allow_tf32 = True`,
+      `fp32_precision = "tf32"`, `torch.set_float32_matmul_precision("high")` or "medium");
+    - "ieee", exact float32 on the FMA units (several times slower), where torch was told to compute
+      float32 matmuls exactly (`allow_tf32 = False`, `fp32_precision = "ieee"`,
+      `set_float32_matmul_precision("highest")`);
+    - otherwise, torch's default, "tf32x3": each dot as three TF32 tensor-core dots, whose error is
+      that of float32 math (measured: `python -m benchmarks.fp32_precision`).
+    Read from `fp32_precision` only: reading `allow_tf32` raises once both of torch's APIs were used.
+    """
+    matmul = torch.backends.cuda.matmul
+    precision = getattr(matmul, "fp32_precision", None)
+    if precision is None:  # a torch without the fp32_precision API
+        return "tf32" if matmul.allow_tf32 else "tf32x3"
+    return {"ieee": "ieee", "tf32": "tf32", "bf16": "tf32"}.get(precision, "tf32x3")
+
+
 def precision_flags(dtype: torch.dtype) -> dict:
     """ACC_DTYPE: see accumulator_dtype. DOT_IN_FP32: the interpreter's bf16 dot is wrong, fp32
-    operands are exact. INPUT_PRECISION: fp32 inputs use exact dots unless torch allows tf32."""
-    tf32 = dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
+    operands are exact. INPUT_PRECISION: see fp32_dot_precision (fp16/bf16 dots are exact products
+    anyway; fp64 dots run on the FMA units)."""
     return dict(
         ACC_DTYPE=tl.float64 if dtype == torch.float64 else tl.float32,
         DOT_IN_FP32=INTERPRETING and dtype == torch.bfloat16,
-        INPUT_PRECISION="tf32" if tf32 else "ieee",
+        INPUT_PRECISION=fp32_dot_precision() if dtype == torch.float32 else "ieee",
     )

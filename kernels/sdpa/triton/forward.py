@@ -20,8 +20,9 @@ Variants are constexpr flags of this one kernel:
   the backward regenerates instead of storing a mask.
 
 Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
-log-sum-exp is written in natural-log units, fp32 (fp64 for fp64 inputs), shape (B, Hq, Nq). A float32 input uses exact
-fp32 dots unless torch.backends.cuda.matmul.allow_tf32 is set, in which case it uses tf32.
+log-sum-exp is written in natural-log units, fp32 (fp64 for fp64 inputs), shape (B, Hq, Nq). Float32
+inputs follow torch's float32 matmul switch (see common.fp32_dot_precision): three TF32 dots per dot
+(float32-level error) by default, TF32 where torch allows it, exact FMA math where torch is told to.
 """
 import torch
 import triton
