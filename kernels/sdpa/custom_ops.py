@@ -101,3 +101,19 @@ def _backward(ctx, grad_out, _grad_lse):
 
 
 attention_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _setup_double_backward(ctx, inputs, output):
+    pass
+
+
+def _refuse_double_backward(ctx, *grads):
+    """The backward kernels are not differentiable themselves: a second derivative would otherwise
+    fail inside torch with "no autograd formula", naming nothing of ours."""
+    raise NotImplementedError(
+        "the triton attention backend has no double backward (a gradient of its gradient, as "
+        "create_graph=True asks for): use backend='torch' or backend='reference' for higher-order gradients"
+    )
+
+
+attention_backward.register_autograd(_refuse_double_backward, setup_context=_setup_double_backward)

@@ -141,6 +141,16 @@ def test_mask_gradient_is_refused_clearly(device):
         out.sum().backward()
 
 
+def test_double_backward_is_refused_clearly(device):
+    q, k, v = (torch.randn(1, 2, 5, 16, device=device, requires_grad=True) for _ in range(3))
+    with kernels.record_backends() as ran:
+        out = kernels.attention(q, k, v, backend="triton")
+    assert ran == ["triton"]
+    (dq,) = torch.autograd.grad(out.square().sum(), q, create_graph=True)
+    with pytest.raises(NotImplementedError, match="no double backward .* use backend='torch'"):
+        dq.sum().backward()
+
+
 def test_training_steps_match_the_reference_model(device):
     """A few SGD steps of a small attention model: the fused and reference losses stay together."""
     def build(module_type):
