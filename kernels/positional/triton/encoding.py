@@ -138,9 +138,10 @@ def _positional_encoding_kernel(
                                 mask=row_ok, other=0)
         else:
             positions = position_offset + n
-        values += _sinusoid(positions, tl.program_id(1) * BLOCK_COLS, FREQ_LOG2_STEP, BLOCK_ROWS, BLOCK_COLS)
+        values += _sinusoid(positions, tl.program_id(1) * BLOCK_COLS,
+                            FREQ_LOG2_STEP=FREQ_LOG2_STEP, BLOCK_ROWS=BLOCK_ROWS, BLOCK_COLS=BLOCK_COLS)
     if DROPOUT:
-        keep = _keep_mask(seed, rows, cols, d_model, keep_threshold, BLOCK_ROWS, BLOCK_COLS)
+        keep = _keep_mask(seed, rows, cols, d_model, keep_threshold, BLOCK_ROWS=BLOCK_ROWS, BLOCK_COLS=BLOCK_COLS)
         values = tl.where(keep, values * keep_scale, 0.0)
 
     out_rows = batch * stride_out_b + n.to(tl.int64) * stride_out_n

@@ -77,7 +77,8 @@ def _recompute_tile(
     """For one (BLOCK_M, BLOCK_N) tile: the forward's probabilities P, the weights it actually
     applied (P after dropout), and dP = dO @ V^T through the same dropout mask, regenerated."""
     qk = masked_scores(q, tl.trans(k), qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
-                       n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N, INPUT_PRECISION)
+                       n_queries, n_keys, MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
+                       INPUT_PRECISION=INPUT_PRECISION)
     p = tl.math.exp2(qk - lse_log2[:, None])
     dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
     p_applied = p
@@ -110,9 +111,10 @@ def _accumulate_dk_dv(
             q = q.to(tl.float32)
             do = do.to(tl.float32)
         p, p_applied, dp = _recompute_tile(
-            q, k, v, do, _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M), qk_scale, offs_m, offs_n,
+            q, k, v, do, _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M), qk_scale, offs_m, offs_n,
             mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys, dropout_p, dropout_scale, dropout_seed,
-            batch_head, MASK_KIND, APPLY_CAUSAL, USE_DROPOUT, EVEN_M, EVEN_N, INPUT_PRECISION)
+            batch_head, MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
         dv = tl.dot(tl.trans(p_applied.to(do.dtype)), do, dv, input_precision=INPUT_PRECISION, out_dtype=dv.dtype)
         if EVEN_M:
             delta = tl.load(delta_base + offs_m)
@@ -188,15 +190,17 @@ def _attention_backward_dk_dv_kernel(
                 stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
                 offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, query_start, tl.minimum(diagonal_end, query_end),
                 dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
-                HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_M, MASK_KIND, True,
-                USE_DROPOUT, EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+                HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
+                BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, APPLY_CAUSAL=True, USE_DROPOUT=USE_DROPOUT,
+                EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
         dk, dv = _accumulate_dk_dv(
             dk, dv, k, v, q_base, do_base, lse_ptr + row_base, delta_ptr + row_base, mask_base,
             stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
             offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_end, query_end,
             dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
-            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_M, MASK_KIND, False, USE_DROPOUT,
-            EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+            HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
+            BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, APPLY_CAUSAL=False, USE_DROPOUT=USE_DROPOUT,
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
 
     dk = dk * sm_scale
     dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh, offs_n, offs_d, stride_dkn, stride_dkd)
@@ -229,7 +233,8 @@ def _accumulate_dq(
         p, _, dp = _recompute_tile(
             q, k, v, do, lse_log2, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
             n_queries, n_keys, dropout_p, dropout_scale, dropout_seed, batch_head,
-            MASK_KIND, APPLY_CAUSAL, USE_DROPOUT, EVEN_M, EVEN_N, INPUT_PRECISION)
+            MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
         ds = p * (dp - delta[:, None])
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=INPUT_PRECISION, out_dtype=dq.dtype)
     return dq
@@ -253,7 +258,7 @@ def _attention_backward_dq_kernel(
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
-    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL)
+    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)
@@ -266,7 +271,7 @@ def _attention_backward_dq_kernel(
         q = q.to(tl.float32)
         do = do.to(tl.float32)
     row_base = batch_head.to(tl.int64) * n_queries
-    lse_log2 = _log2_lse(lse_ptr + row_base + offs_m, offs_m, n_queries, EVEN_M)
+    lse_log2 = _log2_lse(lse_ptr + row_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M)
     if EVEN_M:
         delta = tl.load(delta_ptr + row_base + offs_m)
     else:
@@ -277,22 +282,25 @@ def _attention_backward_dq_kernel(
     v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
     mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
     key_start, diagonal_start, diagonal_end = key_span(
-        start_m, batch, key_range_ptr, n_keys, BLOCK_M, BLOCK_N, USE_KEY_RANGE, IS_CAUSAL)
+        start_m, batch, key_range_ptr, n_keys,
+        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, USE_KEY_RANGE=USE_KEY_RANGE, IS_CAUSAL=IS_CAUSAL)
     dq = _accumulate_dq(
         dq, q, do, lse_log2, delta, k_base, v_base, mask_base,
         stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
         offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, diagonal_start,
         dropout_p, dropout_scale, dropout_seed, batch_head,
-        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, USE_DROPOUT,
-        EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+        HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
+        BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=False, USE_DROPOUT=USE_DROPOUT,
+        EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
     if IS_CAUSAL:
         dq = _accumulate_dq(
             dq, q, do, lse_log2, delta, k_base, v_base, mask_base,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
             offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
             dropout_p, dropout_scale, dropout_seed, batch_head,
-            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, USE_DROPOUT,
-            EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+            HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
+            BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=True, USE_DROPOUT=USE_DROPOUT,
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
 
     dq = dq * sm_scale
     dq_ptrs = tile_ptrs(dq_ptr + batch * stride_dqb + head * stride_dqh, offs_m, offs_d, stride_dqm, stride_dqd)

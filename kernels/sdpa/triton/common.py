@@ -15,7 +15,10 @@ from kernels.shared.triton_availability import INTERPRETING
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
 
-MASK_NONE, MASK_BOOL, MASK_ADDITIVE = 0, 1, 2
+# MASK_KIND values. constexpr objects so that the kernels can compare with them; launchers pass `.value`.
+MASK_NONE = tl.constexpr(0)
+MASK_BOOL = tl.constexpr(1)  # True = attend
+MASK_ADDITIVE = tl.constexpr(2)  # added to the scores
 
 # An additive mask entry below this is clamped (keeping -inf as -inf) so that multiplying it by
 # log2(e) cannot overflow fp32 to -inf: finfo(float32).min must still mean "tiny weight", not
@@ -65,8 +68,8 @@ def masked_scores(
     """The (BLOCK_M, BLOCK_N) scores q @ k_t in log2 units (qk_scale = softmax scale * log2(e)),
     with the key bounds, the causal diagonal and the user's mask applied."""
     return masked_scores_from_rows(q, k_t, qk_scale, offs_m, offs_n, mask_base + offs_m * stride_mask_m,
-                                   stride_mask_n, n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N,
-                                   INPUT_PRECISION)
+                                   stride_mask_n, n_queries, n_keys, MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL,
+                                   EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
 
 
 @triton.jit
@@ -83,10 +86,10 @@ def masked_scores_from_rows(
         qk = tl.where(offs_n[None, :] < n_keys, qk, float("-inf"))
     if APPLY_CAUSAL:
         qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
-    if MASK_KIND != 0:
+    if MASK_KIND != MASK_NONE:
         mask_tile = load_tile(mask_row_ptrs[:, None] + offs_n[None, :] * stride_mask_n,
                               offs_m, offs_n, n_rows, n_keys, CHECK_ROWS=not EVEN_M, CHECK_COLS=not EVEN_N)
-        if MASK_KIND == 1:
+        if MASK_KIND == MASK_BOOL:
             qk = tl.where(mask_tile != 0, qk, float("-inf"))
         else:
             bias = mask_tile.to(qk.dtype)
@@ -160,11 +163,11 @@ class MaskArgs:
     def __init__(self, mask: torch.Tensor | None, placeholder: torch.Tensor):
         self.key_range = None if mask is None else attended_key_range(mask)
         if mask is None:
-            self.kind, self.tensor, self.strides = MASK_NONE, placeholder, (0, 0, 0, 0)
+            self.kind, self.tensor, self.strides = MASK_NONE.value, placeholder, (0, 0, 0, 0)
         elif mask.dtype == torch.bool:  # same bytes as uint8, which Triton loads everywhere
-            self.kind, self.tensor, self.strides = MASK_BOOL, mask.view(torch.uint8), mask.stride()
+            self.kind, self.tensor, self.strides = MASK_BOOL.value, mask.view(torch.uint8), mask.stride()
         else:
-            self.kind, self.tensor, self.strides = MASK_ADDITIVE, mask, mask.stride()
+            self.kind, self.tensor, self.strides = MASK_ADDITIVE.value, mask, mask.stride()
         self.key_range_arg = placeholder if self.key_range is None else self.key_range
 
 

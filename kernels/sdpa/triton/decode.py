@@ -105,7 +105,8 @@ def _split_attention_kernel(
     mask_row_ptrs = mask_ptr + batch * stride_mask_b + head * stride_mask_h + query * stride_mask_m
 
     # This split's whole tiles, clipped to the attended key span when the mask gives one.
-    key_start, key_end, _ = key_span(0, batch, key_range_ptr, n_keys, BLOCK_M, BLOCK_N, USE_KEY_RANGE, False)
+    key_start, key_end, _ = key_span(0, batch, key_range_ptr, n_keys,
+                                     BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, USE_KEY_RANGE=USE_KEY_RANGE, IS_CAUSAL=False)
     chunk = tl.cdiv(tl.cdiv(n_keys, n_splits), BLOCK_N) * BLOCK_N
     key_start = tl.maximum(key_start, split * chunk)
     key_end = tl.minimum(key_end, (split + 1) * chunk)
@@ -119,9 +120,10 @@ def _split_attention_kernel(
         acc, m_i, l_i, q, k_base, v_base, mask_row_ptrs,
         stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
         rows, offs_d, offs_dv, n_rows, n_keys, qk_scale, key_start, key_end,
-        0.0, 1.0, 0, batch_kv_head,
-        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, False,
-        EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+        0.0, 1.0, 0, batch_kv_head,  # no dropout: decode calls never have it (plan_num_splits)
+        HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
+        BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=False, USE_DROPOUT=False,
+        EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
     out, _ = finish_rows(acc, m_i, l_i)
 
     # Workspace rows, contiguous (B, Hq, Nq, splits[, Dv]).

@@ -59,8 +59,9 @@ def attend_key_tiles(
                       offs_d, offs_n, HEAD_DIM, n_keys, CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
         if DOT_IN_FP32:
             k = k.to(tl.float32)
-        qk = masked_scores_from_rows(q, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n,
-                                     n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N, INPUT_PRECISION)
+        qk = masked_scores_from_rows(q, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n, n_queries, n_keys,
+                                     MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
+                                     INPUT_PRECISION=INPUT_PRECISION)
 
         # Online softmax. A row that has seen only masked keys keeps m = -inf; using 0 in its place
         # makes every exp2 exactly 0 instead of exp2(-inf - -inf) = NaN.
@@ -119,7 +120,7 @@ def _attention_forward_kernel(
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
-    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL)
+    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)
@@ -139,23 +140,26 @@ def _attention_forward_kernel(
     acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=ACC_DTYPE)
 
     key_start, diagonal_start, diagonal_end = key_span(
-        start_m, batch, key_range_ptr, n_keys, BLOCK_M, BLOCK_N, USE_KEY_RANGE, IS_CAUSAL)
+        start_m, batch, key_range_ptr, n_keys,
+        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, USE_KEY_RANGE=USE_KEY_RANGE, IS_CAUSAL=IS_CAUSAL)
 
     acc, m_i, l_i = attend_key_tiles(
         acc, m_i, l_i, q, k_base, v_base, mask_row_ptrs,
         stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
         offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, diagonal_start,
         dropout_p, dropout_scale, dropout_seed, batch_head,
-        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, USE_DROPOUT,
-        EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+        HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
+        BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=False, USE_DROPOUT=USE_DROPOUT,
+        EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
     if IS_CAUSAL:
         acc, m_i, l_i = attend_key_tiles(
             acc, m_i, l_i, q, k_base, v_base, mask_row_ptrs,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
             offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
             dropout_p, dropout_scale, dropout_seed, batch_head,
-            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, USE_DROPOUT,
-            EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+            HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
+            BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=True, USE_DROPOUT=USE_DROPOUT,
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
 
     out, lse = finish_rows(acc, m_i, l_i)
     out_ptrs = tile_ptrs(out_ptr + batch * stride_ob + head * stride_oh, offs_m, offs_dv, stride_om, stride_od)
