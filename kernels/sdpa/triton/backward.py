@@ -307,7 +307,7 @@ def _attention_backward_dq_kernel(
     tl.store(dq_ptrs, dq.to(dq_ptr.dtype.element_ty), mask=(offs_m[:, None] < n_queries) & (offs_d[None, :] < HEAD_DIM))
 
 
-def attention_backward(
+def launch_backward(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -320,7 +320,7 @@ def attention_backward(
     dropout: Dropout | None = None,
     grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients (dq, dk, dv) of the forward that produced `out` and `lse` (see attention_forward).
+    """Gradients (dq, dk, dv) of the forward that produced `out` and `lse` (see launch_forward).
 
     Takes the forward's arguments (the same `dropout`, whose mask is regenerated) plus dout
     (B, Hq, Nq, Dv), any strides. `grads`, when given, are

@@ -169,7 +169,7 @@ def _combine_splits_kernel(
         tl.store(lse_ptr + row, tl.where(has_keys, lse, float("-inf")))
 
 
-def attention_decode(
+def launch_decode(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -180,7 +180,7 @@ def attention_decode(
     lse: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The split-K forward on validated inputs; returns (out, lse). Same arguments and results as
-    `attention_forward` without causal and dropout, plus `num_splits` (1 to MAX_SPLITS) key chunks."""
+    `launch_forward` without causal and dropout, plus `num_splits` (1 to MAX_SPLITS) key chunks."""
     _check_num_splits(num_splits)
     batch, n_heads, n_queries, head_dim = q.shape
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]

@@ -177,7 +177,7 @@ def _attention_forward_kernel(
             tl.store(lse_ptrs, lse, mask=offs_m < n_queries)
 
 
-def attention_forward(
+def launch_forward(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
