@@ -12,6 +12,7 @@ import torch
 
 from kernels.positional import torch_fallback
 from kernels.shared.backends import note_backend_ran, resolve_backend
+from kernels.shared.custom_ops import POSITIONAL_SEED_HIGH, draw_seed
 from kernels.shared.triton_availability import TRITON_AVAILABLE
 from kernels.positional.validation import check_embedding_inputs, check_encoding_inputs, check_triton_limits
 
@@ -21,7 +22,7 @@ if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (se
 
 def _draw_seed(dropout_p: float) -> torch.Tensor | None:
     """The dropout seed, drawn outside the custom op (see kernels/shared/custom_ops.py); None without dropout."""
-    return custom_ops.draw_positional_seed() if dropout_p > 0.0 else None
+    return draw_seed(POSITIONAL_SEED_HIGH) if dropout_p > 0.0 else None
 
 
 def _position_tensor(position_offset: int, position_ids, batch: int, seq_len: int, device) -> torch.Tensor:

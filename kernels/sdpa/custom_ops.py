@@ -15,23 +15,11 @@ Fake outputs mirror the real ones exactly (`opcheck` verifies it):
 import torch
 from torch import Tensor
 
-from kernels.shared.custom_ops import NAMESPACE, draw_seed, seed_value
+from kernels.shared.custom_ops import NAMESPACE, dropout_of
 from kernels.sdpa.triton.backward import launch_backward
-from kernels.sdpa.triton.common import Dropout, accumulator_dtype, empty_attention_output
+from kernels.sdpa.triton.common import accumulator_dtype, empty_attention_output
 from kernels.sdpa.triton.decode import launch_decode, plan_num_splits
 from kernels.sdpa.triton.forward import launch_forward
-
-SEED_HIGH = 2**62  # the Philox seed range the attention kernels draw from
-
-
-def draw_attention_seed() -> Tensor:
-    """The seed of one attention call's dropout mask (see kernels/shared/custom_ops.py)."""
-    return draw_seed(SEED_HIGH)
-
-
-def dropout_of(dropout_p: float, seed: Tensor | None) -> Dropout | None:
-    """The kernels' Dropout for an op's (dropout_p, seed) arguments; None without dropout."""
-    return None if seed is None or dropout_p == 0.0 else Dropout(dropout_p, seed_value(seed))
 
 
 def _empty_lse(query: Tensor, return_lse: bool) -> Tensor:

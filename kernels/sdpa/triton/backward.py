@@ -17,12 +17,13 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LOG2E, Dropout, MaskArgs, accumulator_dtype, dropout_keep, key_span, load_tile, masked_scores,
+    INTERPRETING, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, key_span, load_tile, masked_scores,
     padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, autotune_configs, head_dim_pruner,
 )
+from kernels.shared.dropout import Dropout
 
 _AUTOTUNE = dict(
     configs=autotune_configs(BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, INTERPRETING),
@@ -317,7 +318,7 @@ def launch_backward(
     mask: torch.Tensor | None,
     is_causal: bool,
     scale: float,
-    dropout: Dropout | None = None,
+    dropout: Dropout = Dropout(),
     grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients (dq, dk, dv) of the forward that produced `out` and `lse` (see launch_forward).
@@ -347,10 +348,10 @@ def launch_backward(
     common = dict(
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
         MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
-        USE_DROPOUT=dropout is not None, **precision_flags(q.dtype),
+        USE_DROPOUT=dropout.active, **precision_flags(q.dtype),
     )
     scalars = (n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, scale,
-               *Dropout.kernel_args(dropout), seq_bucket(n_queries), seq_bucket(n_keys))
+               dropout.p, dropout.keep_scale, dropout.seed, seq_bucket(n_queries), seq_bucket(n_keys))
 
     _attention_backward_dk_dv_kernel[lambda meta: (triton.cdiv(n_keys, meta["BLOCK_N"]), batch * n_kv_heads)](
         q, k, v, dout, lse, delta, dk, dv, mask_args.tensor, mask_args.key_range_arg,

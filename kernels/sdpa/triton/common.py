@@ -4,12 +4,11 @@ span of key tiles a query block visits, and the host-side preparation of masks a
 Conventions: scores inside the kernels are in log2 units (softmax scale times log2(e) folded into
 `qk_scale`, masks multiplied by log2(e)), so exp2 replaces exp.
 """
-from dataclasses import dataclass
-
 import torch
 import triton
 import triton.language as tl
 
+from kernels.shared.triton.philox import philox_draws
 from kernels.shared.triton_availability import INTERPRETING
 
 LOG2E = tl.constexpr(1.4426950408889634)
@@ -123,14 +122,13 @@ def key_span(start_m, batch, key_range_ptr, n_keys,
 
 @triton.jit
 def dropout_keep(seed, batch_head, offs_m, offs_n, n_keys, dropout_p):
-    """Which weights of a (BLOCK_M, BLOCK_N) tile survive dropout. Philox keyed by `seed`, with the
-    element's position in its head's Nq x Nk score matrix as counter and the (batch, head) index as
-    a second counter word, so every head draws its own stream. The forward, both backward kernels
+    """Which weights of a (BLOCK_M, BLOCK_N) tile survive dropout. The Philox counter is the
+    element's position in its head's Nq x Nk score matrix and the (batch, head) index, so every head
+    draws its own stream (see kernels/shared/triton/philox.py). The forward, both backward kernels
     and the debug mask call this one function, so they agree bit for bit."""
     position = (offs_m.to(tl.int64)[:, None] * n_keys + offs_n[None, :]).to(tl.uint32)
-    zero = tl.zeros(position.shape, dtype=tl.uint32)
-    stream = zero + batch_head.to(tl.uint32)
-    bits, _, _, _ = tl.philox(seed, position, stream, zero, zero)
+    stream = tl.zeros(position.shape, dtype=tl.uint32) + batch_head.to(tl.uint32)
+    bits, _, _, _ = philox_draws(seed, position, stream)
     return tl.uint_to_uniform_float(bits) >= dropout_p
 
 
@@ -169,19 +167,6 @@ class MaskArgs:
         else:
             self.kind, self.tensor, self.strides = MASK_ADDITIVE.value, mask, mask.stride()
         self.key_range_arg = placeholder if self.key_range is None else self.key_range
-
-
-@dataclass(frozen=True)
-class Dropout:
-    """Attention dropout for one call: the drop probability and the Philox seed of its mask."""
-
-    p: float
-    seed: int
-
-    @staticmethod
-    def kernel_args(dropout: "Dropout | None") -> tuple[float, float, int]:
-        """(probability, scale of the kept weights, seed) as the kernels take them."""
-        return (0.0, 1.0, 0) if dropout is None else (dropout.p, 1.0 / (1.0 - dropout.p), dropout.seed)
 
 
 def empty_attention_output(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, accumulator_dtype, empty_attention_output, key_span, load_tile,
+    INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, empty_attention_output, key_span, load_tile,
     padded_head_dim, precision_flags, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
@@ -43,6 +43,7 @@ from kernels.sdpa.triton.configs import (
     autotune_configs, head_dim_pruner,
 )
 from kernels.sdpa.triton.forward import attend_key_tiles, finish_rows
+from kernels.shared.dropout import Dropout
 
 MAX_DECODE_QUERIES = 16  # more query rows per head amortise the key reads: the normal kernel wins
 MIN_KEYS_PER_SPLIT = 256  # below this a split's fixed cost (its workspace row, the combine) dominates
@@ -249,8 +250,9 @@ def plan_num_splits(q: torch.Tensor, k: torch.Tensor, is_causal: bool, dropout: 
     """How many key splits a forward call runs with; 1 means the normal forward kernel.
 
     Causal (top-left aligned, not what decode wants) and dropout calls always take the normal kernel.
-    Otherwise a `force_num_splits` block decides, else `choose_num_splits`."""
-    if is_causal or dropout is not None:
+    Otherwise a `force_num_splits` block decides, else `choose_num_splits`. `dropout=None` (what the
+    decode benchmarks pass) is no dropout, as `Dropout()` is."""
+    if is_causal or (dropout is not None and dropout.active):
         return 1
     forced = _forced_splits.get()
     if forced is not None:

@@ -28,12 +28,13 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, dropout_keep, empty_attention_output, key_span, load_tile,
+    INTERPRETING, LN2, LOG2E, MaskArgs, dropout_keep, empty_attention_output, key_span, load_tile,
     masked_scores_from_rows, padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
 )
+from kernels.shared.dropout import Dropout
 
 
 @triton.jit
@@ -186,7 +187,7 @@ def launch_forward(
     scale: float,
     out: torch.Tensor | None = None,
     lse: torch.Tensor | None = None,
-    dropout: "Dropout | None" = None,
+    dropout: Dropout = Dropout(),
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Launch the kernel on validated inputs; returns (out, lse).
 
@@ -216,11 +217,11 @@ def launch_forward(
     _attention_forward_kernel[grid](
         q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
-        n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, *Dropout.kernel_args(dropout),
+        n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, dropout.p, dropout.keep_scale, dropout.seed,
         seq_bucket(n_queries), seq_bucket(n_keys),
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v,
         BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=padded_head_dim(head_dim_v),
         MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
-        USE_DROPOUT=dropout is not None, STORE_LSE=lse is not None, **precision_flags(q.dtype),
+        USE_DROPOUT=dropout.active, STORE_LSE=lse is not None, **precision_flags(q.dtype),
     )
     return out, lse
