@@ -9,7 +9,7 @@ from kernels.shared.backends import note_backend_ran, resolve_backend
 from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed
 from kernels.shared.dropout import Dropout
 from kernels.shared.triton_availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
-from kernels.sdpa.validation import check_attention_inputs, check_key_padding, check_triton_limits
+from kernels.sdpa.validation import check_attention_inputs, check_attention_kernel_limits, check_key_padding
 
 if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (see kernels/shared/triton_availability.py)
     from kernels.sdpa import custom_ops
@@ -36,7 +36,7 @@ def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p,
 
 
 def _run_triton(query, key, value, attn_mask, dropout_p: float, is_causal: bool, scale: float | None) -> torch.Tensor:
-    check_triton_limits(query, value)
+    check_attention_kernel_limits(query, value)
     scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else float(scale)
     seed = draw_seed(ATTENTION_SEED_HIGH) if dropout_p > 0.0 else None
     return _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed)
