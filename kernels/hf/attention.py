@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from kernels.sdpa.functional import attention, causal_attention_with_key_padding
-from kernels.hf.masks import causal_keep_mask, causal_key_padding, with_position_bias
+from kernels.sdpa.masks import causal_keep_mask
+from kernels.hf.masks import causal_key_padding, with_position_bias
 
 # Keyword arguments some models pass that change the attention's result and that the kernel does
 # not implement: refused when set, rather than silently ignored.
@@ -64,12 +65,13 @@ def triton_attention_forward(
             out = causal_attention_with_key_padding(query, key, value, key_padding, dropout_p=dropout_p, scale=scaling,
                                                     enable_gqa=enable_gqa)
             return out.transpose(1, 2).contiguous(), None
-        attention_mask = causal_keep_mask(n_queries, n_keys, query.device) & attention_mask  # materialise causality
+        causal_part = causal_keep_mask(n_queries, n_keys, query.device, past_keys=n_keys - n_queries)
+        attention_mask = causal_part & attention_mask  # materialise causality
     wants_causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
     causal = bool(wants_causal) and n_queries > 1 and attention_mask is None
     mask = attention_mask
     if causal and (n_queries < n_keys or position_bias is not None):
-        mask, causal = causal_keep_mask(n_queries, n_keys, query.device), False
+        mask, causal = causal_keep_mask(n_queries, n_keys, query.device, past_keys=n_keys - n_queries), False
     if position_bias is not None:
         mask = with_position_bias(position_bias, mask)
     out = attention(

@@ -9,6 +9,7 @@ from kernels.shared.backends import note_backend_ran, resolve_backend
 from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed
 from kernels.shared.dropout import Dropout
 from kernels.shared.triton_availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
+from kernels.sdpa.masks import causal_keep_mask
 from kernels.sdpa.validation import check_attention_inputs, check_attention_kernel_limits, check_key_padding
 
 if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (see kernels/shared/triton_availability.py)
@@ -106,7 +107,7 @@ def causal_attention_with_key_padding(
     chosen = resolve_backend(backend, query.device)
     padding = key_padding[:, None, None, :]  # (B, 1, 1, Nk)
     if chosen != "triton":
-        causal = torch.ones(query.size(2), key.size(2), dtype=torch.bool, device=query.device).tril()
+        causal = causal_keep_mask(query.size(2), key.size(2), query.device)
         return attention(query, key, value, attn_mask=causal & padding, dropout_p=dropout_p, scale=scale,
                          enable_gqa=enable_gqa, backend=chosen)
     out = _run_triton(query, key, value, padding, dropout_p, True, scale)
