@@ -185,23 +185,18 @@ def _attention_backward_dk_dv_kernel(
         do_base = dout_ptr + batch * stride_dob + head * stride_doh
         row_base = (batch * n_heads + head) * n_queries
         mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
-        if IS_CAUSAL:
+        # A causal key block visits the query tiles on its diagonal first, with the causal compare.
+        for past_diagonal in tl.static_range(0 if IS_CAUSAL else 1, 2):
             dk, dv = _accumulate_dk_dv(
                 dk, dv, k, v, q_base, do_base, lse_ptr + row_base, delta_ptr + row_base, mask_base,
                 stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
-                offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, query_start, tl.minimum(diagonal_end, query_end),
+                offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale,
+                diagonal_end if past_diagonal else query_start,
+                query_end if past_diagonal else tl.minimum(diagonal_end, query_end),
                 dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
                 HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
-                BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, APPLY_CAUSAL=True, USE_DROPOUT=USE_DROPOUT,
+                BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, APPLY_CAUSAL=past_diagonal == 0, USE_DROPOUT=USE_DROPOUT,
                 EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
-        dk, dv = _accumulate_dk_dv(
-            dk, dv, k, v, q_base, do_base, lse_ptr + row_base, delta_ptr + row_base, mask_base,
-            stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
-            offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_end, query_end,
-            dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
-            HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
-            BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, APPLY_CAUSAL=False, USE_DROPOUT=USE_DROPOUT,
-            EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
 
     dk = dk * sm_scale
     dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh, offs_n, offs_d, stride_dkn, stride_dkd)
@@ -285,22 +280,16 @@ def _attention_backward_dq_kernel(
     key_start, diagonal_start, diagonal_end = key_span(
         start_m, batch, key_range_ptr, n_keys,
         BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, USE_KEY_RANGE=USE_KEY_RANGE, IS_CAUSAL=IS_CAUSAL)
-    dq = _accumulate_dq(
-        dq, q, do, lse_log2, delta, k_base, v_base, mask_base,
-        stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
-        offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, diagonal_start,
-        dropout_p, dropout_scale, dropout_seed, batch_head,
-        HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
-        BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=False, USE_DROPOUT=USE_DROPOUT,
-        EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
-    if IS_CAUSAL:
+    # As in the forward: the key tiles before the diagonal, then a causal block's diagonal tiles.
+    for on_diagonal in tl.static_range(2 if IS_CAUSAL else 1):
         dq = _accumulate_dq(
             dq, q, do, lse_log2, delta, k_base, v_base, mask_base,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
-            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
+            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale,
+            diagonal_start if on_diagonal else key_start, diagonal_end if on_diagonal else diagonal_start,
             dropout_p, dropout_scale, dropout_seed, batch_head,
             HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
-            BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=True, USE_DROPOUT=USE_DROPOUT,
+            BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
 
     dq = dq * sm_scale

@@ -144,22 +144,17 @@ def _attention_forward_kernel(
         start_m, batch, key_range_ptr, n_keys,
         BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, USE_KEY_RANGE=USE_KEY_RANGE, IS_CAUSAL=IS_CAUSAL)
 
-    acc, m_i, l_i = attend_key_tiles(
-        acc, m_i, l_i, q, k_base, v_base, mask_row_ptrs,
-        stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
-        offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, diagonal_start,
-        dropout_p, dropout_scale, dropout_seed, batch_head,
-        HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
-        BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=False, USE_DROPOUT=USE_DROPOUT,
-        EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
-    if IS_CAUSAL:
+    # The tiles before the diagonal need no causal compare; a causal block visits its diagonal tiles
+    # in a second pass, with it.
+    for on_diagonal in tl.static_range(2 if IS_CAUSAL else 1):
         acc, m_i, l_i = attend_key_tiles(
             acc, m_i, l_i, q, k_base, v_base, mask_row_ptrs,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
-            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
+            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale,
+            diagonal_start if on_diagonal else key_start, diagonal_end if on_diagonal else diagonal_start,
             dropout_p, dropout_scale, dropout_seed, batch_head,
             HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
-            BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=True, USE_DROPOUT=USE_DROPOUT,
+            BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
 
     out, lse = finish_rows(acc, m_i, l_i)
