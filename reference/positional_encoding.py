@@ -5,15 +5,22 @@ import torch
 from torch import nn
 
 
+def sinusoid(positions: torch.Tensor, d_model: int, dtype=torch.float32) -> torch.Tensor:
+    """pe[..., 2i] = sin(pos / 10000^(2i/d)), pe[..., 2i+1] = cos(pos / 10000^(2i/d)) for integer
+    `positions` of any shape: (..., d_model), on the positions' device."""
+    inv_freq = torch.exp(
+        torch.arange(0, d_model, 2, dtype=dtype, device=positions.device) * -(math.log(10000.0) / d_model)
+    )
+    angles = positions.to(dtype).unsqueeze(-1) * inv_freq  # (..., ceil(d/2))
+    pe = torch.empty(*positions.shape, d_model, dtype=dtype, device=positions.device)
+    pe[..., 0::2] = torch.sin(angles)
+    pe[..., 1::2] = torch.cos(angles[..., : d_model // 2])
+    return pe
+
+
 def sinusoidal_table(n_positions: int, d_model: int, dtype=torch.float32) -> torch.Tensor:
-    """pe[pos, 2i] = sin(pos / 10000^(2i/d)), pe[pos, 2i+1] = cos(pos / 10000^(2i/d))."""
-    position = torch.arange(n_positions, dtype=dtype).unsqueeze(1)  # (N, 1)
-    inv_freq = torch.exp(torch.arange(0, d_model, 2, dtype=dtype) * -(math.log(10000.0) / d_model))
-    angles = position * inv_freq  # (N, ceil(d/2))
-    table = torch.zeros(n_positions, d_model, dtype=dtype)
-    table[:, 0::2] = torch.sin(angles)
-    table[:, 1::2] = torch.cos(angles[:, : d_model // 2])
-    return table
+    """The (n_positions, d_model) table of `sinusoid` at positions 0 .. n_positions - 1."""
+    return sinusoid(torch.arange(n_positions), d_model, dtype)
 
 
 class PositionalEncoder(nn.Module):

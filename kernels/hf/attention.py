@@ -7,8 +7,9 @@ keys/values), padding and T5's position bias as one mask, and dropout only in tr
 import torch
 from torch import nn
 
-from kernels.hf.masks import causal_keep_mask, causal_key_padding, with_position_bias
+from kernels.hf.masks import causal_key_padding, with_position_bias
 from kernels.sdpa.functional import attention, causal_attention_with_key_padding
+from kernels.sdpa.masks import causal_keep_mask
 
 try:  # transformers 5.x: where models that drop `output_attentions` collect the weights
     from transformers.utils import output_capturing
@@ -82,12 +83,13 @@ def triton_attention_forward(
             out = causal_attention_with_key_padding(query, key, value, key_padding, dropout_p=dropout_p, scale=scaling,
                                                     enable_gqa=enable_gqa)
             return out.transpose(1, 2).contiguous(), None
-        attention_mask = causal_keep_mask(n_queries, n_keys, query.device) & attention_mask  # materialise causality
+        causal_part = causal_keep_mask(n_queries, n_keys, query.device, past_keys=n_keys - n_queries)
+        attention_mask = causal_part & attention_mask  # materialise causality
     wants_causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
     causal = bool(wants_causal) and n_queries > 1 and attention_mask is None
     mask = attention_mask
     if causal and (n_queries < n_keys or position_bias is not None):
-        mask, causal = causal_keep_mask(n_queries, n_keys, query.device), False
+        mask, causal = causal_keep_mask(n_queries, n_keys, query.device, past_keys=n_keys - n_queries), False
     if position_bias is not None:
         mask = with_position_bias(position_bias, mask)
     out = attention(

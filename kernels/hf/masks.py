@@ -13,7 +13,6 @@
     view too, its base tensor flagged (`CAUSAL_KEY_PADDING`) so that the attention function runs it
     as causal + key padding in one kernel call (tiles above the diagonal and padded tiles skipped).
     `causal_key_padding` reads the flag; a flagged mask means "causal, and these keys are real".
-- `causal_keep_mask`: a causal boolean mask for queries that are the last positions of the keys.
 - `with_position_bias`: an additive mask that carries a position bias (T5's) and a mask together.
 """
 import inspect
@@ -86,12 +85,6 @@ def _is_key_only(arguments: dict) -> bool:
     bidirectional = getattr(masking_utils, "bidirectional_mask_function", None)
     return (bidirectional is not None and arguments["mask_function"] is bidirectional
             and arguments.get("local_size") is None and not arguments.get("use_vmap", False))
-
-
-def causal_keep_mask(n_queries: int, n_keys: int, device: torch.device) -> torch.Tensor:
-    """(n_queries, n_keys), True = attend: query i sits at position n_keys - n_queries + i, as with a KV
-    cache, and sees the keys up to and including its own position."""
-    return torch.ones(n_queries, n_keys, dtype=torch.bool, device=device).tril(n_keys - n_queries)
 
 
 def with_position_bias(position_bias: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

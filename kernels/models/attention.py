@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernels.sdpa.functional import attention, causal_attention_with_key_padding
+from kernels.sdpa.masks import causal_keep_mask
 from kernels.models.cache import KVCache
 from kernels.models.config import ModelConfig
 
@@ -23,9 +24,7 @@ def attention_mask(key_padding: torch.Tensor | None, n_queries: int, n_keys: int
         return padding, False
     if padding is None and n_queries == n_keys:
         return None, True
-    past = n_keys - n_queries
-    keep = torch.ones(n_queries, n_keys, dtype=torch.bool, device=device)
-    keep = keep.tril(diagonal=past)  # (Nq, Nk): query i sees keys 0 .. past + i
+    keep = causal_keep_mask(n_queries, n_keys, device, past_keys=n_keys - n_queries)  # (Nq, Nk)
     return (keep if padding is None else keep & padding), False  # (Nq, Nk) or (B, 1, Nq, Nk)
 
 

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 
 from kernels.positional.limits import MAX_POSITION
 from kernels.sdpa.validation import MAX_HEAD_DIM
+from kernels.shared.checks import check_probability
 
 ACTIVATIONS = ("relu", "gelu")
 
@@ -53,9 +54,7 @@ class ModelConfig:
             raise ValueError(f"head_dim = d_model / n_heads = {self.head_dim} exceeds the kernel's {MAX_HEAD_DIM}")
         if self.max_seq_len > MAX_POSITION:
             raise ValueError(f"max_seq_len must be at most 2**24 = {MAX_POSITION}, got {self.max_seq_len}")
-        dropout = self.dropout
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
+        check_probability("dropout", self.dropout)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if not isinstance(self.layer_norm_eps, float) or not self.layer_norm_eps > 0:

@@ -6,12 +6,7 @@ from torch import nn
 
 import reference
 from kernels.positional.functional import add_positional_encoding, sinusoidal_embedding
-
-
-def _check_dropout(dropout) -> float:
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
-    return float(dropout)
+from kernels.shared.checks import check_probability
 
 
 class PositionalEncoder(reference.PositionalEncoder):
@@ -26,7 +21,8 @@ class PositionalEncoder(reference.PositionalEncoder):
 
     def __init__(self, d_model: int, max_seq_length: int = 512, *, dropout: float = 0.0, scale_input: bool = False):
         super().__init__(d_model, max_seq_length)
-        self.dropout_p = _check_dropout(dropout)
+        check_probability("dropout", dropout)
+        self.dropout_p = float(dropout)
         self.scale_input = scale_input
 
     def forward(
@@ -66,7 +62,8 @@ class SinusoidalEmbedding(nn.Module):
         self.num_embeddings = vocab_size
         self.embedding_dim = d_model
         self.padding_idx = padding_idx % vocab_size if padding_idx is not None else None
-        self.dropout_p = _check_dropout(dropout)
+        check_probability("dropout", dropout)
+        self.dropout_p = float(dropout)
         self.weight = nn.Parameter(torch.empty(vocab_size, d_model, device=device, dtype=dtype))
         self.reset_parameters()
 

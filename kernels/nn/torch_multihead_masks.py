@@ -9,6 +9,8 @@ both together cost one (B, 1, L, S) tensor, (B, H, L, S) only when attn_mask is 
 import torch
 import torch.nn.functional as F
 
+from kernels.sdpa.masks import causal_keep_mask
+
 
 def _check_mask_dtype(name: str, mask: torch.Tensor) -> None:
     if mask.dtype != torch.bool and not mask.is_floating_point():
@@ -47,7 +49,7 @@ def pad_extra_keys(mask: torch.Tensor | None, n_extra: int) -> torch.Tensor | No
 
 def causal_masked_out(n_queries: int, n_keys: int, device: torch.device) -> torch.Tensor:
     """(L, S) bool, True above the diagonal: torch's causal mask, top-left aligned."""
-    return torch.ones(n_queries, n_keys, dtype=torch.bool, device=device).triu(1)
+    return ~causal_keep_mask(n_queries, n_keys, device)
 
 
 def _as_additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

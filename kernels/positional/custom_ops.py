@@ -12,19 +12,8 @@ The embedding's `padding_idx` is an op argument only for its backward, as in `at
 import torch
 from torch import Tensor
 
-from kernels.shared.custom_ops import NAMESPACE, draw_seed, seed_value
-from kernels.positional.triton.encoding import Dropout, Positions, launch_positional_encoding
-
-SEED_HIGH = 2**31 - 1  # the kernel's Philox seed is a 32-bit int
-
-
-def draw_positional_seed() -> Tensor:
-    """The seed of one positional-encoding call's dropout mask (see kernels/shared/custom_ops.py)."""
-    return draw_seed(SEED_HIGH)
-
-
-def _dropout(dropout_p: float, seed: Tensor | None) -> Dropout:
-    return Dropout() if seed is None or dropout_p == 0.0 else Dropout(dropout_p, seed_value(seed))
+from kernels.shared.custom_ops import NAMESPACE, dropout_of
+from kernels.positional.triton.encoding import Positions, launch_positional_encoding
 
 
 def _positions(position_ids: Tensor | None, position_offset: int) -> Positions:
@@ -40,7 +29,7 @@ def positional_encoding(
     x: Tensor, position_ids: Tensor | None, position_offset: int, scale: float, dropout_p: float, seed: Tensor | None,
 ) -> Tensor:
     return launch_positional_encoding(x, torch.empty_like(x), _positions(position_ids, position_offset), scale,
-                                      _dropout(dropout_p, seed))
+                                      dropout_of(dropout_p, seed))
 
 
 @positional_encoding.register_fake
@@ -54,7 +43,7 @@ def sinusoidal_embedding(
     dropout_p: float, seed: Tensor | None, padding_idx: int | None,
 ) -> Tensor:
     return launch_positional_encoding(weight, _empty_rows(weight, token_ids), _positions(position_ids, position_offset),
-                                      scale, _dropout(dropout_p, seed), token_ids=token_ids)
+                                      scale, dropout_of(dropout_p, seed), token_ids=token_ids)
 
 
 @sinusoidal_embedding.register_fake
@@ -65,7 +54,7 @@ def _(weight, token_ids, position_ids, position_offset, scale, dropout_p, seed, 
 @torch.library.custom_op(f"{NAMESPACE}::scaled_dropout", mutates_args=())
 def scaled_dropout(grad: Tensor, scale: float, dropout_p: float, seed: Tensor | None) -> Tensor:
     """dropout(grad * scale) with the forward's mask: the encoding kernel without its encoding term."""
-    return launch_positional_encoding(grad, torch.empty_like(grad), Positions(), scale, _dropout(dropout_p, seed),
+    return launch_positional_encoding(grad, torch.empty_like(grad), Positions(), scale, dropout_of(dropout_p, seed),
                                       add_encoding=False)
 
 

@@ -12,8 +12,11 @@ import torch
 
 from kernels.positional import torch_fallback
 from kernels.shared.backends import note_backend_ran, resolve_backend
+from kernels.shared.custom_ops import POSITIONAL_SEED_HIGH, draw_seed
 from kernels.shared.triton_availability import TRITON_AVAILABLE
-from kernels.positional.validation import check_embedding_inputs, check_encoding_inputs, check_triton_limits
+from kernels.positional.validation import (
+    check_embedding_inputs, check_encoding_inputs, check_encoding_kernel_limits,
+)
 
 if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (see kernels/shared/triton_availability.py)
     from kernels.positional import custom_ops
@@ -21,7 +24,7 @@ if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (se
 
 def _draw_seed(dropout_p: float) -> torch.Tensor | None:
     """The dropout seed, drawn outside the custom op (see kernels/shared/custom_ops.py); None without dropout."""
-    return custom_ops.draw_positional_seed() if dropout_p > 0.0 else None
+    return draw_seed(POSITIONAL_SEED_HIGH) if dropout_p > 0.0 else None
 
 
 def _position_tensor(position_offset: int, position_ids, batch: int, seq_len: int, device) -> torch.Tensor:
@@ -60,7 +63,7 @@ def add_positional_encoding(
     batch, seq_len, _ = x.shape
     chosen = resolve_backend(backend, x.device)
     if chosen == "triton":
-        check_triton_limits(x.dtype, position_offset, seq_len)
+        check_encoding_kernel_limits(x.dtype, position_offset, seq_len)
         ids = _kernel_position_ids(position_ids, batch, seq_len)
         out = custom_ops.positional_encoding(x, ids, position_offset, float(scale), float(dropout_p),
                                                  _draw_seed(dropout_p))
@@ -96,7 +99,7 @@ def sinusoidal_embedding(
     batch, seq_len = token_ids.shape
     chosen = resolve_backend(backend, weight.device)
     if chosen == "triton":
-        check_triton_limits(weight.dtype, position_offset, seq_len)
+        check_encoding_kernel_limits(weight.dtype, position_offset, seq_len)
         ids = _kernel_position_ids(position_ids, batch, seq_len)
         out = custom_ops.sinusoidal_embedding(weight, token_ids, ids, position_offset, scale, float(dropout_p),
                                                   _draw_seed(dropout_p), padding_idx)

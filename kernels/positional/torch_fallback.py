@@ -1,24 +1,12 @@
 """The positional-encoding ops in plain PyTorch: the CPU fallback ("torch") and the course's table
-("reference"). Same semantics as the Triton kernel; dropout draws its mask from torch's RNG."""
-import math
+("reference"). Same semantics as the Triton kernel; dropout draws its mask from torch's RNG.
 
+"torch" computes the reference's `sinusoid` at the positions asked for; "reference" gathers the rows of
+the course's precomputed table."""
 import torch
 import torch.nn.functional as F
 
-from reference.positional_encoding import sinusoidal_table
-
-
-def sinusoid(positions: torch.Tensor, d_model: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """pe[..., 2i] = sin(pos / 10000^(2i/d)), pe[..., 2i+1] = cos(...) for integer `positions` of any
-    shape: the reference table's formula at arbitrary positions, computed on the fly."""
-    inv_freq = torch.exp(
-        torch.arange(0, d_model, 2, dtype=dtype, device=positions.device) * -(math.log(10000.0) / d_model)
-    )
-    angles = positions.to(dtype).unsqueeze(-1) * inv_freq  # (..., ceil(d/2))
-    pe = torch.empty(*positions.shape, d_model, dtype=dtype, device=positions.device)
-    pe[..., 0::2] = torch.sin(angles)
-    pe[..., 1::2] = torch.cos(angles[..., : d_model // 2])
-    return pe
+from reference.positional_encoding import sinusoid, sinusoidal_table
 
 
 def reference_table_rows(positions: torch.Tensor, d_model: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

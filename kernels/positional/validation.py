@@ -1,13 +1,11 @@
 """Input checks for the positional-encoding and sinusoidal-embedding API: bad input gets an error
 naming the argument, never a Triton crash or a silently wrong answer."""
-import math
-
 import torch
 
 from kernels.positional.limits import MAX_POSITION
+from kernels.shared.checks import KERNEL_DTYPES, check_finite_float, check_kernel_dtype, check_probability
 
 INDEX_DTYPES = (torch.int32, torch.int64)
-TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 def _check_float_tensor(name: str, value, rank: int, shape_words: str) -> None:
@@ -45,18 +43,12 @@ def _check_positions(position_offset, position_ids, batch: int, seq_len: int, de
         )
 
 
-def _check_scale_and_dropout(scale, dropout_p) -> None:
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-        raise ValueError(f"scale must be a finite float, got {scale!r}")
-    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be a float in [0, 1), got {dropout_p!r}")
-
-
 def check_encoding_inputs(x, position_offset, position_ids, scale, dropout_p, inplace) -> None:
     """Checks shared by every backend of add_positional_encoding."""
     _check_float_tensor("x", x, 3, "(batch, seq, d_model)")
     _check_positions(position_offset, position_ids, x.size(0), x.size(1), x.device)
-    _check_scale_and_dropout(scale, dropout_p)
+    check_finite_float("scale", scale)
+    check_probability("dropout_p", dropout_p)
     if not isinstance(inplace, bool):
         raise TypeError(f"inplace must be a bool, got {type(inplace).__name__}")
     if inplace and any(stride == 0 and size > 1 for stride, size in zip(x.stride(), x.shape)):
@@ -68,7 +60,8 @@ def check_embedding_inputs(token_ids, weight, position_offset, position_ids, sca
     _check_float_tensor("weight", weight, 2, "(vocab_size, d_model)")
     _check_index_tensor("token_ids", token_ids, "(batch, seq)", weight.device)
     _check_positions(position_offset, position_ids, token_ids.size(0), token_ids.size(1), weight.device)
-    _check_scale_and_dropout(1.0 if scale is None else scale, dropout_p)
+    check_finite_float("scale", 1.0 if scale is None else scale)
+    check_probability("dropout_p", dropout_p)
     vocab_size = weight.size(0)
     if padding_idx is not None and (
         isinstance(padding_idx, bool) or not isinstance(padding_idx, int) or not 0 <= padding_idx < vocab_size
@@ -83,10 +76,9 @@ def check_embedding_inputs(token_ids, weight, position_offset, position_ids, sca
             raise IndexError(f"token_ids must lie in [0, vocab_size={vocab_size}), got values in [{low}, {high}]")
 
 
-def check_triton_limits(dtype: torch.dtype, position_offset: int, seq_len: int) -> None:
-    """What the Triton kernel supports beyond the shared checks."""
-    if dtype not in TRITON_DTYPES:
-        raise TypeError(f"the triton backend supports float16, bfloat16 and float32, got {dtype}")
+def check_encoding_kernel_limits(dtype: torch.dtype, position_offset: int, seq_len: int) -> None:
+    """What the Triton positional-encoding kernel supports beyond the checks every backend makes."""
+    check_kernel_dtype(dtype, KERNEL_DTYPES, "input")
     if position_offset + seq_len > MAX_POSITION:
         raise ValueError(
             f"position_offset + seq_len = {position_offset + seq_len} exceeds 2**24 = {MAX_POSITION}: "

@@ -3,6 +3,7 @@
 - `functional`: the public functions (`kernels.attention` has SDPA's signature), backend choice and
   the torch / reference fallbacks;
 - `validation`: argument checks, with errors that name the argument;
+- `masks`: the causal mask as a tensor, for the calls that cannot use the kernels' `is_causal`;
 - `custom_ops`: the torch.library custom ops (fake + autograd) that `torch.compile` traces;
 - `triton/`: the only place that imports triton: shared jit pieces (`common`), tiles (`configs`), the
   forward, backward, split-K decode kernels and the dropout-mask replay, each with its launcher.

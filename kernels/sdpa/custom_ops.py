@@ -15,24 +15,11 @@ Fake outputs mirror the real ones exactly (`opcheck` verifies it):
 import torch
 from torch import Tensor
 
-from kernels.shared.custom_ops import NAMESPACE, draw_seed, seed_value
-from kernels.sdpa.triton.backward import attention_backward as launch_attention_backward
-from kernels.sdpa.triton.common import Dropout, accumulator_dtype, empty_attention_output
-from kernels.sdpa.triton.decode import attention_decode as launch_attention_decode
-from kernels.sdpa.triton.decode import plan_num_splits
-from kernels.sdpa.triton.forward import attention_forward as launch_attention_forward
-
-SEED_HIGH = 2**62  # the Philox seed range the attention kernels draw from
-
-
-def draw_attention_seed() -> Tensor:
-    """The seed of one attention call's dropout mask (see kernels/shared/custom_ops.py)."""
-    return draw_seed(SEED_HIGH)
-
-
-def dropout_of(dropout_p: float, seed: Tensor | None) -> Dropout | None:
-    """The kernels' Dropout for an op's (dropout_p, seed) arguments; None without dropout."""
-    return None if seed is None or dropout_p == 0.0 else Dropout(dropout_p, seed_value(seed))
+from kernels.shared.custom_ops import NAMESPACE, dropout_of
+from kernels.sdpa.triton.backward import launch_backward
+from kernels.sdpa.triton.common import accumulator_dtype, empty_attention_output
+from kernels.sdpa.triton.decode import launch_decode, plan_num_splits
+from kernels.sdpa.triton.forward import launch_forward
 
 
 def _empty_lse(query: Tensor, return_lse: bool) -> Tensor:
@@ -52,9 +39,9 @@ def attention_forward(
     dropout = dropout_of(dropout_p, seed)
     num_splits = plan_num_splits(query, key, is_causal, dropout)
     if num_splits > 1:
-        launch_attention_decode(query, key, value, mask, scale, num_splits, out=out, lse=lse_arg)
+        launch_decode(query, key, value, mask, scale, num_splits, out=out, lse=lse_arg)
     else:
-        launch_attention_forward(query, key, value, mask, is_causal, scale, out=out, lse=lse_arg, dropout=dropout)
+        launch_forward(query, key, value, mask, is_causal, scale, out=out, lse=lse_arg, dropout=dropout)
     return out, lse
 
 
@@ -69,8 +56,8 @@ def attention_backward(
     is_causal: bool, scale: float, dropout_p: float, seed: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(dq, dk, dv) of the forward that returned `out` and `lse` with the same other arguments."""
-    return launch_attention_backward(query, key, value, out, lse, grad_out, mask, is_causal, scale,
-                                     dropout=dropout_of(dropout_p, seed))
+    return launch_backward(query, key, value, out, lse, grad_out, mask, is_causal, scale,
+                           dropout=dropout_of(dropout_p, seed))
 
 
 @attention_backward.register_fake

@@ -6,12 +6,14 @@ import torch.nn.functional as F
 
 import reference
 from kernels.shared.backends import note_backend_ran, resolve_backend
+from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed
+from kernels.shared.dropout import Dropout
 from kernels.shared.triton_availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
-from kernels.sdpa.validation import check_attention_inputs, check_key_padding, check_triton_limits
+from kernels.sdpa.masks import causal_keep_mask
+from kernels.sdpa.validation import check_attention_inputs, check_attention_kernel_limits, check_key_padding
 
 if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (see kernels/shared/triton_availability.py)
     from kernels.sdpa import custom_ops
-    from kernels.sdpa.triton.common import Dropout
     from kernels.sdpa.triton.dropout import dropout_keep_mask
 
 
@@ -35,9 +37,9 @@ def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p,
 
 
 def _run_triton(query, key, value, attn_mask, dropout_p: float, is_causal: bool, scale: float | None) -> torch.Tensor:
-    check_triton_limits(query, value)
+    check_attention_kernel_limits(query, value)
     scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else float(scale)
-    seed = custom_ops.draw_attention_seed() if dropout_p > 0.0 else None
+    seed = draw_seed(ATTENTION_SEED_HIGH) if dropout_p > 0.0 else None
     return _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed)
 
 
@@ -105,7 +107,7 @@ def causal_attention_with_key_padding(
     chosen = resolve_backend(backend, query.device)
     padding = key_padding[:, None, None, :]  # (B, 1, 1, Nk)
     if chosen != "triton":
-        causal = torch.ones(query.size(2), key.size(2), dtype=torch.bool, device=query.device).tril()
+        causal = causal_keep_mask(query.size(2), key.size(2), query.device)
         return attention(query, key, value, attn_mask=causal & padding, dropout_p=dropout_p, scale=scale,
                          enable_gqa=enable_gqa, backend=chosen)
     out = _run_triton(query, key, value, padding, dropout_p, True, scale)
@@ -124,6 +126,6 @@ def attention_dropout_mask(query: torch.Tensor, key: torch.Tensor, dropout_p: fl
         raise RuntimeError(f"attention_dropout_mask replays the Triton kernel's mask, and triton cannot be "
                            f"imported here ({TRITON_IMPORT_ERROR})")
     heads = query.size(-3) if query.dim() == 4 else 1
-    dropout = Dropout(dropout_p, int(custom_ops.draw_attention_seed()))
+    dropout = Dropout(dropout_p, int(draw_seed(ATTENTION_SEED_HIGH)))
     mask = dropout_keep_mask(query.size(0), heads, query.size(-2), key.size(-2), dropout, query.device)
     return mask if query.dim() == 4 else mask.squeeze(1)

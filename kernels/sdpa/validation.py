@@ -1,10 +1,9 @@
 """Input checks for the attention API: bad input gets an error naming the argument, never a
 Triton crash or a silently wrong answer."""
-import math
-
 import torch
 
-TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+from kernels.shared.checks import KERNEL_DTYPES_WITH_FLOAT64, check_finite_float, check_kernel_dtype, check_probability
+
 MAX_HEAD_DIM = 256
 
 
@@ -80,11 +79,8 @@ def check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, s
 
     if not isinstance(is_causal, bool):
         raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")
-    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be a float in [0, 1), got {dropout_p!r}")
-    scale_is_number = isinstance(scale, (int, float)) and not isinstance(scale, bool)
-    if scale is not None and not (scale_is_number and math.isfinite(scale)):
-        raise ValueError(f"scale must be None or a finite float, got {scale!r}")
+    check_probability("dropout_p", dropout_p)
+    check_finite_float("scale", scale, optional=True)
     if attn_mask is not None:
         scores_shape = (*query.shape[:-1], key.size(-2))
         if query.dim() == 4:
@@ -106,13 +102,9 @@ def check_key_padding(key_padding, query: torch.Tensor, key: torch.Tensor) -> No
         raise ValueError(f"key_padding is on {key_padding.device} but query is on {query.device}")
 
 
-def check_triton_limits(query, value) -> None:
-    """What the Triton kernel supports beyond the shared checks."""
-    if query.dtype not in TRITON_DTYPES:
-        raise TypeError(
-            "the triton backend supports query/key/value dtypes float16, bfloat16, float32 and float64, "
-            f"got {query.dtype}"
-        )
+def check_attention_kernel_limits(query, value) -> None:
+    """What the Triton attention kernels support beyond the checks every backend makes."""
+    check_kernel_dtype(query.dtype, KERNEL_DTYPES_WITH_FLOAT64, "query/key/value")
     for name, head_dim in (("query/key", query.size(-1)), ("value", value.size(-1))):
         if head_dim > MAX_HEAD_DIM:
             raise ValueError(f"{name} head_dim {head_dim} exceeds the triton backend's maximum of {MAX_HEAD_DIM}")

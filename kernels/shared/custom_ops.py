@@ -13,10 +13,19 @@ Dropout seeds are drawn OUTSIDE the ops, as a 0-d int64 CPU tensor from torch's 
   not match eager's for the same `manual_seed`.)
 - The op reads the seed with `.item()` inside its real implementation: a CPU tensor, so no device
   sync. The forward's seed tensor is saved for the backward, which regenerates the same mask.
+
+The two families draw seeds from different ranges, and keep doing so: the range decides which seed
+a `torch.manual_seed` state gives, so changing it would change every mask users can replay. Why the
+ranges differ: kernels/shared/triton/philox.py.
 """
 import torch
 
+from kernels.shared.dropout import Dropout
+
 NAMESPACE = "triton_attention_kernels"
+
+ATTENTION_SEED_HIGH = 2**62
+POSITIONAL_SEED_HIGH = 2**31 - 1
 
 
 def draw_seed(high: int) -> torch.Tensor:
@@ -24,6 +33,6 @@ def draw_seed(high: int) -> torch.Tensor:
     return torch.randint(0, high, (), dtype=torch.int64)
 
 
-def seed_value(seed: torch.Tensor | None) -> int:
-    """The seed an op was given, as the Python int the kernels take (0 when there is no dropout)."""
-    return 0 if seed is None else int(seed.item())
+def dropout_of(dropout_p: float, seed: torch.Tensor | None) -> Dropout:
+    """The launchers' Dropout for an op's (dropout_p, seed) arguments: `Dropout()` without dropout."""
+    return Dropout() if seed is None or dropout_p == 0.0 else Dropout(dropout_p, int(seed.item()))

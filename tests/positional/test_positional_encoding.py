@@ -10,7 +10,8 @@ import kernels
 import kernels.shared.backends
 import reference
 from support.devices import DEVICE
-from kernels.positional.triton.encoding import Dropout, Positions, launch_positional_encoding
+from kernels.positional.triton.encoding import Positions, launch_positional_encoding
+from kernels.shared.dropout import Dropout
 from kernels.positional.functional import add_positional_encoding
 from kernels.nn.positional import PositionalEncoder
 from kernels.testing import assert_parity

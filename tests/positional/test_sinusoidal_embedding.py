@@ -7,7 +7,8 @@ from torch import nn
 
 import kernels
 from support.devices import DEVICE
-from kernels.positional.triton.encoding import Dropout, Positions, launch_positional_encoding
+from kernels.positional.triton.encoding import Positions, launch_positional_encoding
+from kernels.shared.dropout import Dropout
 from kernels.positional.functional import sinusoidal_embedding
 from kernels.nn.positional import SinusoidalEmbedding
 from kernels.testing import assert_parity

@@ -6,8 +6,8 @@ import torch
 
 import kernels
 import reference
-from kernels.sdpa.triton.backward import attention_backward
-from kernels.sdpa.triton.forward import attention_forward
+from kernels.sdpa.triton.backward import launch_backward
+from kernels.sdpa.triton.forward import launch_forward
 from kernels.testing import Tolerance, assert_parity
 from kernels.testing.tolerances import tolerance_for
 from test_attention_forward import DTYPES, make_qkv
@@ -116,9 +116,9 @@ def test_kernels_write_every_gradient(device):
     q, k, v = make_qkv(2, 4, 2, 45, 31, 40, torch.float32, device)
     dout = torch.randn_like(q)
     lse = torch.empty(2, 4, 45, device=device)
-    out, lse = attention_forward(q, k, v, None, True, 1 / math.sqrt(40), lse=lse)
+    out, lse = launch_forward(q, k, v, None, True, 1 / math.sqrt(40), lse=lse)
     grads = tuple(torch.full_like(t, float("nan")) for t in (q, k, v))
-    written = attention_backward(q, k, v, out, lse, dout, None, True, 1 / math.sqrt(40), grads=grads)
+    written = launch_backward(q, k, v, out, lse, dout, None, True, 1 / math.sqrt(40), grads=grads)
     assert all(w is g for w, g in zip(written, grads))
     exact = reference_gradients(q.double(), k.double(), v.double(), dout.double(), is_causal=True, enable_gqa=True)
     for got, want in zip(written, exact):

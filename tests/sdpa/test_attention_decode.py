@@ -10,8 +10,8 @@ import reference
 from kernels.sdpa import custom_ops as attention_ops
 from kernels.sdpa.triton import decode
 from kernels.sdpa.triton.common import accumulator_dtype
-from kernels.sdpa.triton.decode import attention_decode, choose_num_splits, force_num_splits
-from kernels.sdpa.triton.forward import attention_forward
+from kernels.sdpa.triton.decode import choose_num_splits, force_num_splits, launch_decode
+from kernels.sdpa.triton.forward import launch_forward
 from kernels.testing import assert_attention_close, assert_parity
 from support.devices import requires_cuda
 from test_attention_backward import assert_gradients_match
@@ -44,8 +44,8 @@ def launch_both(q, k, v, mask, num_splits):
     scale = 1 / math.sqrt(q.size(-1))
     if mask is not None:
         mask = mask.expand(q.size(0), q.size(1), q.size(2), k.size(2))
-    split = attention_decode(q, k, v, mask, scale, num_splits, *poisoned_outputs(q, v))
-    normal = attention_forward(q, k, v, mask, False, scale, *poisoned_outputs(q, v))
+    split = launch_decode(q, k, v, mask, scale, num_splits, *poisoned_outputs(q, v))
+    normal = launch_forward(q, k, v, mask, False, scale, *poisoned_outputs(q, v))
     return split, normal
 
 
@@ -154,7 +154,7 @@ def test_reads_a_kv_cache_slice_in_place(layout, device):
 
 def test_empty_key_sequence_gives_zeros(device):
     q, k, v = make_qkv(1, 2, 2, 1, 0, 16, torch.float32, device)
-    out, lse = attention_decode(q, k, v, None, 0.25, 3, *poisoned_outputs(q, v))
+    out, lse = launch_decode(q, k, v, None, 0.25, 3, *poisoned_outputs(q, v))
     assert (out == 0).all() and (lse == float("-inf")).all()
 
 
@@ -162,7 +162,7 @@ def test_empty_key_sequence_gives_zeros(device):
 def test_num_splits_must_be_an_int_in_range(bad, device):
     q, k, v = make_qkv(1, 1, 1, 1, 4, 16, torch.float32, device)
     with pytest.raises(ValueError, match=r"num_splits must be an int in \[1, 64\]"):
-        attention_decode(q, k, v, None, 0.25, bad)
+        launch_decode(q, k, v, None, 0.25, bad)
     with pytest.raises(ValueError, match=r"num_splits must be an int in \[1, 64\]"):
         with force_num_splits(bad):
             pass
@@ -174,7 +174,7 @@ def test_num_splits_must_be_an_int_in_range(bad, device):
 def launches(monkeypatch):
     """The launches behind kernels.attention, in order: ("decode", num_splits) or ("normal", 1)."""
     seen = []
-    launch_decode, launch_normal = attention_ops.launch_attention_decode, attention_ops.launch_attention_forward
+    launch_decode, launch_normal = attention_ops.launch_decode, attention_ops.launch_forward
 
     def spy_decode(*args, **kwargs):
         seen.append(("decode", args[5]))
@@ -184,8 +184,8 @@ def launches(monkeypatch):
         seen.append(("normal", 1))
         return launch_normal(*args, **kwargs)
 
-    monkeypatch.setattr(attention_ops, "launch_attention_decode", spy_decode)
-    monkeypatch.setattr(attention_ops, "launch_attention_forward", spy_normal)
+    monkeypatch.setattr(attention_ops, "launch_decode", spy_decode)
+    monkeypatch.setattr(attention_ops, "launch_forward", spy_normal)
     return seen
 
 

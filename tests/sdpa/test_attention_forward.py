@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import kernels
-from kernels.sdpa.triton.forward import attention_forward
+from kernels.sdpa.triton.forward import launch_forward
 from kernels.testing import assert_attention_close
 from support.devices import requires_cuda
 
@@ -122,7 +122,7 @@ def test_kernel_writes_every_output_and_log_sum_exp(out_layout, is_causal, devic
     lse = _poisoned((batch, heads, n_q), torch.float32, device)
     scale = 1 / math.sqrt(head_dim)
 
-    result, lse = attention_forward(q, k, v, None, is_causal, scale, out=out, lse=lse)
+    result, lse = launch_forward(q, k, v, None, is_causal, scale, out=out, lse=lse)
 
     assert result is out
     assert_attention_close(out, q, k, v, is_causal=is_causal)

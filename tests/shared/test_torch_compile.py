@@ -228,12 +228,12 @@ def test_compiled_inplace_encoding_writes_into_x():
 
 def test_eager_passes_the_broadcast_mask_to_the_kernel_without_a_copy(monkeypatch):
     seen = []
-    launch = attention_ops.launch_attention_forward
+    launch = attention_ops.launch_forward
 
     def spy(q, k, v, mask, *args, **kwargs):
         seen.append(mask)
         return launch(q, k, v, mask, *args, **kwargs)
-    monkeypatch.setattr(attention_ops, "launch_attention_forward", spy)
+    monkeypatch.setattr(attention_ops, "launch_forward", spy)
     q, k, v = qkv()
     key_padding = torch.rand(1, 1, 1, 9, device=DEVICE) > 0.3
     kernels.attention(q, k, v, attn_mask=key_padding, backend="triton")

@@ -28,6 +28,8 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.shared.dropout import Dropout
+from kernels.shared.triton.philox import philox_draws
 from kernels.shared.triton_availability import INTERPRETING
 
 INV_TWO_PI = tl.constexpr(1 / (2 * math.pi))
@@ -41,19 +43,6 @@ class Positions:
 
     offset: int = 0
     ids: torch.Tensor | None = None
-
-
-@dataclass(frozen=True)
-class Dropout:
-    """A keep mask drawn from Philox by `seed`; p == 0 means no dropout."""
-
-    p: float = 0.0
-    seed: int = 0
-
-    @property
-    def keep_threshold(self) -> int:
-        """Keep an element when its uniform 32-bit draw is >= this (probability 1 - p)."""
-        return min(round(self.p * 2**32), 2**32 - 1)
 
 
 @triton.jit
@@ -76,11 +65,12 @@ def _sinusoid(positions, col_start, FREQ_LOG2_STEP: tl.constexpr, BLOCK_ROWS: tl
 @triton.jit
 def _keep_mask(seed, rows, cols, d_model, keep_threshold, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
     """Dropout keep mask of a tile. One Philox call yields four 32-bit draws, spent on four neighbouring
-    columns; the counter is (row, column // 4), so the mask does not depend on tiles or strides."""
+    columns; the counter is (row, column // 4), so the mask does not depend on tiles or strides (see
+    kernels/shared/triton/philox.py)."""
     quads_per_row = (d_model + 3) // 4
     quads = tl.program_id(1) * (BLOCK_COLS // 4) + tl.arange(0, BLOCK_COLS // 4)
     counters = rows.to(tl.int64)[:, None] * quads_per_row + quads[None, :]
-    r0, r1, r2, r3 = tl.randint4x(seed, counters)
+    r0, r1, r2, r3 = philox_draws(seed, counters.to(tl.uint32), (counters >> 32).to(tl.uint32))
     draws = tl.reshape(tl.join(tl.join(r0, r2), tl.join(r1, r3)), [BLOCK_ROWS, BLOCK_COLS])  # column 4q + j: rj
     return draws >= keep_threshold
 
@@ -138,9 +128,10 @@ def _positional_encoding_kernel(
                                 mask=row_ok, other=0)
         else:
             positions = position_offset + n
-        values += _sinusoid(positions, tl.program_id(1) * BLOCK_COLS, FREQ_LOG2_STEP, BLOCK_ROWS, BLOCK_COLS)
+        values += _sinusoid(positions, tl.program_id(1) * BLOCK_COLS,
+                            FREQ_LOG2_STEP=FREQ_LOG2_STEP, BLOCK_ROWS=BLOCK_ROWS, BLOCK_COLS=BLOCK_COLS)
     if DROPOUT:
-        keep = _keep_mask(seed, rows, cols, d_model, keep_threshold, BLOCK_ROWS, BLOCK_COLS)
+        keep = _keep_mask(seed, rows, cols, d_model, keep_threshold, BLOCK_ROWS=BLOCK_ROWS, BLOCK_COLS=BLOCK_COLS)
         values = tl.where(keep, values * keep_scale, 0.0)
 
     out_rows = batch * stride_out_b + n.to(tl.int64) * stride_out_n
@@ -174,6 +165,11 @@ def _tile(n_rows: int, d_model: int) -> _Tile:
     return _Tile(rows, cols, num_warps=max(1, min(8, rows * cols // 1024)))
 
 
+def _keep_threshold(dropout: Dropout) -> int:
+    """Keep an element when its uniform 32-bit draw is >= this (probability 1 - p)."""
+    return min(round(dropout.p * 2**32), 2**32 - 1)
+
+
 def _frequency_log2_step(d_model: int) -> float:
     """log2 of the ratio between neighbouring pairs' frequencies: 10000^(-2/d) = exp2(2 * this)."""
     return -math.log2(10000.0) / d_model
@@ -184,7 +180,7 @@ def launch_positional_encoding(
     out: torch.Tensor,
     positions: Positions,
     scale: float,
-    dropout: Dropout,
+    dropout: Dropout = Dropout(),
     add_encoding: bool = True,
     token_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -212,10 +208,10 @@ def launch_positional_encoding(
         *(token_ids.stride() if gather else (0, 0)),
         *(positions.ids.stride() if positions.ids is not None else (0, 0)),
         *out.stride(),
-        positions.offset, float(scale), dropout.seed, dropout.keep_threshold, 1.0 / (1.0 - dropout.p),
+        positions.offset, float(scale), dropout.seed, _keep_threshold(dropout), dropout.keep_scale,
         FREQ_LOG2_STEP=_frequency_log2_step(d_model),
         GATHER=gather, HAS_POSITION_IDS=positions.ids is not None, ADD_ENCODING=add_encoding,
-        DROPOUT=dropout.p > 0.0, ROUND_BF16_BY_HAND=INTERPRETING and out.dtype == torch.bfloat16,
+        DROPOUT=dropout.active, ROUND_BF16_BY_HAND=INTERPRETING and out.dtype == torch.bfloat16,
         BLOCK_ROWS=tile.rows, BLOCK_COLS=tile.cols, num_warps=tile.num_warps,
     )
     return out

@@ -17,12 +17,13 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LOG2E, Dropout, MaskArgs, accumulator_dtype, dropout_keep, key_span, load_tile, masked_scores,
+    INTERPRETING, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, key_span, load_tile, masked_scores,
     padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, autotune_configs, head_dim_pruner,
 )
+from kernels.shared.dropout import Dropout
 
 _AUTOTUNE = dict(
     configs=autotune_configs(BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, INTERPRETING),
@@ -77,7 +78,8 @@ def _recompute_tile(
     """For one (BLOCK_M, BLOCK_N) tile: the forward's probabilities P, the weights it actually
     applied (P after dropout), and dP = dO @ V^T through the same dropout mask, regenerated."""
     qk = masked_scores(q, tl.trans(k), qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
-                       n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N, INPUT_PRECISION)
+                       n_queries, n_keys, MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
+                       INPUT_PRECISION=INPUT_PRECISION)
     p = tl.math.exp2(qk - lse_log2[:, None])
     dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
     p_applied = p
@@ -110,9 +112,10 @@ def _accumulate_dk_dv(
             q = q.to(tl.float32)
             do = do.to(tl.float32)
         p, p_applied, dp = _recompute_tile(
-            q, k, v, do, _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M), qk_scale, offs_m, offs_n,
+            q, k, v, do, _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M), qk_scale, offs_m, offs_n,
             mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys, dropout_p, dropout_scale, dropout_seed,
-            batch_head, MASK_KIND, APPLY_CAUSAL, USE_DROPOUT, EVEN_M, EVEN_N, INPUT_PRECISION)
+            batch_head, MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
         dv = tl.dot(tl.trans(p_applied.to(do.dtype)), do, dv, input_precision=INPUT_PRECISION, out_dtype=dv.dtype)
         if EVEN_M:
             delta = tl.load(delta_base + offs_m)
@@ -182,21 +185,18 @@ def _attention_backward_dk_dv_kernel(
         do_base = dout_ptr + batch * stride_dob + head * stride_doh
         row_base = (batch * n_heads + head) * n_queries
         mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
-        if IS_CAUSAL:
+        # A causal key block visits the query tiles on its diagonal first, with the causal compare.
+        for past_diagonal in tl.static_range(0 if IS_CAUSAL else 1, 2):
             dk, dv = _accumulate_dk_dv(
                 dk, dv, k, v, q_base, do_base, lse_ptr + row_base, delta_ptr + row_base, mask_base,
                 stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
-                offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, query_start, tl.minimum(diagonal_end, query_end),
+                offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale,
+                diagonal_end if past_diagonal else query_start,
+                query_end if past_diagonal else tl.minimum(diagonal_end, query_end),
                 dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
-                HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_M, MASK_KIND, True,
-                USE_DROPOUT, EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
-        dk, dv = _accumulate_dk_dv(
-            dk, dv, k, v, q_base, do_base, lse_ptr + row_base, delta_ptr + row_base, mask_base,
-            stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
-            offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_end, query_end,
-            dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
-            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_M, MASK_KIND, False, USE_DROPOUT,
-            EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+                HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
+                BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, APPLY_CAUSAL=past_diagonal == 0, USE_DROPOUT=USE_DROPOUT,
+                EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
 
     dk = dk * sm_scale
     dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh, offs_n, offs_d, stride_dkn, stride_dkd)
@@ -229,7 +229,8 @@ def _accumulate_dq(
         p, _, dp = _recompute_tile(
             q, k, v, do, lse_log2, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
             n_queries, n_keys, dropout_p, dropout_scale, dropout_seed, batch_head,
-            MASK_KIND, APPLY_CAUSAL, USE_DROPOUT, EVEN_M, EVEN_N, INPUT_PRECISION)
+            MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
         ds = p * (dp - delta[:, None])
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=INPUT_PRECISION, out_dtype=dq.dtype)
     return dq
@@ -253,7 +254,7 @@ def _attention_backward_dq_kernel(
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
-    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL)
+    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)
@@ -266,7 +267,7 @@ def _attention_backward_dq_kernel(
         q = q.to(tl.float32)
         do = do.to(tl.float32)
     row_base = batch_head.to(tl.int64) * n_queries
-    lse_log2 = _log2_lse(lse_ptr + row_base + offs_m, offs_m, n_queries, EVEN_M)
+    lse_log2 = _log2_lse(lse_ptr + row_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M)
     if EVEN_M:
         delta = tl.load(delta_ptr + row_base + offs_m)
     else:
@@ -277,29 +278,26 @@ def _attention_backward_dq_kernel(
     v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
     mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
     key_start, diagonal_start, diagonal_end = key_span(
-        start_m, batch, key_range_ptr, n_keys, BLOCK_M, BLOCK_N, USE_KEY_RANGE, IS_CAUSAL)
-    dq = _accumulate_dq(
-        dq, q, do, lse_log2, delta, k_base, v_base, mask_base,
-        stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
-        offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, diagonal_start,
-        dropout_p, dropout_scale, dropout_seed, batch_head,
-        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, USE_DROPOUT,
-        EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
-    if IS_CAUSAL:
+        start_m, batch, key_range_ptr, n_keys,
+        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, USE_KEY_RANGE=USE_KEY_RANGE, IS_CAUSAL=IS_CAUSAL)
+    # As in the forward: the key tiles before the diagonal, then a causal block's diagonal tiles.
+    for on_diagonal in tl.static_range(2 if IS_CAUSAL else 1):
         dq = _accumulate_dq(
             dq, q, do, lse_log2, delta, k_base, v_base, mask_base,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
-            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
+            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale,
+            diagonal_start if on_diagonal else key_start, diagonal_end if on_diagonal else diagonal_start,
             dropout_p, dropout_scale, dropout_seed, batch_head,
-            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, USE_DROPOUT,
-            EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+            HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
+            BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
 
     dq = dq * sm_scale
     dq_ptrs = tile_ptrs(dq_ptr + batch * stride_dqb + head * stride_dqh, offs_m, offs_d, stride_dqm, stride_dqd)
     tl.store(dq_ptrs, dq.to(dq_ptr.dtype.element_ty), mask=(offs_m[:, None] < n_queries) & (offs_d[None, :] < HEAD_DIM))
 
 
-def attention_backward(
+def launch_backward(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -309,10 +307,10 @@ def attention_backward(
     mask: torch.Tensor | None,
     is_causal: bool,
     scale: float,
-    dropout: Dropout | None = None,
+    dropout: Dropout = Dropout(),
     grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients (dq, dk, dv) of the forward that produced `out` and `lse` (see attention_forward).
+    """Gradients (dq, dk, dv) of the forward that produced `out` and `lse` (see launch_forward).
 
     Takes the forward's arguments (the same `dropout`, whose mask is regenerated) plus dout
     (B, Hq, Nq, Dv), any strides. `grads`, when given, are
@@ -339,10 +337,10 @@ def attention_backward(
     common = dict(
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
         MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
-        USE_DROPOUT=dropout is not None, **precision_flags(q.dtype),
+        USE_DROPOUT=dropout.active, **precision_flags(q.dtype),
     )
     scalars = (n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, scale,
-               *Dropout.kernel_args(dropout), seq_bucket(n_queries), seq_bucket(n_keys))
+               dropout.p, dropout.keep_scale, dropout.seed, seq_bucket(n_queries), seq_bucket(n_keys))
 
     _attention_backward_dk_dv_kernel[lambda meta: (triton.cdiv(n_keys, meta["BLOCK_N"]), batch * n_kv_heads)](
         q, k, v, dout, lse, delta, dk, dv, mask_args.tensor, mask_args.key_range_arg,

@@ -4,18 +4,20 @@ span of key tiles a query block visits, and the host-side preparation of masks a
 Conventions: scores inside the kernels are in log2 units (softmax scale times log2(e) folded into
 `qk_scale`, masks multiplied by log2(e)), so exp2 replaces exp.
 """
-from dataclasses import dataclass
-
 import torch
 import triton
 import triton.language as tl
 
+from kernels.shared.triton.philox import philox_draws
 from kernels.shared.triton_availability import INTERPRETING
 
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
 
-MASK_NONE, MASK_BOOL, MASK_ADDITIVE = 0, 1, 2
+# MASK_KIND values. constexpr objects so that the kernels can compare with them; launchers pass `.value`.
+MASK_NONE = tl.constexpr(0)
+MASK_BOOL = tl.constexpr(1)  # True = attend
+MASK_ADDITIVE = tl.constexpr(2)  # added to the scores
 
 # An additive mask entry below this is clamped (keeping -inf as -inf) so that multiplying it by
 # log2(e) cannot overflow fp32 to -inf: finfo(float32).min must still mean "tiny weight", not
@@ -65,8 +67,8 @@ def masked_scores(
     """The (BLOCK_M, BLOCK_N) scores q @ k_t in log2 units (qk_scale = softmax scale * log2(e)),
     with the key bounds, the causal diagonal and the user's mask applied."""
     return masked_scores_from_rows(q, k_t, qk_scale, offs_m, offs_n, mask_base + offs_m * stride_mask_m,
-                                   stride_mask_n, n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N,
-                                   INPUT_PRECISION)
+                                   stride_mask_n, n_queries, n_keys, MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL,
+                                   EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
 
 
 @triton.jit
@@ -83,10 +85,10 @@ def masked_scores_from_rows(
         qk = tl.where(offs_n[None, :] < n_keys, qk, float("-inf"))
     if APPLY_CAUSAL:
         qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
-    if MASK_KIND != 0:
+    if MASK_KIND != MASK_NONE:
         mask_tile = load_tile(mask_row_ptrs[:, None] + offs_n[None, :] * stride_mask_n,
                               offs_m, offs_n, n_rows, n_keys, CHECK_ROWS=not EVEN_M, CHECK_COLS=not EVEN_N)
-        if MASK_KIND == 1:
+        if MASK_KIND == MASK_BOOL:
             qk = tl.where(mask_tile != 0, qk, float("-inf"))
         else:
             bias = mask_tile.to(qk.dtype)
@@ -120,14 +122,13 @@ def key_span(start_m, batch, key_range_ptr, n_keys,
 
 @triton.jit
 def dropout_keep(seed, batch_head, offs_m, offs_n, n_keys, dropout_p):
-    """Which weights of a (BLOCK_M, BLOCK_N) tile survive dropout. Philox keyed by `seed`, with the
-    element's position in its head's Nq x Nk score matrix as counter and the (batch, head) index as
-    a second counter word, so every head draws its own stream. The forward, both backward kernels
+    """Which weights of a (BLOCK_M, BLOCK_N) tile survive dropout. The Philox counter is the
+    element's position in its head's Nq x Nk score matrix and the (batch, head) index, so every head
+    draws its own stream (see kernels/shared/triton/philox.py). The forward, both backward kernels
     and the debug mask call this one function, so they agree bit for bit."""
     position = (offs_m.to(tl.int64)[:, None] * n_keys + offs_n[None, :]).to(tl.uint32)
-    zero = tl.zeros(position.shape, dtype=tl.uint32)
-    stream = zero + batch_head.to(tl.uint32)
-    bits, _, _, _ = tl.philox(seed, position, stream, zero, zero)
+    stream = tl.zeros(position.shape, dtype=tl.uint32) + batch_head.to(tl.uint32)
+    bits, _, _, _ = philox_draws(seed, position, stream)
     return tl.uint_to_uniform_float(bits) >= dropout_p
 
 
@@ -160,25 +161,12 @@ class MaskArgs:
     def __init__(self, mask: torch.Tensor | None, placeholder: torch.Tensor):
         self.key_range = None if mask is None else attended_key_range(mask)
         if mask is None:
-            self.kind, self.tensor, self.strides = MASK_NONE, placeholder, (0, 0, 0, 0)
+            self.kind, self.tensor, self.strides = MASK_NONE.value, placeholder, (0, 0, 0, 0)
         elif mask.dtype == torch.bool:  # same bytes as uint8, which Triton loads everywhere
-            self.kind, self.tensor, self.strides = MASK_BOOL, mask.view(torch.uint8), mask.stride()
+            self.kind, self.tensor, self.strides = MASK_BOOL.value, mask.view(torch.uint8), mask.stride()
         else:
-            self.kind, self.tensor, self.strides = MASK_ADDITIVE, mask, mask.stride()
+            self.kind, self.tensor, self.strides = MASK_ADDITIVE.value, mask, mask.stride()
         self.key_range_arg = placeholder if self.key_range is None else self.key_range
-
-
-@dataclass(frozen=True)
-class Dropout:
-    """Attention dropout for one call: the drop probability and the Philox seed of its mask."""
-
-    p: float
-    seed: int
-
-    @staticmethod
-    def kernel_args(dropout: "Dropout | None") -> tuple[float, float, int]:
-        """(probability, scale of the kept weights, seed) as the kernels take them."""
-        return (0.0, 1.0, 0) if dropout is None else (dropout.p, 1.0 / (1.0 - dropout.p), dropout.seed)
 
 
 def empty_attention_output(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -56,7 +56,7 @@ BACKWARD_TILES = [
 
 @dataclass(frozen=True)
 class DecodeTile:
-    """A tile of the split-K decode kernel (attention_decode.py). Only BLOCK_N (keys per step) is
+    """A tile of the split-K decode kernel (decode.py). Only BLOCK_N (keys per step) is
     tuned: BLOCK_M is sized by the launcher to the rows of one GQA group, see DECODE_BLOCK_M."""
 
     block_n: int

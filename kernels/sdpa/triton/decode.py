@@ -35,7 +35,7 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, accumulator_dtype, empty_attention_output, key_span, load_tile,
+    INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, empty_attention_output, key_span, load_tile,
     padded_head_dim, precision_flags, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
@@ -43,6 +43,7 @@ from kernels.sdpa.triton.configs import (
     autotune_configs, head_dim_pruner,
 )
 from kernels.sdpa.triton.forward import attend_key_tiles, finish_rows
+from kernels.shared.dropout import Dropout
 
 MAX_DECODE_QUERIES = 16  # more query rows per head amortise the key reads: the normal kernel wins
 MIN_KEYS_PER_SPLIT = 256  # below this a split's fixed cost (its workspace row, the combine) dominates
@@ -105,7 +106,8 @@ def _split_attention_kernel(
     mask_row_ptrs = mask_ptr + batch * stride_mask_b + head * stride_mask_h + query * stride_mask_m
 
     # This split's whole tiles, clipped to the attended key span when the mask gives one.
-    key_start, key_end, _ = key_span(0, batch, key_range_ptr, n_keys, BLOCK_M, BLOCK_N, USE_KEY_RANGE, False)
+    key_start, key_end, _ = key_span(0, batch, key_range_ptr, n_keys,
+                                     BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, USE_KEY_RANGE=USE_KEY_RANGE, IS_CAUSAL=False)
     chunk = tl.cdiv(tl.cdiv(n_keys, n_splits), BLOCK_N) * BLOCK_N
     key_start = tl.maximum(key_start, split * chunk)
     key_end = tl.minimum(key_end, (split + 1) * chunk)
@@ -119,9 +121,10 @@ def _split_attention_kernel(
         acc, m_i, l_i, q, k_base, v_base, mask_row_ptrs,
         stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
         rows, offs_d, offs_dv, n_rows, n_keys, qk_scale, key_start, key_end,
-        0.0, 1.0, 0, batch_kv_head,
-        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, False,
-        EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+        0.0, 1.0, 0, batch_kv_head,  # no dropout: decode calls never have it (plan_num_splits)
+        HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
+        BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=False, USE_DROPOUT=False,
+        EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
     out, _ = finish_rows(acc, m_i, l_i)
 
     # Workspace rows, contiguous (B, Hq, Nq, splits[, Dv]).
@@ -167,7 +170,7 @@ def _combine_splits_kernel(
         tl.store(lse_ptr + row, tl.where(has_keys, lse, float("-inf")))
 
 
-def attention_decode(
+def launch_decode(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -178,7 +181,7 @@ def attention_decode(
     lse: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The split-K forward on validated inputs; returns (out, lse). Same arguments and results as
-    `attention_forward` without causal and dropout, plus `num_splits` (1 to MAX_SPLITS) key chunks."""
+    `launch_forward` without causal and dropout, plus `num_splits` (1 to MAX_SPLITS) key chunks."""
     _check_num_splits(num_splits)
     batch, n_heads, n_queries, head_dim = q.shape
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
@@ -247,8 +250,9 @@ def plan_num_splits(q: torch.Tensor, k: torch.Tensor, is_causal: bool, dropout: 
     """How many key splits a forward call runs with; 1 means the normal forward kernel.
 
     Causal (top-left aligned, not what decode wants) and dropout calls always take the normal kernel.
-    Otherwise a `force_num_splits` block decides, else `choose_num_splits`."""
-    if is_causal or dropout is not None:
+    Otherwise a `force_num_splits` block decides, else `choose_num_splits`. `dropout=None` (what the
+    decode benchmarks pass) is no dropout, as `Dropout()` is."""
+    if is_causal or (dropout is not None and dropout.active):
         return 1
     forced = _forced_splits.get()
     if forced is not None:

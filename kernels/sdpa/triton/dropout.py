@@ -8,7 +8,8 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.sdpa.triton.common import Dropout, dropout_keep
+from kernels.sdpa.triton.common import dropout_keep
+from kernels.shared.dropout import Dropout
 
 
 @triton.jit(do_not_specialize=["dropout_seed"])

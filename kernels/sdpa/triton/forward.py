@@ -29,12 +29,13 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, Dropout, MaskArgs, dropout_keep, empty_attention_output, key_span, load_tile,
+    INTERPRETING, LN2, LOG2E, MaskArgs, dropout_keep, empty_attention_output, key_span, load_tile,
     masked_scores_from_rows, padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
 )
+from kernels.shared.dropout import Dropout
 
 
 @triton.jit
@@ -60,8 +61,9 @@ def attend_key_tiles(
                       offs_d, offs_n, HEAD_DIM, n_keys, CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
         if DOT_IN_FP32:
             k = k.to(tl.float32)
-        qk = masked_scores_from_rows(q, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n,
-                                     n_queries, n_keys, MASK_KIND, APPLY_CAUSAL, EVEN_M, EVEN_N, INPUT_PRECISION)
+        qk = masked_scores_from_rows(q, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n, n_queries, n_keys,
+                                     MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
+                                     INPUT_PRECISION=INPUT_PRECISION)
 
         # Online softmax. A row that has seen only masked keys keeps m = -inf; using 0 in its place
         # makes every exp2 exactly 0 instead of exp2(-inf - -inf) = NaN.
@@ -120,7 +122,7 @@ def _attention_forward_kernel(
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
-    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL)
+    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)
@@ -140,23 +142,21 @@ def _attention_forward_kernel(
     acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=ACC_DTYPE)
 
     key_start, diagonal_start, diagonal_end = key_span(
-        start_m, batch, key_range_ptr, n_keys, BLOCK_M, BLOCK_N, USE_KEY_RANGE, IS_CAUSAL)
+        start_m, batch, key_range_ptr, n_keys,
+        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, USE_KEY_RANGE=USE_KEY_RANGE, IS_CAUSAL=IS_CAUSAL)
 
-    acc, m_i, l_i = attend_key_tiles(
-        acc, m_i, l_i, q, k_base, v_base, mask_row_ptrs,
-        stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
-        offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, diagonal_start,
-        dropout_p, dropout_scale, dropout_seed, batch_head,
-        HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, False, USE_DROPOUT,
-        EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
-    if IS_CAUSAL:
+    # The tiles before the diagonal need no causal compare; a causal block visits its diagonal tiles
+    # in a second pass, with it.
+    for on_diagonal in tl.static_range(2 if IS_CAUSAL else 1):
         acc, m_i, l_i = attend_key_tiles(
             acc, m_i, l_i, q, k_base, v_base, mask_row_ptrs,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
-            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, diagonal_start, diagonal_end,
+            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale,
+            diagonal_start if on_diagonal else key_start, diagonal_end if on_diagonal else diagonal_start,
             dropout_p, dropout_scale, dropout_seed, batch_head,
-            HEAD_DIM, HEAD_DIM_V, BLOCK_D != HEAD_DIM, BLOCK_DV != HEAD_DIM_V, BLOCK_N, MASK_KIND, True, USE_DROPOUT,
-            EVEN_M, EVEN_N, DOT_IN_FP32, INPUT_PRECISION)
+            HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
+            BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
 
     out, lse = finish_rows(acc, m_i, l_i)
     out_ptrs = tile_ptrs(out_ptr + batch * stride_ob + head * stride_oh, offs_m, offs_dv, stride_om, stride_od)
@@ -174,7 +174,7 @@ def _attention_forward_kernel(
             tl.store(lse_ptrs, lse, mask=offs_m < n_queries)
 
 
-def attention_forward(
+def launch_forward(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -183,7 +183,7 @@ def attention_forward(
     scale: float,
     out: torch.Tensor | None = None,
     lse: torch.Tensor | None = None,
-    dropout: "Dropout | None" = None,
+    dropout: Dropout = Dropout(),
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Launch the kernel on validated inputs; returns (out, lse).
 
@@ -213,11 +213,11 @@ def attention_forward(
     _attention_forward_kernel[grid](
         q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
-        n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, *Dropout.kernel_args(dropout),
+        n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, dropout.p, dropout.keep_scale, dropout.seed,
         seq_bucket(n_queries), seq_bucket(n_keys),
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v,
         BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=padded_head_dim(head_dim_v),
         MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
-        USE_DROPOUT=dropout is not None, STORE_LSE=lse is not None, **precision_flags(q.dtype),
+        USE_DROPOUT=dropout.active, STORE_LSE=lse is not None, **precision_flags(q.dtype),
     )
     return out, lse

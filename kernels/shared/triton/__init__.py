@@ -1,0 +1,1 @@
+"""Jit helpers shared by the kernel families (imports triton: used only from the families' `triton/` folders)."""
