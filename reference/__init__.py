@@ -3,8 +3,8 @@
 Nothing here imports Triton. Every function works in any floating dtype, float64 included, so
 tests can upcast inputs and compare the fused kernels against exact math.
 """
-from reference.attention import attention_weights, scaled_dot_product_attention
+from reference.attention import attention_weights, default_scale, scaled_dot_product_attention
 from reference.multi_head_attention import MultiHeadAttention
 from reference.positional_encoding import PositionalEncoder
 
-__all__ = ["attention_weights", "scaled_dot_product_attention", "MultiHeadAttention", "PositionalEncoder"]
+__all__ = ["attention_weights", "default_scale", "scaled_dot_product_attention", "MultiHeadAttention", "PositionalEncoder"]

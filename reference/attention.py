@@ -9,6 +9,12 @@ def _causal_keep(n_queries: int, n_keys: int, device: torch.device) -> torch.Ten
     return torch.ones(n_queries, n_keys, dtype=torch.bool, device=device).tril()
 
 
+def default_scale(head_dim: int) -> float:
+    """torch's default softmax scale 1 / sqrt(D). With D = 0 every score is 0 whatever the scale and
+    torch returns the uniform average: 1.0 keeps that finite (1 / sqrt(0) would divide by zero)."""
+    return 1.0 / math.sqrt(head_dim) if head_dim > 0 else 1.0
+
+
 def attention_weights(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -18,8 +24,10 @@ def attention_weights(
 ) -> torch.Tensor:
     """softmax(q @ k^T * scale + mask), (..., H, Nq, Nk), with SDPA's mask semantics; a query row with
     no key left to attend gets all-zero weights (with finite gradients) instead of NaN."""
-    scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
+    scale = default_scale(query.size(-1)) if scale is None else scale
     scores = query @ key.transpose(-2, -1) * scale  # (..., H, Nq, Nk)
+    if scores.size(-1) == 0:  # no key at all: every row attends nothing, and its output is zeros
+        return scores
     if is_causal:
         scores = scores.masked_fill(~_causal_keep(query.size(-2), key.size(-2), scores.device), float("-inf"))
     if attn_mask is not None:

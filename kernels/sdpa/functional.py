@@ -1,6 +1,4 @@
 """The public functional API: validate, pick a backend, run it."""
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -38,7 +36,7 @@ def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p,
 
 def _run_triton(query, key, value, attn_mask, dropout_p: float, is_causal: bool, scale: float | None) -> torch.Tensor:
     check_attention_kernel_limits(query, value)
-    scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else float(scale)
+    scale = reference.default_scale(query.size(-1)) if scale is None else float(scale)
     seed = draw_seed(ATTENTION_SEED_HIGH) if dropout_p > 0.0 else None
     return _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed)
 

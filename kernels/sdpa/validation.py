@@ -72,15 +72,17 @@ def check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, s
                 f"query has {heads_q} heads but key/value have {heads_kv}: "
                 "pass enable_gqa=True for grouped-query attention"
             )
-        if heads_q % heads_kv != 0:
+        if heads_kv == 0 and heads_q != 0:
+            raise ValueError(f"key/value have 0 heads: no key/value head for the query's {heads_q} heads")
+        if heads_kv != 0 and heads_q % heads_kv != 0:
             raise ValueError(
                 f"enable_gqa needs query heads ({heads_q}) to be a multiple of key/value heads ({heads_kv})"
             )
 
     if not isinstance(is_causal, bool):
         raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")
-    check_probability("dropout_p", dropout_p)
-    check_finite_float("scale", scale, optional=True)
+    check_probability("dropout_p", dropout_p, one_allowed=True)  # 1: every weight dropped, zeros as in torch
+    check_finite_float("scale", scale, optional=True)  # torch takes inf and nan too: ours refuses a NaN output
     if attn_mask is not None:
         scores_shape = (*query.shape[:-1], key.size(-2))
         if query.dim() == 4:

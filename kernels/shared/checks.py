@@ -4,6 +4,7 @@ Every check raises an error that names the argument; the family-specific checks 
 kernels/sdpa/validation.py and kernels/positional/validation.py.
 """
 import math
+import numbers
 
 import torch
 
@@ -15,13 +16,18 @@ KERNEL_DTYPES_WITH_FLOAT64 = KERNEL_DTYPES + (torch.float64,)
 
 
 def _is_real_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A real number as torch takes one for a float argument: a Python or NumPy number (bool included,
+    as torch counts it) or a 0-d real tensor."""
+    if isinstance(value, torch.Tensor):
+        return value.dim() == 0 and not (value.is_complex() or value.dtype == torch.bool)
+    return isinstance(value, numbers.Real)
 
 
-def check_probability(name: str, value) -> None:
-    """A dropout probability: a number in [0, 1)."""
-    if not (_is_real_number(value) and 0.0 <= value < 1.0):
-        raise ValueError(f"{name} must be a float in [0, 1), got {value!r}")
+def check_probability(name: str, value, *, one_allowed: bool = False) -> None:
+    """A dropout probability: a number in [0, 1), or [0, 1] where `one_allowed` (everything dropped)."""
+    if not (_is_real_number(value) and (0.0 <= value <= 1.0 if one_allowed else 0.0 <= value < 1.0)):
+        interval = "[0, 1]" if one_allowed else "[0, 1)"
+        raise ValueError(f"{name} must be a float in {interval}, got {value!r}")
 
 
 def check_finite_float(name: str, value, *, optional: bool = False) -> None:

@@ -20,5 +20,6 @@ class Dropout:
 
     @property
     def keep_scale(self) -> float:
-        """The factor on kept elements, 1 / (1 - p), so that the expectation is unchanged."""
-        return 1.0 / (1.0 - self.p)
+        """The factor on kept elements, 1 / (1 - p), so that the expectation is unchanged; 0 at p = 1,
+        where no element is kept (torch's dropout returns zeros there too)."""
+        return 0.0 if self.p >= 1.0 else 1.0 / (1.0 - self.p)

@@ -1,6 +1,8 @@
 """Bad input gets a clear error naming the argument, before any kernel runs."""
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import kernels
 
@@ -33,10 +35,15 @@ def qkv(**overrides):
     (dict(qkv(), attn_mask="causal"), TypeError, "attn_mask must be a torch.Tensor"),
     (dict(qkv(), attn_mask=torch.ones(N, N, dtype=torch.bool), is_causal=True), ValueError, "cannot be combined"),
     (dict(qkv(), is_causal=1), TypeError, "is_causal must be a bool"),
-    (dict(qkv(), dropout_p=1.0), ValueError, "dropout_p must be a float in"),
+    (dict(qkv(), dropout_p=1.5), ValueError, "dropout_p must be a float in \\[0, 1\\]"),
+    (dict(qkv(), dropout_p=torch.tensor([0.1])), ValueError, "dropout_p must be a float in"),
+    (dict(qkv(key=torch.randn(B, 0, N, D), value=torch.randn(B, 0, N, D)), enable_gqa=True), ValueError,
+     "key/value have 0 heads"),
     (dict(qkv(), dropout_p=-0.1), ValueError, "dropout_p must be a float in"),
     (dict(qkv(), scale=float("nan")), ValueError, "scale must be None or a finite float"),
     (dict(qkv(), scale="0.5"), ValueError, "scale must be None or a finite float"),
+    (dict(qkv(), scale=float("inf")), ValueError, "scale must be None or a finite float"),
+    (dict(qkv(), scale=torch.tensor([0.5])), ValueError, "scale must be None or a finite float"),
     (dict(qkv(), backend="cuda"), ValueError, "backend must be one of"),
 ])
 def test_bad_arguments_are_named(kwargs, error, message):
@@ -76,3 +83,60 @@ def test_module_rejects_wrong_model_dim():
         module(x, torch.randn(2, 5, 16), x)
     with pytest.raises(ValueError, match="divisible by num_heads"):
         kernels.MultiHeadAttention(d_model=30, num_heads=4)
+
+
+# --- SDPA's argument domain, point by point: what torch accepts, ours accepts, with torch's result ---
+
+BACKENDS = ("triton", "torch", "reference")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("scale", [np.float32(0.25), np.float64(-0.5), torch.tensor(0.25), 2, True],
+                         ids=["numpy-float32", "numpy-float64-negative", "0-d-tensor", "int", "bool"])
+def test_any_real_scale_is_accepted_as_torch_does(scale, backend):
+    q, k, v = (torch.randn(1, 2, 5, 16) for _ in range(3))
+    with kernels.record_backends() as ran:
+        out = kernels.attention(q, k, v, scale=scale, backend=backend)
+    assert ran == [backend]
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, scale=float(scale)), atol=2e-5, rtol=2e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dropout_p_one_drops_every_weight_as_torch_does(backend):
+    q, k, v = (torch.randn(1, 2, 5, 16, requires_grad=True) for _ in range(3))
+    with kernels.record_backends() as ran:
+        out = kernels.attention(q, k, v, dropout_p=1.0, backend=backend)
+    assert ran == [backend]
+    torch.testing.assert_close(out, torch.zeros_like(out), atol=0, rtol=0)
+    out.sum().backward()
+    for tensor in (q, k, v):
+        torch.testing.assert_close(tensor.grad, torch.zeros_like(tensor), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dropout_p", [np.float64(0.0), torch.tensor(0.0), 0], ids=["numpy", "0-d-tensor", "int"])
+def test_any_real_dropout_p_is_accepted(dropout_p, backend):
+    q, k, v = (torch.randn(1, 2, 5, 16) for _ in range(3))
+    out = kernels.attention(q, k, v, dropout_p=dropout_p, backend=backend)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v), atol=2e-5, rtol=2e-5)
+
+
+EMPTY_SHAPES = {  # (query shape, key/value shape without the value head dim): what torch returns for each
+    "no heads": ((1, 0, 3, 16), (1, 0, 3, 16)),
+    "head dim 0": ((1, 2, 3, 0), (1, 2, 4, 0)),  # every score 0: the uniform average of the values
+    "no batch": ((0, 2, 3, 16), (0, 2, 3, 16)),
+    "no queries": ((1, 2, 0, 16), (1, 2, 3, 16)),
+    "no keys": ((1, 2, 3, 16), (1, 2, 0, 16)),  # zeros
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shapes", EMPTY_SHAPES.values(), ids=EMPTY_SHAPES.keys())
+def test_empty_inputs_give_what_torch_gives(shapes, backend):
+    query_shape, key_shape = shapes
+    q, k = torch.randn(query_shape), torch.randn(key_shape)
+    v = torch.randn(*key_shape[:-1], 5)
+    with kernels.record_backends() as ran:
+        out = kernels.attention(q, k, v, backend=backend)
+    assert ran == [backend]
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v), atol=2e-5, rtol=2e-5)

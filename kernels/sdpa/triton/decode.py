@@ -249,10 +249,11 @@ def multiprocessor_count(device: torch.device) -> int | None:
 def plan_num_splits(q: torch.Tensor, k: torch.Tensor, is_causal: bool, dropout: Dropout | None) -> int:
     """How many key splits a forward call runs with; 1 means the normal forward kernel.
 
-    Causal (top-left aligned, not what decode wants) and dropout calls always take the normal kernel.
-    Otherwise a `force_num_splits` block decides, else `choose_num_splits`. `dropout=None` (what the
-    decode benchmarks pass) is no dropout, as `Dropout()` is."""
-    if is_causal or (dropout is not None and dropout.active):
+    Causal (top-left aligned, not what decode wants) and dropout calls always take the normal kernel,
+    and so do empty queries (nothing to split; its launcher returns at once). Otherwise a
+    `force_num_splits` block decides, else `choose_num_splits`. `dropout=None` (what the decode
+    benchmarks pass) is no dropout, as `Dropout()` is."""
+    if is_causal or (dropout is not None and dropout.active) or q.numel() == 0:
         return 1
     forced = _forced_splits.get()
     if forced is not None:
