@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import io
 import json
-import types
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,19 @@ import torch
 
 import benchmarks.__main__ as entry
 import benchmarks.commands
-from benchmarks import flex_provider as flex_module
-from benchmarks.attention_inputs import AttentionCase, AttentionInputs, MaskKind, make_inputs
-from benchmarks.attention_modes import Mode
-from benchmarks.attention_providers import FLEX, attention_providers, flex_provider
-from benchmarks.attention_suite import MASKED_CASES, attention_cases, measure_cases
-from benchmarks.ceilings import Ceilings, measure_ceilings
-from benchmarks.commands import all as all_command
-from benchmarks.commands import report
-from benchmarks.flops import attention_backward_flops, attention_forward_flops
-from benchmarks.goals import GOALS
-from benchmarks.report import NO_RUN, RESULTS_DIR, readme_text
-from benchmarks.timing import Stopwatch, Timing
+from benchmarks.all import run as all_command
+from benchmarks.attention import flex as flex_module
+from benchmarks.attention.cases import MASKED_CASES, AttentionCase, AttentionInputs, MaskKind, attention_cases, make_inputs
+from benchmarks.attention.flops import attention_backward_flops, attention_forward_flops
+from benchmarks.attention.measure import measure_cases
+from benchmarks.attention.modes import Mode
+from benchmarks.attention.providers import FLEX, attention_providers, flex_provider
+from benchmarks.harness.ceilings import Ceilings, measure_ceilings
+from benchmarks.harness.command_run import Command
+from benchmarks.harness.timing import Stopwatch, Timing
+from benchmarks.results import run as report
+from benchmarks.results.goals import GOALS
+from benchmarks.results.readme import NO_RUN, RESULTS_DIR, readme_text
 
 CPU = torch.device("cpu")
 UNIT_CEILINGS = Ceilings(matmul_tflops=1.0, matmul="unit matmul", copy_gbps=1.0, copy="unit copy")
@@ -238,7 +238,7 @@ def test_masked_run_reports_ours_unavailable_with_the_reason(masked_run):
 # --- `all` over a fake command set ----------------------------------------------------------------------
 
 
-def _fake_command(name: str, outcome, calls: list, dtype: bool = False) -> types.SimpleNamespace:
+def _fake_command(name: str, outcome, calls: list, dtype: bool = False) -> Command:
     def run(args):
         calls.append((name, args))
         if isinstance(outcome, Exception):
@@ -251,13 +251,13 @@ def _fake_command(name: str, outcome, calls: list, dtype: bool = False) -> types
             parser.add_argument("--dtype")
         parser.set_defaults(run=run)
 
-    return types.SimpleNamespace(__name__=f"benchmarks.commands.{name}", register=register)
+    return Command(name, register)
 
 
 def _run_all(monkeypatch, tmp_path, outcomes: dict, argv=()) -> tuple[int, str, list]:
     calls = []
     fakes = [_fake_command(name, outcome, calls, dtype=name == "attention") for name, outcome in outcomes.items()]
-    monkeypatch.setattr(benchmarks.commands, "COMMANDS", (*fakes, all_command))
+    monkeypatch.setattr(benchmarks.commands, "COMMANDS", (*fakes, all_command.COMMAND))
     code, screen = run_cli(["all", "--device", "cpu", "--out", str(tmp_path), *argv])
     return code, screen, calls
 
@@ -426,7 +426,7 @@ def test_an_interrupted_command_keeps_and_writes_the_rows_measured(tmp_path):
     are written, the JSON says so, and the exit code is 130."""
     import argparse
 
-    from benchmarks.command_run import INTERRUPTED, CommandRun
+    from benchmarks.harness.command_run import INTERRUPTED, CommandRun
 
     class Row:
         def __init__(self, n):

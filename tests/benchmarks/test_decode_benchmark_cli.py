@@ -12,8 +12,8 @@ import triton
 
 import reference
 from benchmarks.__main__ import main
-from benchmarks.decode_inputs import DecodeCase, decode_cases, float64_expected, make_inputs, smallest_cases
-from benchmarks.decode_suite import INTERPRETER_SPLITS
+from benchmarks.decode.cases import DecodeCase, decode_cases, float64_expected, make_inputs, smallest_cases
+from benchmarks.decode.providers import INTERPRETER_SPLITS
 
 CPU = torch.device("cpu")
 PROVIDERS = {"ours", "ours-no-split", "sdpa-default", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math",

@@ -12,7 +12,7 @@ pytest.importorskip("transformers", reason="transformers is not installed (pip i
 
 import kernels.hf  # noqa: E402
 from benchmarks.__main__ import main  # noqa: E402
-from benchmarks.commands import pipelines as pipelines_command  # noqa: E402
+from benchmarks.pipelines import run as pipelines_command  # noqa: E402
 from benchmarks.pipelines.examples import task_examples  # noqa: E402
 from benchmarks.pipelines.extractive_qa import best_span  # noqa: E402
 from benchmarks.pipelines.random_models import RECIPES, random_model  # noqa: E402

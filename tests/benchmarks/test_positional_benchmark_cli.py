@@ -10,9 +10,8 @@ import torch
 
 import kernels.shared.backends
 from benchmarks.__main__ import main
-from benchmarks.positional_inputs import Op, PositionalCase, smallest_cases
-from benchmarks.positional_precision import WINDOW_STARTS
-from benchmarks.positional_suite import positional_cases
+from benchmarks.positional.cases import Op, PositionalCase, positional_cases, smallest_cases
+from benchmarks.positional.precision import WINDOW_STARTS
 
 CPU = torch.device("cpu")
 PROVIDERS = {"encode": {"ours", "reference-table", "torch-eager"}, "embed": {"ours", "torch-eager"}}

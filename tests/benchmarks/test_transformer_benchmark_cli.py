@@ -10,9 +10,9 @@ import torch
 
 import kernels.shared.backends
 from benchmarks.__main__ import main
-from benchmarks.commands import transformer
-from benchmarks.transformer_suite import TransformerRow, decode_cases, forward_cases
-from benchmarks.transformer_workloads import ForwardCase
+from benchmarks.harness.rows import Row
+from benchmarks.transformer import run as transformer
+from benchmarks.transformer.cases import ForwardCase, decode_cases, forward_cases
 
 CPU = torch.device("cpu")
 PROVIDERS = {"forward": ["ours", "torch", "reference"], "decode": ["ours", "torch"]}
@@ -72,7 +72,7 @@ def test_cli_rates_and_comparisons_of_the_rows_that_ran(cpu_run):
 
 
 def test_an_interrupted_run_keeps_the_rows_measured_so_far(tmp_path, monkeypatch):
-    finished = TransformerRow("forward", ForwardCase(1, 8), "torch", "torch", reason="not timed in this test")
+    finished = Row(ForwardCase(1, 8), "torch", "torch", reason="not timed in this test")
 
     def forward_then_stop(*args, **kwargs):
         yield finished
