@@ -36,13 +36,9 @@ class StepResult:
         return self.status not in ("ok", NOT_AVAILABLE)
 
 
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser(
-        "all", parents=[common], help=f"every benchmark in turn ({', '.join(STEPS)}), each into --out/<name>/"
-    )
+def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true", help="each benchmark's full sweep (default: its --quick one)")
     parser.add_argument("--dtype", choices=DTYPES, help="passed to the benchmarks that take one")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,4 +107,4 @@ def summary_table(results: list[StepResult]) -> Table:
     return table
 
 
-COMMAND = Command("all", register)
+COMMAND = Command("all", f"every benchmark in turn ({', '.join(STEPS)}), each into --out/<name>/", run, add_options)

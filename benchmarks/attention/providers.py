@@ -10,7 +10,7 @@ import kernels
 import reference
 from benchmarks.attention.cases import AttentionInputs
 from benchmarks.attention.flex import FlexAttention, flex_unavailable_reason, recompile_budget
-from benchmarks.harness.providers import OURS, Provider, ours_provider
+from benchmarks.harness.providers import Provider, ours_provider
 
 SDPA_DEFAULT = "sdpa-default"  # torch's own backend choice: the baseline of the speedup column
 REFERENCE = "reference"

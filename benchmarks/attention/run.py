@@ -41,11 +41,6 @@ class Sweep:
     def gradients(self) -> bool:
         return any(mode.needs_gradients for mode in self.modes)
 
-    def register(self, subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-        parser = subparsers.add_parser(self.name, parents=[common], help=self.help)
-        add_dtype_option(parser)
-        parser.set_defaults(run=self.run)
-
     def run(self, args: argparse.Namespace) -> int:
         run = CommandRun.start(self.name, args, describe_modes(self.modes), note=self.note)
         providers = attention_providers(args.device)
@@ -70,4 +65,4 @@ SWEEPS = (
           "attention forward with padding, window, bias and causal+padding masks: ours vs SDPA vs flex",
           (Mode.FORWARD,), MASKED_CASES, MASKED_NOTE),
 )
-COMMANDS = tuple(Command(sweep.name, sweep.register) for sweep in SWEEPS)
+COMMANDS = tuple(Command(sweep.name, sweep.help, sweep.run, add_dtype_option) for sweep in SWEEPS)

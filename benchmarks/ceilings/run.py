@@ -13,11 +13,6 @@ from benchmarks.harness.timing import Stopwatch
 MEASURED = "a large matmul (TFLOP/s) and a large copy (GB/s, bytes read + written), each timed alone"
 
 
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser("ceilings", parents=[common], help=MEASURED)
-    parser.set_defaults(run=run)
-
-
 def run(args: argparse.Namespace) -> int:
     console = make_console()
     stopwatch = Stopwatch(args.device, args.quick)
@@ -37,4 +32,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command("ceilings", register)
+COMMAND = Command("ceilings", MEASURED, run)

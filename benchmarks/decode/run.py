@@ -10,14 +10,6 @@ from benchmarks.decode.report import decode_tables, plot_decode, unavailable_dec
 from benchmarks.harness.command_run import Command, CommandRun, add_dtype_option
 
 
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser(
-        "decode", parents=[common], help="decode attention over a KV cache: ours (split-K) vs SDPA, GB/s"
-    )
-    add_dtype_option(parser)
-    parser.set_defaults(run=run)
-
-
 def run(args: argparse.Namespace) -> int:
     run = CommandRun.start("decode", args, MEASURED, CPU_NOTE)
     providers = decode_providers(args.device)
@@ -31,4 +23,4 @@ def run(args: argparse.Namespace) -> int:
     return run.finish(rows, args.out, plot_decode(rows, ceilings, title, args.out))
 
 
-COMMAND = Command("decode", register)
+COMMAND = Command("decode", "decode attention over a KV cache: ours (split-K) vs SDPA, GB/s", run, add_dtype_option)

@@ -27,17 +27,27 @@ from benchmarks.harness.timing import Stopwatch
 
 INTERRUPTED = 130  # the shell's code for a run stopped by SIGINT
 
-Register = Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None]
+def no_options(parser: argparse.ArgumentParser) -> None:
+    return None
 
 
 @dataclass(frozen=True)
 class Command:
-    """A subcommand of `python -m benchmarks`. `register(subparsers, common)` adds its parser (with
-    `common`, the shared --device/--quick/--out options, as a parent) and sets `run(args) -> exit code`
-    as the parser default."""
+    """A subcommand of `python -m benchmarks`: its name and help line, `run(args) -> exit code`, the options
+    of its own (`add_options(parser)`), and whether it measures (then it takes the shared --device, --quick
+    and --out options)."""
 
     name: str
-    register: Register
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    add_options: Callable[[argparse.ArgumentParser], None] = no_options
+    measures: bool = True
+
+    def register(self, subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+        """Add its parser (`common`: the shared options, a parent) with `run` as the parser's default."""
+        parser = subparsers.add_parser(self.name, parents=[common] if self.measures else [], help=self.help)
+        self.add_options(parser)
+        parser.set_defaults(run=self.run)
 
 
 def add_dtype_option(parser: argparse.ArgumentParser) -> None:

@@ -13,14 +13,6 @@ from benchmarks.harness.tables import header, make_console
 from kernels.testing.parity_command import ParityOutput, add_parity_options, run_parity
 
 
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser(
-        "parity", parents=[common], help="our attention vs float64 reference: pass/fail per shape, dtype, mask"
-    )
-    add_parity_options(parser)
-    parser.set_defaults(run=run)
-
-
 def run(args: argparse.Namespace) -> int:
     console = make_console()
     metadata = {}
@@ -36,4 +28,5 @@ def run(args: argparse.Namespace) -> int:
     return run_parity(args, ParityOutput(console, show_header, save))
 
 
-COMMAND = Command("parity", register)
+COMMAND = Command("parity", "our attention vs float64 reference: pass/fail per shape, dtype, mask", run,
+                  add_parity_options)

@@ -35,11 +35,7 @@ def _model_choice(value: str) -> str:
     return value
 
 
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser(
-        "pipelines", parents=[common],
-        help="four Hugging Face tasks with eager, sdpa and our attention on the same models: outputs, speed",
-    )
+def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", action="append", choices=list(TASKS), help="run only this task (repeatable)")
     parser.add_argument("--size", choices=list(SIZES),
                         help="random models: tiny (CPU, tests) or base (BERT-base / GPT-2 small / BART-base sized); "
@@ -48,7 +44,6 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                         help="a model directory or a hub id in the local cache for TASK instead of a random model "
                              "(repeatable; offline only)")
     parser.add_argument("--dtype", choices=list(DTYPES), help="default: fp16 on CUDA, fp32 on the CPU")
-    parser.set_defaults(run=run)
 
 
 def _settings_text(device: torch.device, size_name: str, dtype: torch.dtype, stopwatch: Stopwatch,
@@ -111,4 +106,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-COMMAND = Command("pipelines", register)
+COMMAND = Command(
+    "pipelines", "four Hugging Face tasks with eager, sdpa and our attention on the same models: outputs, speed",
+    run, add_options,
+)

@@ -15,14 +15,6 @@ from benchmarks.positional.report import (
 )
 
 
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser(
-        "positional", parents=[common], help="sinusoidal encoding and embedding: ours vs table add vs torch eager"
-    )
-    add_dtype_option(parser)
-    parser.set_defaults(run=run)
-
-
 def run(args: argparse.Namespace) -> int:
     run = CommandRun.start("positional", args, MEASURED, CPU_NOTE)
     ceilings = run.measure_ceilings()
@@ -41,4 +33,5 @@ def run(args: argparse.Namespace) -> int:
     return run.finish(rows, args.out, plot_positional(rows, ceilings, title, args.out))
 
 
-COMMAND = Command("positional", register)
+COMMAND = Command("positional", "sinusoidal encoding and embedding: ours vs table add vs torch eager", run,
+                  add_dtype_option)

@@ -12,15 +12,12 @@ from benchmarks.harness.command_run import Command
 from benchmarks.results.readme import RESULTS_DIR, readme_text
 
 
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    # No `common` parent: the report measures nothing, so --device/--quick/--out do not apply.
-    parser = subparsers.add_parser("report", help="benchmarks/results/README.md: the latest GPU runs vs the goals")
+def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="?", type=Path, default=RESULTS_DIR, metavar="RESULTS_DIR",
                         help="the folder of committed runs (default: benchmarks/results)")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", action="store_true", help="write RESULTS_DIR/README.md")
     action.add_argument("--check", action="store_true", help="exit 1 when RESULTS_DIR/README.md is stale")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,4 +40,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command("report", register)
+# The report measures nothing: --device, --quick and --out do not apply.
+COMMAND = Command("report", "benchmarks/results/README.md: the latest GPU runs vs the goals", run, add_options,
+                  measures=False)

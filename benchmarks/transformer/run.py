@@ -12,15 +12,6 @@ CPU_NOTE = ("CPU: small shapes; our Triton kernels run there only in Triton's in
             "its time is not a speed)")
 
 
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser(
-        "transformer", parents=[common],
-        help="course Transformer forward (ours vs nn.Transformer vs reference) and KV-cached decode tokens/s",
-    )
-    add_dtype_option(parser)
-    parser.set_defaults(run=run)
-
-
 def run(args: argparse.Namespace) -> int:
     run = CommandRun.start("transformer", args, MEASURED, CPU_NOTE)
     forward, decode = forward_cases(args.device, args.quick), decode_cases(args.device, args.quick)
@@ -33,4 +24,7 @@ def run(args: argparse.Namespace) -> int:
     return run.finish(rows, args.out)
 
 
-COMMAND = Command("transformer", register)
+COMMAND = Command(
+    "transformer", "course Transformer forward (ours vs nn.Transformer vs reference) and KV-cached decode tokens/s",
+    run, add_dtype_option,
+)

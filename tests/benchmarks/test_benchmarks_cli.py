@@ -5,9 +5,6 @@ Fast on the CPU: the CLI runs twice (`attention` and `backward`, `--quick --devi
 interpreter.
 """
 
-import contextlib
-import io
-import json
 import math
 import warnings
 
@@ -30,6 +27,7 @@ from benchmarks.harness.ceilings import Ceilings
 from benchmarks.harness.providers import Provider
 from benchmarks.harness.rates import tflops_per_second
 from benchmarks.harness.timing import Stopwatch, input_sets_needed, rotating
+from support.benchmark_runs import run_quick_on_cpu
 
 CPU = torch.device("cpu")
 PROVIDERS = {"ours", "sdpa-default", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math", "flex", "reference"}
@@ -120,13 +118,16 @@ def test_a_silent_fallback_to_another_kernels_backend_is_reported():
 @pytest.fixture(scope="module")
 def cpu_run(tmp_path_factory):
     """One `attention --quick --device cpu` run: (exit code, its JSON, its screen output, out dir)."""
-    out = tmp_path_factory.mktemp("bench-out")
-    screen = io.StringIO()
-    with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(screen):
-        env.delenv("TRITON_INTERPRET", raising=False)  # no interpreter kernels in this test file
+    return quick_cpu_run("attention", tmp_path_factory.mktemp("bench-out"))
+
+
+def quick_cpu_run(command: str, out) -> tuple:
+    """(exit code, its JSON, its screen output, out dir) of `COMMAND --quick --device cpu`, FlexAttention
+    reported unavailable and no interpreter kernels (none in this test file)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("TRITON_INTERPRET", raising=False)
         env.setattr(providers_module, "flex_unavailable_reason", lambda device: FLEX_SKIPPED)
-        exit_code = main(["attention", "--quick", "--device", "cpu", "--out", str(out)])
-    return exit_code, json.loads((out / "attention.json").read_text()), screen.getvalue(), out
+        return (*run_quick_on_cpu(command, out), out)
 
 
 def test_cli_run_succeeds_and_says_what_it_measured_where(cpu_run):
@@ -306,13 +307,7 @@ def test_a_provider_whose_backward_raises_is_reported_in_the_gradient_modes_only
 @pytest.fixture(scope="module")
 def backward_run(tmp_path_factory):
     """One `backward --quick --device cpu` run: (exit code, its JSON, its screen output, out dir)."""
-    out = tmp_path_factory.mktemp("backward-out")
-    screen = io.StringIO()
-    with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(screen):
-        env.delenv("TRITON_INTERPRET", raising=False)  # no interpreter kernels in this test file
-        env.setattr(providers_module, "flex_unavailable_reason", lambda device: FLEX_SKIPPED)
-        exit_code = main(["backward", "--quick", "--device", "cpu", "--out", str(out)])
-    return exit_code, json.loads((out / "backward.json").read_text()), screen.getvalue(), out
+    return quick_cpu_run("backward", tmp_path_factory.mktemp("backward-out"))
 
 
 def test_backward_cli_says_what_it_measured(backward_run):
