@@ -27,7 +27,8 @@ def rows_by_group(rows: list[Row]) -> dict[str, list[Row]]:
 
 
 def decode_tables(rows: list[Row]) -> list[Table]:
-    return [table_with_sections(group, _COLUMNS, group_rows, _cells) for group, group_rows in rows_by_group(rows).items()]
+    return [table_with_sections(group, _COLUMNS, group_rows, _cells)
+            for group, group_rows in rows_by_group(rows).items()]
 
 
 def _cells(row: Row) -> tuple[str, ...]:
@@ -55,7 +56,8 @@ def plot_decode(rows: list[Row], ceilings: Ceilings, title: str, out_dir: Path) 
     the copy ceiling dashed."""
     return [
         line_plot(out_dir / f"decode_{group.replace('/', '-').replace(' ', '_')}.png", f"{title}\n{group}", group_rows,
-                  x=lambda row: row.case.context, y=lambda row: row["gbps"], ceiling=(ceilings.copy_gbps, ceilings.copy),
+                  x=lambda row: row.case.context, y=lambda row: row["gbps"],
+                  ceiling=(ceilings.copy_gbps, ceilings.copy),
                   axis_labels=("context (keys in the cache)", "GB/s (bytes read + written)"))
         for group, group_rows in rows_by_group([row for row in rows if row.available]).items()
     ]

@@ -27,6 +27,7 @@ from benchmarks.harness.timing import Stopwatch
 
 INTERRUPTED = 130  # the shell's code for a run stopped by SIGINT
 
+
 def no_options(parser: argparse.ArgumentParser) -> None:
     return None
 

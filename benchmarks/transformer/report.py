@@ -34,8 +34,8 @@ def _cells(row: Row) -> tuple[str, ...]:
         comparison = f"{row['agreement']:.0%}"
     else:
         comparison = "" if row["max_abs_diff"] is None else f"{row['max_abs_diff']:.1e}"
-    return (*first, *timing_cells(row.timing), f"{row['tokens_per_s']:,.0f}", peak_memory_cell(row["peak_memory_bytes"]),
-            comparison)
+    return (*first, *timing_cells(row.timing), f"{row['tokens_per_s']:,.0f}",
+            peak_memory_cell(row["peak_memory_bytes"]), comparison)
 
 
 def unavailable_transformer_table(rows: list[Row]) -> Table | None:

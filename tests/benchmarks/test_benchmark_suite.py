@@ -13,7 +13,14 @@ import torch
 import benchmarks.commands
 from benchmarks.all import run as all_command
 from benchmarks.attention import flex as flex_module
-from benchmarks.attention.cases import MASKED_CASES, AttentionCase, AttentionInputs, MaskKind, attention_cases, make_inputs
+from benchmarks.attention.cases import (
+    MASKED_CASES,
+    AttentionCase,
+    AttentionInputs,
+    MaskKind,
+    attention_cases,
+    make_inputs,
+)
 from benchmarks.attention.flops import attention_backward_flops, attention_forward_flops
 from benchmarks.attention.measure import measure_cases
 from benchmarks.attention.modes import Mode
@@ -388,7 +395,8 @@ def test_report_write_then_check_then_stale(results_dir):
     assert run_benchmarks(["report", str(results_dir), "--check"])[0] == 1  # no README yet
     assert run_benchmarks(["report", str(results_dir), "--write"])[0] == 0
     assert (results_dir / "README.md").read_text() == readme_text(results_dir)
-    assert run_benchmarks(["report", str(results_dir), "--check"]) == (0, f"{results_dir / 'README.md'} is up to date\n")
+    up_to_date = f"{results_dir / 'README.md'} is up to date\n"
+    assert run_benchmarks(["report", str(results_dir), "--check"]) == (0, up_to_date)
     _write_run(results_dir, "2026-12-05-h100/decode.json", "decode", "2026-12-05T00:00:00+00:00",
                [_row(context=8192, copy_fraction=0.85), _row(context=1024, copy_fraction=0.3)])
     assert run_benchmarks(["report", str(results_dir), "--check"])[0] == 1  # a new run: the README is stale
