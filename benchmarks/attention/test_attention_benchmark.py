@@ -19,7 +19,6 @@ in the untimed first call (seconds on the CPU). On the CPU our kernels only run 
 import math
 
 import pytest
-import torch
 
 from benchmarks.attention.accuracy import max_abs_errors
 from benchmarks.attention.calls import checked_outputs, float64_expected, timed_call
@@ -33,14 +32,14 @@ from benchmarks.attention.cases import (
 )
 from benchmarks.attention.modes import Mode
 from benchmarks.attention.providers import FLEX, REFERENCE, SDPA_DEFAULT, attention_providers
-from benchmarks.harness.environment import resolve_device
+from benchmarks.harness.environment import default_dtype, resolve_device
 from benchmarks.harness.providers import OURS, Provider
 from benchmarks.harness.pytest_timing import benchmark_call
 from benchmarks.harness.timing import Stopwatch, rotating, rotating_input_sets
 
 DEVICE = resolve_device(None)
 ON_CUDA = DEVICE.type == "cuda"
-DTYPE = torch.bfloat16 if ON_CUDA else torch.float32
+DTYPE = default_dtype(DEVICE)
 STOPWATCH = Stopwatch(DEVICE)
 
 

@@ -10,9 +10,8 @@ from benchmarks.attention.providers import SDPA_DEFAULT
 from benchmarks.decode.cases import DecodeCase, decode_input_sets, float64_expected, smallest_cases
 from benchmarks.decode.providers import NO_SPLIT, decode_providers
 from benchmarks.harness.ceilings import Ceilings
-from benchmarks.harness.measure import Unavailable, measure
+from benchmarks.harness.measure import Unavailable, bandwidth_values, measure
 from benchmarks.harness.providers import OURS, Provider
-from benchmarks.harness.rates import gigabytes_per_second
 from benchmarks.harness.rows import Row, with_speedup_over
 from benchmarks.harness.timing import Stopwatch
 from kernels.sdpa.triton.decode import plan_num_splits
@@ -63,11 +62,6 @@ def _measure(provider: Provider, case: DecodeCase, dtype: torch.dtype, input_set
                            lambda: [partial(provider.call, inputs) for inputs in input_sets])
     except Unavailable as why:
         return Row(case, provider.name, provider.label, reason=str(why), values=splits)
-    gbps = gigabytes_per_second(case.bytes_moved(dtype), measured.timing.median_ms)
-    return Row(case, provider.name, provider.label, timing=measured.timing, values={
-        **splits,
-        "gbps": gbps,
-        "copy_fraction": gbps / ceilings.copy_gbps,
-        "max_abs_error": (measured.outputs.double() - expected).abs().max().item(),
-        "peak_memory_bytes": measured.peak_memory_bytes,
-    })
+    values = bandwidth_values(measured, case.bytes_moved(dtype), expected, ceilings.copy_gbps)
+    return Row(case, provider.name, provider.label, timing=measured.timing,
+               values={**splits, **values, "peak_memory_bytes": measured.peak_memory_bytes})

@@ -16,19 +16,18 @@ against the measured copy ceiling. On the CPU our kernels only run in Triton's i
 import math
 
 import pytest
-import torch
 
 from benchmarks.attention.providers import REFERENCE, SDPA_DEFAULT
 from benchmarks.decode.cases import DecodeCase, decode_cases, decode_input_sets, float64_expected, smallest_cases
 from benchmarks.decode.providers import NO_SPLIT, decode_providers
-from benchmarks.harness.environment import resolve_device
+from benchmarks.harness.environment import default_dtype, resolve_device
 from benchmarks.harness.providers import OURS, Provider
 from benchmarks.harness.pytest_timing import benchmark_call
 from benchmarks.harness.timing import Stopwatch, rotating
 from kernels.sdpa.triton.decode import plan_num_splits
 
 DEVICE = resolve_device(None)
-DTYPE = torch.bfloat16 if DEVICE.type == "cuda" else torch.float32
+DTYPE = default_dtype(DEVICE)
 STOPWATCH = Stopwatch(DEVICE)
 CASES = decode_cases(DEVICE, quick=True)
 SMALLEST = smallest_cases(CASES)

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from benchmarks.harness.ceilings import Ceilings, measure_ceilings
-from benchmarks.harness.environment import DTYPES, dtype_name, run_metadata
+from benchmarks.harness.environment import DTYPES, default_dtype, dtype_name, run_metadata
 from benchmarks.harness.results_file import write_results
 from benchmarks.harness.rows import Row
 from benchmarks.harness.tables import ceilings_table, header, make_console
@@ -56,7 +56,7 @@ def add_dtype_option(parser: argparse.ArgumentParser) -> None:
 
 
 def chosen_dtype(args: argparse.Namespace) -> torch.dtype:
-    return DTYPES[args.dtype or ("bf16" if args.device.type == "cuda" else "fp32")]
+    return DTYPES[args.dtype] if args.dtype else default_dtype(args.device)
 
 
 @dataclass

@@ -24,6 +24,11 @@ def resolve_device(name: str | None) -> torch.device:
     return torch.device(name, torch.cuda.current_device()) if name == "cuda" else torch.device(name)
 
 
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on CUDA, fp32 on the CPU (where a few cores compute in it natively)."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     return next(name for name, candidate in DTYPES.items() if candidate == dtype)
 

@@ -12,6 +12,7 @@ import torch
 
 from benchmarks.harness.memory import peak_memory_bytes
 from benchmarks.harness.providers import Provider
+from benchmarks.harness.rates import gigabytes_per_second
 from benchmarks.harness.timing import Stopwatch, Timing, rotating
 
 
@@ -52,6 +53,14 @@ def measure(
             release_cached_memory(device)
             raise Unavailable(f"out of memory while timing: {first_line(str(failure))}") from None
     return Measurement(outputs, timing, peak)
+
+
+def bandwidth_values(measured: Measurement, bytes_moved: int, expected: torch.Tensor, copy_gbps: float) -> dict:
+    """A memory-bound op's measurements (DESIGN.md section 4): GB/s = (bytes read + written) / median time,
+    its share of the card's measured copy GB/s, and max |output - float64 expected|."""
+    gbps = gigabytes_per_second(bytes_moved, measured.timing.median_ms)
+    return {"gbps": gbps, "copy_fraction": gbps / copy_gbps,
+            "max_abs_error": (measured.outputs.double() - expected).abs().max().item()}
 
 
 def _call(fn: Callable[[], object]) -> object:

@@ -8,9 +8,8 @@ from functools import partial
 import torch
 
 from benchmarks.harness.ceilings import Ceilings
-from benchmarks.harness.measure import Unavailable, measure
+from benchmarks.harness.measure import Unavailable, bandwidth_values, measure
 from benchmarks.harness.providers import Provider
-from benchmarks.harness.rates import gigabytes_per_second
 from benchmarks.harness.rows import Row, speedups_over
 from benchmarks.harness.timing import Stopwatch, rotating_input_sets
 from benchmarks.positional.cases import (
@@ -61,9 +60,5 @@ def _measure(provider: Provider, case: PositionalCase, dtype: torch.dtype, input
                            lambda: [partial(provider.call, inputs) for inputs in input_sets])
     except Unavailable as why:
         return Row(case, provider.name, provider.label, reason=str(why))
-    gbps = gigabytes_per_second(case.bytes_moved(dtype), measured.timing.median_ms)
-    return Row(case, provider.name, provider.label, timing=measured.timing, values={
-        "gbps": gbps,
-        "copy_fraction": gbps / ceilings.copy_gbps,
-        "max_abs_error": (measured.outputs.double() - expected).abs().max().item(),
-    })
+    values = bandwidth_values(measured, case.bytes_moved(dtype), expected, ceilings.copy_gbps)
+    return Row(case, provider.name, provider.label, timing=measured.timing, values=values)

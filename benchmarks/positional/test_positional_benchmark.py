@@ -12,9 +12,8 @@ is not a speed.
 import math
 
 import pytest
-import torch
 
-from benchmarks.harness.environment import resolve_device
+from benchmarks.harness.environment import default_dtype, resolve_device
 from benchmarks.harness.providers import OURS
 from benchmarks.harness.pytest_timing import benchmark_call
 from benchmarks.harness.timing import Stopwatch, rotating, rotating_input_sets
@@ -23,7 +22,7 @@ from benchmarks.positional.providers import EAGER, TABLE_ADD, positional_provide
 
 DEVICE = resolve_device(None)
 ON_CUDA = DEVICE.type == "cuda"
-DTYPE = torch.bfloat16 if ON_CUDA else torch.float32
+DTYPE = default_dtype(DEVICE)
 STOPWATCH = Stopwatch(DEVICE)
 CASES = (
     [PositionalCase(Op.ENCODE, 16, 2048, 1024), PositionalCase(Op.ENCODE, 64, 1, 4096),
