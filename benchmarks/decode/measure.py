@@ -6,6 +6,7 @@ from functools import partial
 
 import torch
 
+from benchmarks.attention.cases import AttentionInputs
 from benchmarks.attention.providers import SDPA_DEFAULT
 from benchmarks.decode.cases import DecodeCase, decode_input_sets, float64_expected, smallest_cases
 from benchmarks.decode.providers import NO_SPLIT, decode_providers
@@ -46,17 +47,16 @@ def measure_cases(
         yield with_speedup_over(rows, SDPA_DEFAULT, "speedup_vs_sdpa_default")
 
 
-def _measure(provider: Provider, case: DecodeCase, dtype: torch.dtype, input_sets: list, expected: torch.Tensor,
-             stopwatch: Stopwatch, ceilings: Ceilings, is_smallest: bool) -> Row:
+def _measure(provider: Provider, case: DecodeCase, dtype: torch.dtype, input_sets: list[AttentionInputs],
+             expected: torch.Tensor, stopwatch: Stopwatch, ceilings: Ceilings, is_smallest: bool) -> Row:
     first = input_sets[0]
     splits = {}
-    if provider.name in (OURS, NO_SPLIT):  # the key splits our kernel runs with, inside its context
-        def first_call() -> torch.Tensor:
+
+    def first_call() -> torch.Tensor:
+        if provider.name in (OURS, NO_SPLIT):  # the key splits our kernel runs with, planned in its context
             splits["num_splits"] = plan_num_splits(first.q, first.k, is_causal=False, dropout=None)
-            return provider.call_checked(first)
-    else:
-        def first_call() -> torch.Tensor:
-            return provider.call_checked(first)
+        return provider.call_checked(first)
+
     try:
         measured = measure(provider, is_smallest, stopwatch, first_call,
                            lambda: [partial(provider.call, inputs) for inputs in input_sets])
