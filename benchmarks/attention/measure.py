@@ -15,7 +15,7 @@ from benchmarks.attention.cases import AttentionCase, AttentionInputs, make_inpu
 from benchmarks.attention.modes import Mode
 from benchmarks.attention.providers import SDPA_DEFAULT
 from benchmarks.harness.ceilings import Ceilings
-from benchmarks.harness.measure import Unavailable, measure
+from benchmarks.harness.measure import Measurement, measure_row
 from benchmarks.harness.providers import Provider
 from benchmarks.harness.rates import tflops_per_second
 from benchmarks.harness.rows import Row, with_speedup_over
@@ -71,17 +71,12 @@ def _measure(
         # Backward: each input set's forward runs here, its graph kept until the calls are dropped.
         return [timed_call(case.mode, provider, inputs) for inputs in input_sets]
 
-    try:
-        measured = measure(provider, is_smallest, stopwatch, first_call, timed_calls)
-    except Unavailable as why:
-        return Row(case, provider.name, provider.label, reason=str(why))
-    errors = max_abs_errors(measured.outputs, expected)
-    tflops = tflops_per_second(case.flops, measured.timing.median_ms)
-    return Row(case, provider.name, provider.label, timing=measured.timing, values={
-        "tflops": tflops,
-        "ceiling_fraction": tflops / ceilings.matmul_tflops,
-        "max_abs_error": max(errors.values()),
-        "max_abs_errors": errors,
-        "peak_memory_bytes": measured.peak_memory_bytes,
-    })
+    def values(measured: Measurement) -> dict:
+        errors = max_abs_errors(measured.outputs, expected)
+        tflops = tflops_per_second(case.flops, measured.timing.median_ms)
+        return {"tflops": tflops, "ceiling_fraction": tflops / ceilings.matmul_tflops,
+                "max_abs_error": max(errors.values()), "max_abs_errors": errors,
+                "peak_memory_bytes": measured.peak_memory_bytes}
+
+    return measure_row(case, provider, is_smallest, stopwatch, first_call, timed_calls, values)
 

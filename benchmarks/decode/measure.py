@@ -11,7 +11,7 @@ from benchmarks.attention.providers import SDPA_DEFAULT
 from benchmarks.decode.cases import DecodeCase, decode_input_sets, float64_expected, smallest_cases
 from benchmarks.decode.providers import NO_SPLIT, decode_providers
 from benchmarks.harness.ceilings import Ceilings
-from benchmarks.harness.measure import Unavailable, bandwidth_values, measure
+from benchmarks.harness.measure import Measurement, bandwidth_values, measure_row
 from benchmarks.harness.providers import OURS, Provider
 from benchmarks.harness.rows import Row, with_speedup_over
 from benchmarks.harness.timing import Stopwatch
@@ -57,11 +57,10 @@ def _measure(provider: Provider, case: DecodeCase, dtype: torch.dtype, input_set
             splits["num_splits"] = plan_num_splits(first.q, first.k, is_causal=False, dropout=None)
         return provider.call_checked(first)
 
-    try:
-        measured = measure(provider, is_smallest, stopwatch, first_call,
-                           lambda: [partial(provider.call, inputs) for inputs in input_sets])
-    except Unavailable as why:
-        return Row(case, provider.name, provider.label, reason=str(why), values=splits)
-    values = bandwidth_values(measured, case.bytes_moved(dtype), expected, ceilings.copy_gbps)
-    return Row(case, provider.name, provider.label, timing=measured.timing,
-               values={**splits, **values, "peak_memory_bytes": measured.peak_memory_bytes})
+    def values(measured: Measurement) -> dict:
+        return {**bandwidth_values(measured, case.bytes_moved(dtype), expected, ceilings.copy_gbps),
+                "peak_memory_bytes": measured.peak_memory_bytes}
+
+    row = measure_row(case, provider, is_smallest, stopwatch, first_call,
+                      lambda: [partial(provider.call, inputs) for inputs in input_sets], values)
+    return row.with_values(**splits)  # also when the first call failed: with the splits it was planned with

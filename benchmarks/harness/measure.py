@@ -13,6 +13,7 @@ import torch
 from benchmarks.harness.memory import peak_memory_bytes
 from benchmarks.harness.providers import Provider
 from benchmarks.harness.rates import gigabytes_per_second
+from benchmarks.harness.rows import Row
 from benchmarks.harness.timing import Stopwatch, Timing, rotating
 
 
@@ -53,6 +54,24 @@ def measure(
             release_cached_memory(device)
             raise Unavailable(f"out of memory while timing: {first_line(str(failure))}") from None
     return Measurement(outputs, timing, peak)
+
+
+def measure_row(
+    case,
+    provider: Provider,
+    is_smallest_case: bool,
+    stopwatch: Stopwatch,
+    first_call: Callable[[], object],
+    timed_calls: Callable[[], list[Callable[[], object]]],
+    values: Callable[[Measurement], dict],
+) -> Row:
+    """The row of `provider` on `case` (measured as `measure` says): its timing and `values(measurement)`,
+    the suite's measurements by JSON field; or the reason it did not run."""
+    try:
+        measured = measure(provider, is_smallest_case, stopwatch, first_call, timed_calls)
+    except Unavailable as why:
+        return Row(case, provider.name, provider.label, reason=str(why))
+    return Row(case, provider.name, provider.label, timing=measured.timing, values=values(measured))
 
 
 def bandwidth_values(measured: Measurement, bytes_moved: int, expected: torch.Tensor, copy_gbps: float) -> dict:

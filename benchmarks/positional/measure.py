@@ -8,7 +8,7 @@ from functools import partial
 import torch
 
 from benchmarks.harness.ceilings import Ceilings
-from benchmarks.harness.measure import Unavailable, bandwidth_values, measure
+from benchmarks.harness.measure import Measurement, bandwidth_values, measure_row
 from benchmarks.harness.providers import Provider
 from benchmarks.harness.rows import Row, speedups_over
 from benchmarks.harness.timing import Stopwatch, rotating_input_sets
@@ -55,10 +55,8 @@ def measure_cases(
 
 def _measure(provider: Provider, case: PositionalCase, dtype: torch.dtype, input_sets: list[PositionalInputs],
              expected: torch.Tensor, stopwatch: Stopwatch, ceilings: Ceilings, is_smallest: bool) -> Row:
-    try:
-        measured = measure(provider, is_smallest, stopwatch, lambda: provider.call_checked(input_sets[0]),
-                           lambda: [partial(provider.call, inputs) for inputs in input_sets])
-    except Unavailable as why:
-        return Row(case, provider.name, provider.label, reason=str(why))
-    values = bandwidth_values(measured, case.bytes_moved(dtype), expected, ceilings.copy_gbps)
-    return Row(case, provider.name, provider.label, timing=measured.timing, values=values)
+    def values(measured: Measurement) -> dict:
+        return bandwidth_values(measured, case.bytes_moved(dtype), expected, ceilings.copy_gbps)
+
+    return measure_row(case, provider, is_smallest, stopwatch, lambda: provider.call_checked(input_sets[0]),
+                       lambda: [partial(provider.call, inputs) for inputs in input_sets], values)
