@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.commands import COMMANDS
-from benchmarks.environment import resolve_device
+from benchmarks.harness.environment import resolve_device
 
 
 def _device(name: str) -> torch.device:

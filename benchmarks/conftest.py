@@ -1,9 +1,10 @@
-"""pytest-benchmark settings for `pytest benchmarks/`: say which card and software produced the numbers."""
+"""pytest-benchmark settings for `pytest benchmarks/` (each suite's test_*_benchmark.py): say which card and
+software produced the numbers."""
 
 import torch
 import triton
 
-from benchmarks.environment import card_name, resolve_device
+from benchmarks.harness.environment import card_name, resolve_device
 
 
 def pytest_report_header(config) -> str:

@@ -41,7 +41,7 @@ step() {
 # What the numbers were measured on. Informative only: a failure here fails nothing.
 environment() {
     timeout 30 nvidia-smi
-    timeout 60 "$PYTHON" -c "import json; from benchmarks.environment import resolve_device, run_metadata
+    timeout 60 "$PYTHON" -c "import json; from benchmarks.harness.environment import resolve_device, run_metadata
 print(json.dumps(run_metadata(resolve_device(None)), indent=2))"
     timeout 60 "$PYTHON" -c "import torch; p = torch.cuda.get_device_properties(0)
 print(f'{p.name}: {p.multi_processor_count} SMs, {p.L2_cache_size >> 20} MiB L2, {p.total_memory >> 30} GiB')"
@@ -75,7 +75,7 @@ for entry in "${BENCHMARKS[@]}"; do cat "$OUT/${entry%%:*}.log"; rm -f "$OUT/${e
     echo "tests: $(tail -n 1 "$OUT/tests.txt")"
     for benchmark in attention backward masked; do
         if [[ -f "$WORK/$benchmark/$benchmark.json" ]]; then
-            "$PYTHON" -m benchmarks.summary "$WORK/$benchmark/$benchmark.json"
+            "$PYTHON" -m benchmarks.attention.summary "$WORK/$benchmark/$benchmark.json"
         fi
     done
     "$PYTHON" -m benchmarks report "$WORK" || true

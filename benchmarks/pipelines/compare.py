@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from benchmarks.pipelines.tasks import Mismatch, RunSettings, Task
-from benchmarks.timing import Stopwatch, Timing, timing_record
+from benchmarks.harness.timing import Stopwatch, Timing, timing_record
 from kernels.shared.backends import record_backends, triton_runs_on
 
 VARIANTS = ("eager", "sdpa", "triton")
@@ -91,7 +91,7 @@ class TaskResult:
 
 
 def goal_rows(task_record: dict) -> list[dict]:
-    """One flat row per variant of a task record, in the fields benchmarks/goals.py reads: "provider"
+    """One flat row per variant of a task record, in the fields benchmarks/results/goals.py reads: "provider"
     ("ours" for the triton variant), "available" (it was timed), "agrees_with_reference" and
     "speedup_vs_sdpa" (sdpa's median time / this variant's, when sdpa is the reference)."""
     rows = []

@@ -4,11 +4,11 @@ all-MiniLM-L6-v2's real weights when its package is installed (minilm.py). Nothi
 `local_files_only=True`, so a hub id that is not cached is a clear `ModelNotAvailable`."""
 import torch
 
-from benchmarks.model_parity import ModelNotAvailable
 from benchmarks.pipelines.minilm import MINILM_PACKAGE, minilm_directory
 from benchmarks.pipelines.random_models import describe, random_model
 from benchmarks.pipelines.sizes import ModelSize
 from benchmarks.pipelines.tasks import TASKS
+from kernels.testing.model_parity import ModelNotAvailable
 
 
 def parse_model_choices(values: list[str] | None) -> dict[str, str]:

@@ -8,6 +8,11 @@
   other's, in execution order, to find the first layer that diverges.
 - `AttentionSpec`: seeded recipes for attention inputs; `kernels.testing.strategies` draws them
   with hypothesis (imported only there: it is a test extra).
+
+`python -m kernels.testing` runs the parity sweep (parity_sweep.py: our Triton attention on shapes x
+dtypes x masks, pass or fail by the rule above), `--model PATH_OR_NAME` the layer-by-layer check of a
+Hugging Face model (model_parity.py); parity_command.py is their body, shared with
+`python -m benchmarks parity`, which also writes the results as JSON.
 """
 from kernels.testing.attention import assert_attention_close, check_attention
 from kernels.testing.attention_specs import AttentionArgs, AttentionSpec

@@ -2,13 +2,14 @@
 
 An `AttentionSpec` is plain, printable data with a seed; `spec.make(device)` builds the tensors
 (the same ones on any device). The same recipes drive the property tests (through
-kernels.testing.strategies), `python -m benchmarks parity`, and users' own checks.
+kernels.testing.strategies), the parity sweep (`python -m kernels.testing`), and users' own checks.
 """
 from dataclasses import dataclass, field
 
 import torch
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}  # as reports write them
 HEAD_DIMS = (16, 24, 32, 40, 64, 80, 96, 128)
 MASK_KINDS = ("none", "causal", "bool", "additive")  # bool: True = attend; additive: added to the scores
 MASK_TENSOR_KINDS = ("bool", "additive")

@@ -4,40 +4,37 @@ FlexAttention's availability, `all` over a fake command set, and the results rep
 """
 
 import argparse
-import contextlib
-import io
 import json
-import types
 from pathlib import Path
 
 import pytest
 import torch
 
-import benchmarks.__main__ as entry
 import benchmarks.commands
-from benchmarks import flex_provider as flex_module
-from benchmarks.attention_inputs import AttentionCase, AttentionInputs, MaskKind, make_inputs
-from benchmarks.attention_modes import Mode
-from benchmarks.attention_providers import FLEX, attention_providers, flex_provider
-from benchmarks.attention_suite import MASKED_CASES, attention_cases, measure_cases
-from benchmarks.ceilings import Ceilings, measure_ceilings
-from benchmarks.commands import all as all_command
-from benchmarks.commands import report
-from benchmarks.flops import attention_backward_flops, attention_forward_flops
-from benchmarks.goals import GOALS
-from benchmarks.report import NO_RUN, RESULTS_DIR, readme_text
-from benchmarks.timing import Stopwatch, Timing
+from benchmarks.all import run as all_command
+from benchmarks.attention import flex as flex_module
+from benchmarks.attention.cases import (
+    MASKED_CASES,
+    AttentionCase,
+    AttentionInputs,
+    MaskKind,
+    attention_cases,
+    make_inputs,
+)
+from benchmarks.attention.flops import attention_backward_flops, attention_forward_flops
+from benchmarks.attention.measure import measure_cases
+from benchmarks.attention.modes import Mode
+from benchmarks.attention.providers import FLEX, attention_providers, flex_provider
+from benchmarks.harness.ceilings import Ceilings, measure_ceilings
+from benchmarks.harness.command_run import Command
+from benchmarks.harness.timing import Stopwatch, Timing
+from benchmarks.results import run as report
+from benchmarks.results.goals import GOALS
+from benchmarks.results.readme import NO_RUN, RESULTS_DIR, readme_text
+from support.benchmark_runs import run_benchmarks, run_quick_on_cpu
 
 CPU = torch.device("cpu")
 UNIT_CEILINGS = Ceilings(matmul_tflops=1.0, matmul="unit matmul", copy_gbps=1.0, copy="unit copy")
-
-
-def run_cli(argv: list[str]) -> tuple[int, str]:
-    """(exit code, screen) of `python -m benchmarks ARGV`."""
-    screen = io.StringIO()
-    with contextlib.redirect_stdout(screen):
-        code = entry.main(argv)
-    return code, screen.getvalue()
 
 
 # --- work counts, by hand ------------------------------------------------------------------------------
@@ -173,8 +170,7 @@ def masked_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("masked-out")
     with pytest.MonkeyPatch.context() as env:
         env.delenv("TRITON_INTERPRET", raising=False)
-        code, screen = run_cli(["masked", "--quick", "--device", "cpu", "--out", str(out)])
-    return code, json.loads((out / "masked.json").read_text()), screen, out
+        return (*run_quick_on_cpu("masked", out), out)
 
 
 def test_masked_run_says_what_it_measured(masked_run):
@@ -238,27 +234,25 @@ def test_masked_run_reports_ours_unavailable_with_the_reason(masked_run):
 # --- `all` over a fake command set ----------------------------------------------------------------------
 
 
-def _fake_command(name: str, outcome, calls: list, dtype: bool = False) -> types.SimpleNamespace:
+def _fake_command(name: str, outcome, calls: list, dtype: bool = False) -> Command:
     def run(args):
         calls.append((name, args))
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    def register(subparsers, common):
-        parser = subparsers.add_parser(name, parents=[common])
+    def add_options(parser):
         if dtype:
             parser.add_argument("--dtype")
-        parser.set_defaults(run=run)
 
-    return types.SimpleNamespace(__name__=f"benchmarks.commands.{name}", register=register)
+    return Command(name, f"fake {name}", run, add_options)
 
 
 def _run_all(monkeypatch, tmp_path, outcomes: dict, argv=()) -> tuple[int, str, list]:
     calls = []
     fakes = [_fake_command(name, outcome, calls, dtype=name == "attention") for name, outcome in outcomes.items()]
-    monkeypatch.setattr(benchmarks.commands, "COMMANDS", (*fakes, all_command))
-    code, screen = run_cli(["all", "--device", "cpu", "--out", str(tmp_path), *argv])
+    monkeypatch.setattr(benchmarks.commands, "COMMANDS", (*fakes, all_command.COMMAND))
+    code, screen = run_benchmarks(["all", "--device", "cpu", "--out", str(tmp_path), *argv])
     return code, screen, calls
 
 
@@ -398,20 +392,21 @@ def test_report_rejects_a_run_without_its_environment(tmp_path):
 
 
 def test_report_write_then_check_then_stale(results_dir):
-    assert run_cli(["report", str(results_dir), "--check"])[0] == 1  # no README yet
-    assert run_cli(["report", str(results_dir), "--write"])[0] == 0
+    assert run_benchmarks(["report", str(results_dir), "--check"])[0] == 1  # no README yet
+    assert run_benchmarks(["report", str(results_dir), "--write"])[0] == 0
     assert (results_dir / "README.md").read_text() == readme_text(results_dir)
-    assert run_cli(["report", str(results_dir), "--check"]) == (0, f"{results_dir / 'README.md'} is up to date\n")
+    up_to_date = f"{results_dir / 'README.md'} is up to date\n"
+    assert run_benchmarks(["report", str(results_dir), "--check"]) == (0, up_to_date)
     _write_run(results_dir, "2026-12-05-h100/decode.json", "decode", "2026-12-05T00:00:00+00:00",
                [_row(context=8192, copy_fraction=0.85), _row(context=1024, copy_fraction=0.3)])
-    assert run_cli(["report", str(results_dir), "--check"])[0] == 1  # a new run: the README is stale
-    code, printed = run_cli(["report", str(results_dir)])
+    assert run_benchmarks(["report", str(results_dir), "--check"])[0] == 1  # a new run: the README is stale
+    code, printed = run_benchmarks(["report", str(results_dir)])
     assert code == 0 and "worst 85%, median 85% (1 rows) | pass" in printed
 
 
 def test_committed_results_readme_is_generated():
     """benchmarks/results/README.md is what `report --write` gives for the committed runs."""
-    assert run_cli(["report", str(RESULTS_DIR), "--check"])[0] == 0
+    assert run_benchmarks(["report", str(RESULTS_DIR), "--check"])[0] == 0
 
 
 def test_report_refuses_a_missing_folder(tmp_path):
@@ -426,7 +421,7 @@ def test_an_interrupted_command_keeps_and_writes_the_rows_measured(tmp_path):
     are written, the JSON says so, and the exit code is 130."""
     import argparse
 
-    from benchmarks.command_run import INTERRUPTED, CommandRun
+    from benchmarks.harness.command_run import INTERRUPTED, CommandRun
 
     class Row:
         def __init__(self, n):

@@ -5,9 +5,6 @@ Fast on the CPU: the CLI runs twice (`attention` and `backward`, `--quick --devi
 interpreter.
 """
 
-import contextlib
-import io
-import json
 import math
 import warnings
 
@@ -16,17 +13,21 @@ import torch
 
 import kernels
 import reference
-from benchmarks import accuracy
 from benchmarks.__main__ import main
-from benchmarks.attention_inputs import AttentionCase, MaskKind, make_inputs
-from benchmarks.attention_modes import Mode, timed_call
-from benchmarks.attention_providers import Provider, attention_providers
-from benchmarks import attention_providers as providers_module
-from benchmarks.attention_suite import ATTENTION_CASES, attention_cases, measure_cases
-from benchmarks.ceilings import Ceilings
-from benchmarks.flops import attention_backward_flops, attention_forward_flops, tflops_per_second
-from benchmarks.summary import summary_lines
-from benchmarks.timing import Stopwatch, input_sets_needed, rotating
+from benchmarks.attention import accuracy
+from benchmarks.attention import providers as providers_module
+from benchmarks.attention.calls import timed_call
+from benchmarks.attention.cases import ATTENTION_CASES, AttentionCase, MaskKind, attention_cases, make_inputs
+from benchmarks.attention.flops import attention_backward_flops, attention_forward_flops
+from benchmarks.attention.measure import measure_cases
+from benchmarks.attention.modes import Mode
+from benchmarks.attention.providers import attention_providers
+from benchmarks.attention.summary import summary_lines
+from benchmarks.harness.ceilings import Ceilings
+from benchmarks.harness.providers import Provider
+from benchmarks.harness.rates import tflops_per_second
+from benchmarks.harness.timing import Stopwatch, input_sets_needed, rotating
+from support.benchmark_runs import run_quick_on_cpu
 
 CPU = torch.device("cpu")
 PROVIDERS = {"ours", "sdpa-default", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math", "flex", "reference"}
@@ -117,13 +118,16 @@ def test_a_silent_fallback_to_another_kernels_backend_is_reported():
 @pytest.fixture(scope="module")
 def cpu_run(tmp_path_factory):
     """One `attention --quick --device cpu` run: (exit code, its JSON, its screen output, out dir)."""
-    out = tmp_path_factory.mktemp("bench-out")
-    screen = io.StringIO()
-    with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(screen):
-        env.delenv("TRITON_INTERPRET", raising=False)  # no interpreter kernels in this test file
+    return quick_cpu_run("attention", tmp_path_factory.mktemp("bench-out"))
+
+
+def quick_cpu_run(command: str, out) -> tuple:
+    """(exit code, its JSON, its screen output, out dir) of `COMMAND --quick --device cpu`, FlexAttention
+    reported unavailable and no interpreter kernels (none in this test file)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("TRITON_INTERPRET", raising=False)
         env.setattr(providers_module, "flex_unavailable_reason", lambda device: FLEX_SKIPPED)
-        exit_code = main(["attention", "--quick", "--device", "cpu", "--out", str(out)])
-    return exit_code, json.loads((out / "attention.json").read_text()), screen.getvalue(), out
+        return (*run_quick_on_cpu(command, out), out)
 
 
 def test_cli_run_succeeds_and_says_what_it_measured_where(cpu_run):
@@ -288,28 +292,23 @@ def test_a_provider_whose_backward_raises_is_reported_in_the_gradient_modes_only
     modes = (Mode.FORWARD, Mode.BACKWARD, Mode.FORWARD_BACKWARD)
     stopwatch = Stopwatch(CPU, quick=True)
     by_mode = {
-        rows[0].mode: rows
+        rows[0].case.mode: rows
         for rows in measure_cases([case], providers, torch.float32, stopwatch, UNIT_CEILINGS, modes=modes)
     }
     assert list(by_mode) == list(modes)
-    assert by_mode[Mode.FORWARD][0].available and set(by_mode[Mode.FORWARD][0].errors) == {"out"}
+    assert by_mode[Mode.FORWARD][0].available and set(by_mode[Mode.FORWARD][0]["max_abs_errors"]) == {"out"}
     for mode in (Mode.BACKWARD, Mode.FORWARD_BACKWARD):
         broken, sdpa = by_mode[mode]
         assert broken.reason == "RuntimeError: this backend has no backward for this input"
         assert broken.as_record()["mode"] == mode.value
-        assert sdpa.available and set(sdpa.errors) == {"dq", "dk", "dv"} and sdpa.speedup_vs_sdpa_default == 1.0
+        assert sdpa.available and set(sdpa["max_abs_errors"]) == {"dq", "dk", "dv"}
+        assert sdpa["speedup_vs_sdpa_default"] == 1.0
 
 
 @pytest.fixture(scope="module")
 def backward_run(tmp_path_factory):
     """One `backward --quick --device cpu` run: (exit code, its JSON, its screen output, out dir)."""
-    out = tmp_path_factory.mktemp("backward-out")
-    screen = io.StringIO()
-    with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(screen):
-        env.delenv("TRITON_INTERPRET", raising=False)  # no interpreter kernels in this test file
-        env.setattr(providers_module, "flex_unavailable_reason", lambda device: FLEX_SKIPPED)
-        exit_code = main(["backward", "--quick", "--device", "cpu", "--out", str(out)])
-    return exit_code, json.loads((out / "backward.json").read_text()), screen.getvalue(), out
+    return quick_cpu_run("backward", tmp_path_factory.mktemp("backward-out"))
 
 
 def test_backward_cli_says_what_it_measured(backward_run):

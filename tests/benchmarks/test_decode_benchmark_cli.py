@@ -2,18 +2,15 @@
 one CLI run (`decode --quick --device cpu`) with its JSON and plots. Under TRITON_INTERPRET=1 our kernels
 run in the interpreter on the smallest case (split-K forced, an error check); without it they are
 reported unavailable."""
-import contextlib
-import io
-import json
 
 import pytest
 import torch
 import triton
 
 import reference
-from benchmarks.__main__ import main
-from benchmarks.decode_inputs import DecodeCase, decode_cases, float64_expected, make_inputs, smallest_cases
-from benchmarks.decode_suite import INTERPRETER_SPLITS
+from benchmarks.decode.cases import DecodeCase, decode_cases, float64_expected, make_inputs, smallest_cases
+from benchmarks.decode.providers import INTERPRETER_SPLITS
+from support.benchmark_runs import run_quick_on_cpu
 
 CPU = torch.device("cpu")
 PROVIDERS = {"ours", "ours-no-split", "sdpa-default", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math",
@@ -47,10 +44,7 @@ def test_cpu_cases_cover_gqa_and_several_queries():
 def cpu_run(tmp_path_factory):
     """(exit code, JSON, screen output, out dir) of one quick CPU run."""
     out = tmp_path_factory.mktemp("decode-out")
-    screen = io.StringIO()
-    with contextlib.redirect_stdout(screen):
-        exit_code = main(["decode", "--quick", "--device", "cpu", "--out", str(out)])
-    return exit_code, json.loads((out / "decode.json").read_text()), screen.getvalue(), out
+    return (*run_quick_on_cpu("decode", out), out)
 
 
 def test_cli_has_a_row_per_case_and_provider(cpu_run):

@@ -1,8 +1,6 @@
 """`python -m benchmarks pipelines`: the four tasks end to end on tiny random models in float32 (our
 kernel in Triton's interpreter on the CPU), a broken attention caught, offline loading and its errors, and the
 pieces of our own task code (continuation of a left-padded row, best answer span, tokenizers, sizes)."""
-import contextlib
-import io
 import json
 
 import pytest
@@ -11,14 +9,14 @@ import torch
 pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[hf]')")
 
 import kernels.hf  # noqa: E402
-from benchmarks.__main__ import main  # noqa: E402
-from benchmarks.commands import pipelines as pipelines_command  # noqa: E402
+from benchmarks.pipelines import run as pipelines_command  # noqa: E402
 from benchmarks.pipelines.examples import task_examples  # noqa: E402
 from benchmarks.pipelines.extractive_qa import best_span  # noqa: E402
 from benchmarks.pipelines.random_models import RECIPES, random_model  # noqa: E402
 from benchmarks.pipelines.sizes import SIZES  # noqa: E402
 from benchmarks.pipelines.tasks import FOUR_TASKS, TASKS, RunSettings, continuation, pipeline_available  # noqa: E402
 from benchmarks.pipelines.tokenizer_training import bert_tokenizer, byte_bpe_tokenizer  # noqa: E402
+from support.benchmark_runs import run_benchmarks  # noqa: E402
 from support.devices import DEVICE  # noqa: E402
 
 FOUR = [task.name for task in FOUR_TASKS]
@@ -28,10 +26,7 @@ ON_DEVICE = ["--device", DEVICE, "--dtype", "fp32"]  # the CPU runs our kernel i
 
 def run_command(argv: list[str]) -> tuple[int, str]:
     """(exit code, screen) of `python -m benchmarks pipelines ARGV`."""
-    screen = io.StringIO()
-    with contextlib.redirect_stdout(screen):
-        exit_code = main(["pipelines", *argv])
-    return exit_code, screen.getvalue()
+    return run_benchmarks(["pipelines", *argv])
 
 
 @pytest.fixture(scope="module")

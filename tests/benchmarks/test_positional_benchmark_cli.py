@@ -1,18 +1,14 @@
 """The positional benchmark's own code (not the kernels): cases, byte counts, and one CLI run
 (`positional --quick --device cpu`, without Triton's interpreter) with its JSON and plots."""
-import contextlib
-import io
-import json
 import math
 
 import pytest
 import torch
 
 import kernels.shared.backends
-from benchmarks.__main__ import main
-from benchmarks.positional_inputs import Op, PositionalCase, smallest_cases
-from benchmarks.positional_precision import WINDOW_STARTS
-from benchmarks.positional_suite import positional_cases
+from benchmarks.positional.cases import Op, PositionalCase, positional_cases, smallest_cases
+from benchmarks.positional.precision import WINDOW_STARTS
+from support.benchmark_runs import run_quick_on_cpu
 
 CPU = torch.device("cpu")
 PROVIDERS = {"encode": {"ours", "reference-table", "torch-eager"}, "embed": {"ours", "torch-eager"}}
@@ -34,12 +30,10 @@ def test_smallest_case_of_each_op():
 def cpu_run(tmp_path_factory):
     """(exit code, JSON, screen output, out dir) of one quick CPU run without the interpreter."""
     out = tmp_path_factory.mktemp("positional-out")
-    screen = io.StringIO()
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(screen):
+    with pytest.MonkeyPatch.context() as patch:
         patch.delenv("TRITON_INTERPRET", raising=False)
         patch.setattr(kernels.shared.backends, "INTERPRETING", False)
-        exit_code = main(["positional", "--quick", "--device", "cpu", "--out", str(out)])
-    return exit_code, json.loads((out / "positional.json").read_text()), screen.getvalue(), out
+        return (*run_quick_on_cpu("positional", out), out)
 
 
 def test_cli_has_a_row_per_case_and_provider(cpu_run):

@@ -1,37 +1,31 @@
 """The transformer benchmark's own code: one quick CPU run (`transformer --quick --device cpu`, without
 Triton's interpreter) through `python -m benchmarks`' own entry point, and the JSON it writes."""
-import contextlib
-import io
-import json
 from pathlib import Path
 
 import pytest
 import torch
 
 import kernels.shared.backends
-from benchmarks.__main__ import main
-from benchmarks.commands import transformer
-from benchmarks.transformer_suite import TransformerRow, decode_cases, forward_cases
-from benchmarks.transformer_workloads import ForwardCase
+from benchmarks.harness.rows import Row
+from benchmarks.transformer import run as transformer
+from benchmarks.transformer.cases import ForwardCase, decode_cases, forward_cases
+from support.benchmark_runs import run_quick_on_cpu
 
 CPU = torch.device("cpu")
 PROVIDERS = {"forward": ["ours", "torch", "reference"], "decode": ["ours", "torch"]}
 
 
-def run_quick_on_cpu(out: Path, patch: pytest.MonkeyPatch) -> tuple[int, dict, str]:
+def run_without_interpreter(out: Path, patch: pytest.MonkeyPatch) -> tuple[int, dict, str]:
     """(exit code, JSON, screen output) of one quick CPU run without the interpreter."""
-    screen = io.StringIO()
     patch.delenv("TRITON_INTERPRET", raising=False)
     patch.setattr(kernels.shared.backends, "INTERPRETING", False)
-    with contextlib.redirect_stdout(screen):
-        exit_code = main(["transformer", "--quick", "--device", "cpu", "--out", str(out)])
-    return exit_code, json.loads((out / "transformer.json").read_text()), screen.getvalue()
+    return run_quick_on_cpu("transformer", out)
 
 
 @pytest.fixture(scope="module")
 def cpu_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
-        return run_quick_on_cpu(tmp_path_factory.mktemp("transformer-out"), patch)
+        return run_without_interpreter(tmp_path_factory.mktemp("transformer-out"), patch)
 
 
 def test_cli_has_a_row_per_part_case_and_provider(cpu_run):
@@ -72,7 +66,7 @@ def test_cli_rates_and_comparisons_of_the_rows_that_ran(cpu_run):
 
 
 def test_an_interrupted_run_keeps_the_rows_measured_so_far(tmp_path, monkeypatch):
-    finished = TransformerRow("forward", ForwardCase(1, 8), "torch", "torch", reason="not timed in this test")
+    finished = Row(ForwardCase(1, 8), "torch", "torch", reason="not timed in this test")
 
     def forward_then_stop(*args, **kwargs):
         yield finished
@@ -83,6 +77,6 @@ def test_an_interrupted_run_keeps_the_rows_measured_so_far(tmp_path, monkeypatch
 
     monkeypatch.setattr(transformer, "measure_forward", forward_then_stop)
     monkeypatch.setattr(transformer, "measure_decode", decode)
-    exit_code, results, screen = run_quick_on_cpu(tmp_path, monkeypatch)
+    exit_code, results, screen = run_without_interpreter(tmp_path, monkeypatch)
     assert exit_code == 130 and results["interrupted"] and "interrupted: 1 rows measured" in screen
     assert results["rows"] == [finished.as_record()]

@@ -38,3 +38,16 @@ def test_a_model_that_is_not_available_offline_is_a_clear_error(tmp_path, device
                       "--out", str(tmp_path)])
     assert exit_code == 2
     assert "cannot load 'no-such-org/no-such-model' offline" in capsys.readouterr().out
+
+
+def test_kernels_testing_runs_the_same_check_without_writing(tmp_path, device, capsys, monkeypatch):
+    """`python -m kernels.testing --model PATH`: the same verdict and exit codes, printed only."""
+    from kernels.testing.__main__ import main as testing_main
+
+    model_dir = tmp_path / "bert"
+    TINY_MODELS["bert"].build().save_pretrained(model_dir)
+    monkeypatch.chdir(tmp_path)
+    assert testing_main(["--model", str(model_dir), "--device", device]) == 0
+    assert "every layer within max |ours - sdpa| 0.001" in capsys.readouterr().out
+    assert testing_main(["--model", "no-such-org/no-such-model", "--device", device]) == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bert"]  # nothing written

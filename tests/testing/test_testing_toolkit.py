@@ -18,7 +18,6 @@ from torch import nn
 import kernels
 import reference
 from benchmarks.__main__ import main as benchmarks_main
-from benchmarks.parity_sweep import MASKS, parity_specs
 from kernels.testing import (
     AttentionSpec,
     Tolerance,
@@ -29,6 +28,7 @@ from kernels.testing import (
     compare_models,
 )
 from kernels.testing.attention_specs import DTYPES
+from kernels.testing.parity_sweep import MASKS, parity_specs
 from kernels.testing.strategies import attention_args
 
 CPU = torch.device("cpu")
@@ -374,7 +374,7 @@ def test_the_quick_sweep_covers_every_dtype_and_mask():
 
 
 def _run_parity(tmp_path, monkeypatch, specs):
-    monkeypatch.setattr("benchmarks.commands.parity.parity_specs", lambda device, quick: specs)
+    monkeypatch.setattr("kernels.testing.parity_command.parity_specs", lambda device, quick: specs)
     screen = io.StringIO()
     with contextlib.redirect_stdout(screen):
         exit_code = benchmarks_main(["parity", "--quick", "--device", "cpu", "--out", str(tmp_path)])
@@ -406,7 +406,7 @@ def test_parity_command_fails_a_wrong_kernel_and_exits_non_zero(tmp_path, monkey
 
 
 def test_parity_command_says_when_the_kernels_cannot_run(tmp_path, monkeypatch):
-    monkeypatch.setattr("benchmarks.commands.parity.triton_runs_on", lambda device: False)
+    monkeypatch.setattr("kernels.testing.parity_command.triton_runs_on", lambda device: False)
     exit_code, _, screen = _run_parity(tmp_path, monkeypatch, [])
     assert exit_code == 2
     assert "cannot run" in screen and "TRITON_INTERPRET=1" in screen

@@ -1,0 +1,1 @@
+"""`python -m benchmarks all`: every benchmark in turn (run.py)."""

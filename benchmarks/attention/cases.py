@@ -1,0 +1,205 @@
+"""The attention benchmarks' cases (shape, mask kind and mode), the case sets of the `attention`,
+`backward` and `masked` sweeps, and the cases' random inputs."""
+
+import enum
+from dataclasses import dataclass, replace
+
+import torch
+
+from benchmarks.attention.modes import Mode
+
+_GPU_TOKENS = 16 * 1024  # B * N per case: enough work to fill the card at every length
+_GPU_MODEL_WIDTH = 2048  # H * D
+
+
+class MaskKind(str, enum.Enum):
+    """The masks users pass. Bool masks: True = attend. Padding lengths are random per batch row."""
+
+    NONE = "none"
+    CAUSAL = "causal"  # is_causal=True, no mask tensor
+    KEY_PADDING = "key-padding"  # bool (B, 1, 1, N), valid lengths in [N/2, N]: ~25% padding
+    KEY_PADDING_HALF = "key-padding-50"  # bool (B, 1, 1, N), valid lengths in [N/4, 3N/4]: ~50% padding
+    SLIDING_WINDOW = "sliding-window"  # bool (N, N): query i sees keys i - N/4 < j <= i (Mistral-style)
+    ADDITIVE_BIAS = "additive-bias"  # float (B, 1, N, N) in q's dtype: -slope * |i - j|, ALiBi-like
+    CAUSAL_KEY_PADDING = "causal-key-padding"  # bool (B, 1, N, N): causal and ~25% key padding in one mask
+
+
+@dataclass(frozen=True)
+class AttentionCase:
+    batch: int
+    heads: int
+    seq_len: int
+    head_dim: int
+    mask: MaskKind
+    mode: Mode = Mode.FORWARD
+
+    measured_fields = ("tflops", "ceiling_fraction", "speedup_vs_sdpa_default", "max_abs_error", "max_abs_errors",
+                       "peak_memory_bytes")
+
+    @property
+    def causal(self) -> bool:
+        return self.mask is MaskKind.CAUSAL
+
+    @property
+    def flops(self) -> int:
+        return self.mode.flops(self)
+
+    @property
+    def label(self) -> str:
+        label = f"B{self.batch} H{self.heads} N{self.seq_len} D{self.head_dim} {self.mask.value}"
+        return label if self.mode is Mode.FORWARD else f"{label} {self.mode.value}"
+
+    def in_mode(self, mode: Mode) -> "AttentionCase":
+        return replace(self, mode=mode)
+
+    def record(self) -> dict:
+        return {"batch": self.batch, "heads": self.heads, "seq_len": self.seq_len, "head_dim": self.head_dim,
+                "mask": self.mask.value, "causal": self.causal, "mode": self.mode.value, "flops": self.flops}
+
+
+@dataclass(frozen=True)
+class CaseSet:
+    """Which cases a sweep measures: its mask kinds, and its head dims and lengths per device.
+
+    Lengths are powers of two from `shortest` to `longest`; the gradient modes and --quick each halve
+    `longest`, and the CPU's gradient cases start at 64 (Triton's interpreter runs the smallest one).
+    """
+
+    masks: tuple[MaskKind, ...]
+    gpu_head_dims: tuple[int, ...] = (64, 128)
+    gpu_lengths: tuple[int, int] = (512, 16384)
+    cpu_lengths: tuple[int, int] = (128, 512)
+
+
+ATTENTION_CASES = CaseSet((MaskKind.NONE, MaskKind.CAUSAL, MaskKind.KEY_PADDING))
+# The masks users have, each a tensor the kernel reads (causal + padding included, as Hugging Face builds it).
+MASKED_CASES = CaseSet(
+    (
+        MaskKind.KEY_PADDING,
+        MaskKind.KEY_PADDING_HALF,
+        MaskKind.SLIDING_WINDOW,
+        MaskKind.ADDITIVE_BIAS,
+        MaskKind.CAUSAL_KEY_PADDING,
+    ),
+    gpu_head_dims=(128,),
+    gpu_lengths=(2048, 16384),
+    cpu_lengths=(128, 256),
+)
+
+
+def attention_cases(
+    device: torch.device, quick: bool, gradients: bool = False, case_set: CaseSet = ATTENTION_CASES
+) -> list[AttentionCase]:
+    """GPU: B*N = 16k tokens, H*D = 2048, the set's lengths. CPU: B=2, H=4, D=64 (fp32 on a few cores)."""
+    if device.type == "cuda":
+        shortest, longest = case_set.gpu_lengths
+        longest //= (2 if gradients else 1) * (2 if quick else 1)
+        return [
+            AttentionCase(_GPU_TOKENS // n, _GPU_MODEL_WIDTH // d, n, d, mask)
+            for d in case_set.gpu_head_dims
+            for mask in case_set.masks
+            for n in _powers_of_two(shortest, longest)
+        ]
+    shortest, longest = case_set.cpu_lengths
+    longest //= (2 if gradients else 1) * (2 if quick else 1)
+    lengths = _powers_of_two(min(shortest, 64) if gradients else shortest, longest)
+    return [AttentionCase(2, 4, n, 64, mask) for mask in case_set.masks for n in lengths]
+
+
+def _powers_of_two(shortest: int, longest: int) -> list[int]:
+    return [1 << e for e in range(shortest.bit_length() - 1, longest.bit_length())]
+
+
+def smallest_shape_cases(cases: list[AttentionCase]) -> list[AttentionCase]:
+    """The cases of the smallest (B, H, N, D) shape, one per mask kind."""
+
+    def size(case: AttentionCase) -> int:
+        return case.batch * case.heads * case.seq_len**2 * case.head_dim
+
+    smallest = min(size(case) for case in cases)
+    return [case for case in cases if size(case) == smallest]
+
+
+@dataclass(frozen=True)
+class AttentionInputs:
+    q: torch.Tensor  # (B, H, N, D)
+    k: torch.Tensor  # (B, Hkv, Nk, D)
+    v: torch.Tensor  # (B, Hkv, Nk, D)
+    attn_mask: torch.Tensor | None
+    is_causal: bool
+    dout: torch.Tensor | None = None  # (B, H, N, D): the output's gradient, when q, k, v require grad
+
+    @property
+    def leaves(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.q, self.k, self.v
+
+    @property
+    def grouped(self) -> bool:
+        """Fewer key/value heads than query heads (GQA / MQA): calls pass `enable_gqa`."""
+        return self.q.size(1) != self.k.size(1)
+
+    @property
+    def nbytes(self) -> int:
+        tensors = (self.q, self.k, self.v, self.attn_mask, self.dout)
+        return sum(t.nbytes for t in tensors if t is not None)
+
+    def detached(self) -> "AttentionInputs":
+        """The same tensors (views, no copy) outside autograd: a forward-only call builds no graph."""
+        return replace(self, q=self.q.detach(), k=self.k.detach(), v=self.v.detach(), dout=None)
+
+
+def make_inputs(
+    case: AttentionCase, dtype: torch.dtype, device: torch.device, seed: int, gradients: bool = False
+) -> AttentionInputs:
+    """Standard-normal q, k, v (never zeros: they hide unwritten outputs and time unrealistically).
+
+    With `gradients`, q, k, v require grad and a standard-normal `dout` comes with them; q, k, v and the
+    mask are the same draws either way.
+    """
+    generator = torch.Generator(device).manual_seed(seed)
+    shape = (case.batch, case.heads, case.seq_len, case.head_dim)
+    q, k, v = (torch.randn(shape, generator=generator, device=device, dtype=dtype) for _ in range(3))
+    mask = _mask(case, dtype, device, generator)
+    if not gradients:
+        return AttentionInputs(q, k, v, mask, case.causal)
+    dout = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    return AttentionInputs(*(t.requires_grad_() for t in (q, k, v)), mask, case.causal, dout)
+
+
+# Valid key lengths as fractions of N, [low, high]: every query row keeps keys, and the FLOP count (all N
+# keys) stays a count of the work a dense kernel does.
+_VALID_LENGTHS = {MaskKind.KEY_PADDING: (1 / 2, 1), MaskKind.KEY_PADDING_HALF: (1 / 4, 3 / 4)}
+_WINDOW_FRACTION = 4  # the sliding window spans N / 4 keys
+_SLOPES = (1 / 16, 1 / 2)  # range of the ALiBi-like slopes, one per batch row (per head in ALiBi itself)
+
+
+def _mask(
+    case: AttentionCase, dtype: torch.dtype, device: torch.device, generator: torch.Generator
+) -> torch.Tensor | None:
+    """The mask tensor of the case's kind (a float one in the query's dtype); None for none and causal."""
+    n, kind = case.seq_len, case.mask
+    positions = torch.arange(n, device=device)
+    if kind in _VALID_LENGTHS:
+        return _key_padding(case.batch, n, _VALID_LENGTHS[kind], device, generator).view(case.batch, 1, 1, n)
+    if kind is MaskKind.SLIDING_WINDOW:
+        distance = positions.view(n, 1) - positions  # (N, N): query i minus key j
+        return (distance >= 0) & (distance < max(1, n // _WINDOW_FRACTION))
+    if kind is MaskKind.ADDITIVE_BIAS:
+        low, high = _SLOPES
+        slopes = low + (high - low) * torch.rand(case.batch, 1, 1, 1, generator=generator, device=device)
+        distance = (positions.view(n, 1) - positions).abs()
+        return (-slopes * distance).to(dtype)
+    if kind is MaskKind.CAUSAL_KEY_PADDING:
+        keys = _key_padding(case.batch, n, _VALID_LENGTHS[MaskKind.KEY_PADDING], device, generator)
+        causal = positions.view(n, 1) >= positions
+        return causal & keys.view(case.batch, 1, 1, n)
+    return None
+
+
+def _key_padding(
+    batch: int, n: int, fractions: tuple[float, float], device: torch.device, generator: torch.Generator
+) -> torch.Tensor:
+    """(B, N) bool: True for the first `length` keys of each row, lengths drawn in [low * N, high * N]."""
+    low, high = (max(1, round(fraction * n)) for fraction in fractions)
+    lengths = torch.randint(low, high + 1, (batch, 1), generator=generator, device=device)
+    return torch.arange(n, device=device) < lengths

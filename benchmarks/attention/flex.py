@@ -1,0 +1,111 @@
+"""FlexAttention (`torch.nn.attention.flex_attention`, compiled) as a benchmark provider.
+
+A mask tensor becomes what a FlexAttention user would pass: a bool mask a `mask_mod` reading it, turned
+into a block mask (fully masked blocks are skipped), a float mask a `score_mod` adding it, `is_causal` a
+`q_idx >= kv_idx` block mask (top-left, as torch SDPA). Block masks are built once per mask tensor, by
+`prepare`, outside the timed calls; the compiled kernels are built on the first call of each mask kind
+and shape.
+"""
+
+import torch
+import torch._dynamo
+from torch.utils.weak import WeakIdKeyDictionary
+
+from benchmarks.attention.cases import AttentionInputs
+
+try:
+    from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
+except ImportError as missing:  # torch before 2.5
+    flex_attention = None
+    _IMPORT_ERROR = f"torch {torch.__version__} has no FlexAttention ({missing})"
+else:
+    _IMPORT_ERROR = None
+
+# Each mask kind and shape may compile its own kernel: more than torch.compile's default of 8 per function.
+RECOMPILE_LIMIT = 64
+
+
+def flex_unavailable_reason(device: torch.device) -> str | None:
+    """Why FlexAttention cannot run on this device at all; None when it can be tried."""
+    if _IMPORT_ERROR is not None:
+        return _IMPORT_ERROR
+    if device.type == "cpu" and not _has_cpp_compiler():
+        return "FlexAttention compiles through torch.compile's CPU backend (inductor), which needs a C++ compiler"
+    return None
+
+
+def _has_cpp_compiler() -> bool:
+    """Whether inductor finds the C++ compiler it builds CPU kernels with (g++ unless configured)."""
+    from torch._inductor import cpp_builder, exc
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except exc.InvalidCxxCompiler:
+        return False
+    return True
+
+
+def recompile_budget() -> torch._dynamo.config.patch:
+    """Entered around a measurement: lets every mask kind and shape compile, with fullgraph=True failing
+    loudly (an unavailable row) instead of falling back to uncompiled FlexAttention past the limit."""
+    return torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)
+
+
+class FlexAttention:
+    """Calls compiled FlexAttention on `AttentionInputs`; keeps each mask tensor's block mask or score_mod."""
+
+    def __init__(self, device: torch.device) -> None:
+        # CUDA: torch.compile's default, which generalises over lengths after the first recompile. The CPU
+        # compiles each shape as it is: inductor's CPU template (torch 2.13) fails to compile some
+        # dynamic-shape variants (a (B, 1, N, N) bool mask after other masks: undeclared cur_kvSplitSize5).
+        dynamic = None if device.type == "cuda" else False
+        self._compiled = torch.compile(flex_attention, fullgraph=True, dynamic=dynamic)
+        self._by_mask: WeakIdKeyDictionary = WeakIdKeyDictionary()  # mask tensor -> flex_attention kwargs
+        self._causal: dict[tuple, BlockMask] = {}  # (Nq, Nk, device) -> causal block mask
+
+    def prepare(self, inputs: AttentionInputs) -> None:
+        """Build the block mask (or score_mod) of these inputs now, outside any timing."""
+        self._mask_arguments(inputs)
+
+    def __call__(self, inputs: AttentionInputs) -> torch.Tensor:
+        if inputs.q.device.type == "cpu" and inputs.q.requires_grad:  # torch's own error is a compile trace
+            raise NotImplementedError("FlexAttention has no backward on the CPU")
+        mask_arguments = self._mask_arguments(inputs)
+        return self._compiled(inputs.q, inputs.k, inputs.v, enable_gqa=inputs.grouped, **mask_arguments)
+
+    def _mask_arguments(self, inputs: AttentionInputs) -> dict:
+        mask, (batch, heads, q_len, _), kv_len = inputs.attn_mask, inputs.q.shape, inputs.k.size(-2)
+        if inputs.is_causal:
+            key = (q_len, kv_len, inputs.q.device)
+            if key not in self._causal:
+                self._causal[key] = create_block_mask(_causal, None, None, q_len, kv_len, device=inputs.q.device)
+            return {"block_mask": self._causal[key]}
+        if mask is None:
+            return {}
+        if mask not in self._by_mask:
+            self._by_mask[mask] = _from_mask(mask, (batch, heads, q_len, kv_len))
+        return self._by_mask[mask]
+
+
+def _causal(b, h, q_idx, kv_idx):
+    return q_idx >= kv_idx
+
+
+def _from_mask(mask: torch.Tensor, shape: tuple[int, int, int, int]) -> dict:
+    """flex_attention's keyword arguments for an SDPA-style mask that broadcasts to (B, H, Nq, Nk)."""
+    full = mask.view((1,) * (4 - mask.dim()) + mask.shape)
+    expanded = full.expand(shape)  # stride 0 on broadcast dims: no copy
+    if mask.dtype != torch.bool:
+
+        def add_mask(score, b, h, q_idx, kv_idx):
+            return score + expanded[b, h, q_idx, kv_idx]
+
+        return {"score_mod": add_mask}
+
+    def read_mask(b, h, q_idx, kv_idx):
+        return expanded[b, h, q_idx, kv_idx]
+
+    # The block mask per batch row / head only where the mask differs along that dim.
+    batch, heads = (size if full.size(dim) > 1 else None for dim, size in enumerate(shape[:2]))
+    block_mask = create_block_mask(read_mask, batch, heads, shape[2], shape[3], device=mask.device)
+    return {"block_mask": block_mask}

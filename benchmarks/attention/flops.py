@@ -1,0 +1,27 @@
+"""The attention FLOP counts that turn times into TFLOP/s (DESIGN.md section 4)."""
+
+
+def attention_forward_flops(
+    batch: int, heads: int, q_len: int, kv_len: int, head_dim: int, causal: bool
+) -> int:
+    """FLOPs of the attention forward: two matmuls (QK^T and PV) of 2*Nq*Nk*D each, per head.
+
+    Causal with Nq == Nk halves it (only the lower triangle is work). Causal with Nq != Nk keeps the full
+    count, and padded keys are counted too: the rate is then a lower bound, never an inflated one.
+    """
+    flops = 4 * batch * heads * q_len * kv_len * head_dim
+    if causal and q_len == kv_len:
+        return flops // 2
+    return flops
+
+
+def attention_backward_flops(
+    batch: int, heads: int, q_len: int, kv_len: int, head_dim: int, causal: bool
+) -> int:
+    """FLOPs of the attention backward: 2.5x the forward's (DESIGN.md), the convention of FlashAttention.
+
+    Five matmuls of 2*Nq*Nk*D to the forward's two: QK^T recomputed, dP = dO V^T, dV = P^T dO,
+    dQ = dS K, dK = dS^T Q. Same causal halving and the same lower-bound rule as the forward.
+    """
+    return attention_forward_flops(batch, heads, q_len, kv_len, head_dim, causal) * 5 // 2
+
