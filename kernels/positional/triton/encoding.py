@@ -70,7 +70,8 @@ def _keep_mask(seed, rows, cols, d_model, keep_threshold, BLOCK_ROWS: tl.constex
     quads_per_row = (d_model + 3) // 4
     quads = tl.program_id(1) * (BLOCK_COLS // 4) + tl.arange(0, BLOCK_COLS // 4)
     counters = rows.to(tl.int64)[:, None] * quads_per_row + quads[None, :]
-    r0, r1, r2, r3 = philox_draws(seed, counters.to(tl.uint32), (counters >> 32).to(tl.uint32))
+    zero = tl.zeros(counters.shape, dtype=tl.uint32)
+    r0, r1, r2, r3 = philox_draws(seed, counters.to(tl.uint32), (counters >> 32).to(tl.uint32), zero)
     draws = tl.reshape(tl.join(tl.join(r0, r2), tl.join(r1, r3)), [BLOCK_ROWS, BLOCK_COLS])  # column 4q + j: rj
     return draws >= keep_threshold
 

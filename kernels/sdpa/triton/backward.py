@@ -17,8 +17,8 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, key_span, load_tile, masked_scores,
-    padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
+    INTERPRETING, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, index_range, key_span, load_tile, masked_scores,
+    needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, autotune_configs, head_dim_pruner,
@@ -42,13 +42,14 @@ def _row_sum_of_products_kernel(
     out_ptr, dout_ptr, delta_ptr,
     stride_ob, stride_oh, stride_om, stride_od, stride_db, stride_dh, stride_dm, stride_dd,
     n_heads, n_queries, HEAD_DIM_V: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_DV: tl.constexpr,
+    WIDE_OFFSETS: tl.constexpr,
 ):
     """delta[b, h, m] = sum_d dO[b, h, m, d] * O[b, h, m, d], in delta's (accumulator) dtype."""
     batch_head = tl.program_id(1)
     batch = (batch_head // n_heads).to(tl.int64)
     head = (batch_head % n_heads).to(tl.int64)
-    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, BLOCK_DV)
+    offs_m = index_range(tl.program_id(0) * BLOCK_M, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
+    offs_d = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
     o = load_tile(tile_ptrs(out_ptr + batch * stride_ob + head * stride_oh, offs_m, offs_d, stride_om, stride_od),
                   offs_m, offs_d, n_queries, HEAD_DIM_V, CHECK_ROWS=True, CHECK_COLS=True)
     do = load_tile(tile_ptrs(dout_ptr + batch * stride_db + head * stride_dh, offs_m, offs_d, stride_dm, stride_dd),
@@ -84,7 +85,7 @@ def _recompute_tile(
     dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
     p_applied = p
     if USE_DROPOUT:
-        keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, n_keys, dropout_p)
+        keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, dropout_p)
         p_applied = tl.where(keep, p * dropout_scale, 0.0)
         dp = tl.where(keep, dp * dropout_scale, 0.0)
     return p, p_applied, dp
@@ -100,10 +101,11 @@ def _accumulate_dk_dv(
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    WIDE_OFFSETS: tl.constexpr,
 ):
     """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV."""
     for start_m in range(query_start, query_end, BLOCK_M):
-        offs_m = start_m + tl.arange(0, BLOCK_M)
+        offs_m = index_range(start_m, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
         q = load_tile(tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd),
                       offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD_D)
         do = load_tile(tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod),
@@ -142,7 +144,7 @@ def _attention_backward_dk_dv_kernel(
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
-    ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_n = tl.program_id(0)
@@ -151,9 +153,9 @@ def _attention_backward_dk_dv_kernel(
     batch = (batch_head // n_kv_heads).to(tl.int64)
     kv_head = (batch_head % n_kv_heads).to(tl.int64)
 
-    offs_n = start_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_d = tl.arange(0, BLOCK_D)
-    offs_dv = tl.arange(0, BLOCK_DV)
+    offs_n = index_range(start_n * BLOCK_N, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
+    offs_d = index_range(0, BLOCK=BLOCK_D, WIDE=WIDE_OFFSETS)
+    offs_dv = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
     k = load_tile(tile_ptrs(k_ptr + batch * stride_kb + kv_head * stride_kh, offs_n, offs_d, stride_kn, stride_kd),
                   offs_n, offs_d, n_keys, HEAD_DIM, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_D != HEAD_DIM)
     v = load_tile(tile_ptrs(v_ptr + batch * stride_vb + kv_head * stride_vh, offs_n, offs_dv, stride_vn, stride_vd),
@@ -196,7 +198,8 @@ def _attention_backward_dk_dv_kernel(
                 dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
                 HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
                 BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, APPLY_CAUSAL=past_diagonal == 0, USE_DROPOUT=USE_DROPOUT,
-                EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
+                EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
+                WIDE_OFFSETS=WIDE_OFFSETS)
 
     dk = dk * sm_scale
     dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh, offs_n, offs_d, stride_dkn, stride_dkd)
@@ -215,10 +218,11 @@ def _accumulate_dq(
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
     BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    WIDE_OFFSETS: tl.constexpr,
 ):
     """Add the key tiles [key_start, key_end) to a query block's dQ."""
     for start_n in range(key_start, key_end, BLOCK_N):
-        offs_n = start_n + tl.arange(0, BLOCK_N)
+        offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
         k = load_tile(tile_ptrs(k_base, offs_n, offs_d, stride_kn, stride_kd),
                       offs_n, offs_d, n_keys, HEAD_DIM, CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_D)
         v = load_tile(tile_ptrs(v_base, offs_n, offs_dv, stride_vn, stride_vd),
@@ -251,13 +255,13 @@ def _attention_backward_dq_kernel(
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
-    ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
-    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, BLOCK_D)
-    offs_dv = tl.arange(0, BLOCK_DV)
+    offs_m = index_range(start_m * BLOCK_M, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
+    offs_d = index_range(0, BLOCK=BLOCK_D, WIDE=WIDE_OFFSETS)
+    offs_dv = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
     q = load_tile(tile_ptrs(q_ptr + batch * stride_qb + head * stride_qh, offs_m, offs_d, stride_qm, stride_qd),
                   offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_D != HEAD_DIM)
     do_base = dout_ptr + batch * stride_dob + head * stride_doh
@@ -290,7 +294,8 @@ def _attention_backward_dq_kernel(
             dropout_p, dropout_scale, dropout_seed, batch_head,
             HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
             BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
-            EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
+            WIDE_OFFSETS=WIDE_OFFSETS)
 
     dq = dq * sm_scale
     dq_ptrs = tile_ptrs(dq_ptr + batch * stride_dqb + head * stride_dqh, offs_m, offs_d, stride_dqm, stride_dqd)
@@ -330,14 +335,15 @@ def launch_backward(
     delta_block = 64 if block_dv <= 128 else 32
     _row_sum_of_products_kernel[(triton.cdiv(n_queries, delta_block), batch * n_heads)](
         out, dout, delta, *out.stride(), *dout.stride(), n_heads, n_queries,
-        HEAD_DIM_V=head_dim_v, BLOCK_M=delta_block, BLOCK_DV=block_dv,
+        HEAD_DIM_V=head_dim_v, BLOCK_M=delta_block, BLOCK_DV=block_dv, WIDE_OFFSETS=needs_wide_offsets(out, dout),
     )
 
     mask_args = MaskArgs(mask, placeholder=q)
     common = dict(
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
         MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
-        USE_DROPOUT=dropout.active, **precision_flags(q.dtype),
+        USE_DROPOUT=dropout.active, WIDE_OFFSETS=needs_wide_offsets(q, k, v, dout, dq, dk, dv, mask),
+        **precision_flags(q.dtype),
     )
     scalars = (n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, scale,
                dropout.p, dropout.keep_scale, dropout.seed, seq_bucket(n_queries), seq_bucket(n_keys))

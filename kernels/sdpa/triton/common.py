@@ -32,6 +32,17 @@ def tile_ptrs(base, rows, cols, stride_row, stride_col):
 
 
 @triton.jit
+def index_range(start, BLOCK: tl.constexpr, WIDE: tl.constexpr):
+    """start + [0, BLOCK): the indices of a tile's rows or columns, in int64 when WIDE so that an index
+    times a stride past 2**31 elements stays exact (see needs_wide_offsets); int32 otherwise, which
+    keeps the address arithmetic in half the registers."""
+    if WIDE:
+        return (start + tl.arange(0, BLOCK)).to(tl.int64)
+    else:
+        return start + tl.arange(0, BLOCK)
+
+
+@triton.jit
 def load_tile(ptrs, rows, cols, n_rows, n_cols, CHECK_ROWS: tl.constexpr, CHECK_COLS: tl.constexpr):
     """Load a 2-D tile, bounds-checking only the dims a constexpr says may overrun."""
     if CHECK_ROWS and CHECK_COLS:
@@ -121,15 +132,27 @@ def key_span(start_m, batch, key_range_ptr, n_keys,
 
 
 @triton.jit
-def dropout_keep(seed, batch_head, offs_m, offs_n, n_keys, dropout_p):
-    """Which weights of a (BLOCK_M, BLOCK_N) tile survive dropout. The Philox counter is the
-    element's position in its head's Nq x Nk score matrix and the (batch, head) index, so every head
-    draws its own stream (see kernels/shared/triton/philox.py). The forward, both backward kernels
-    and the debug mask call this one function, so they agree bit for bit."""
-    position = (offs_m.to(tl.int64)[:, None] * n_keys + offs_n[None, :]).to(tl.uint32)
-    stream = tl.zeros(position.shape, dtype=tl.uint32) + batch_head.to(tl.uint32)
-    bits, _, _, _ = philox_draws(seed, position, stream)
+def dropout_keep(seed, batch_head, offs_m, offs_n, dropout_p):
+    """Which weights of a (BLOCK_M, BLOCK_N) tile survive dropout. The Philox counter is the element's
+    (key, query) position in its head's score matrix and the (batch, head) index, one 32-bit word each,
+    so no two scores share a draw at any length and every head draws its own stream (see
+    kernels/shared/triton/philox.py). The forward, both backward kernels and the debug mask call this
+    one function, so they agree bit for bit."""
+    column = tl.zeros([offs_m.shape[0], offs_n.shape[0]], dtype=tl.uint32) + offs_n.to(tl.uint32)[None, :]
+    row = tl.zeros_like(column) + offs_m.to(tl.uint32)[:, None]
+    stream = tl.zeros_like(column) + batch_head.to(tl.uint32)
+    bits, _, _, _ = philox_draws(seed, column, row, stream)
     return tl.uint_to_uniform_float(bits) >= dropout_p
+
+
+def needs_wide_offsets(*tensors: torch.Tensor | None) -> bool:
+    """Whether a kernel must index these tensors' tiles in int64 (WIDE_OFFSETS): some element lies
+    2**31 or more elements past the start of its (row, column) matrix. Batch and head offsets are
+    int64 in every kernel anyway; only a row or column index times its stride can overflow int32."""
+    return any(
+        sum((size - 1) * abs(stride) for size, stride in zip(t.shape[-2:], t.stride()[-2:]) if size > 0) >= 2**31
+        for t in tensors if t is not None
+    )
 
 
 def padded_head_dim(head_dim: int) -> int:

@@ -35,8 +35,8 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, empty_attention_output, key_span, load_tile,
-    padded_head_dim, precision_flags, seq_bucket, tile_ptrs,
+    INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, empty_attention_output, index_range, key_span, load_tile,
+    needs_wide_offsets, padded_head_dim, precision_flags, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     DECODE_BLOCK_M, DECODE_FP64_TILE, DECODE_TILES, INTERPRETER_DECODE_BLOCK_M, INTERPRETER_DECODE_TILE,
@@ -80,7 +80,7 @@ def _split_attention_kernel(
     n_kv_heads, group_size, n_queries, n_keys, qk_scale,
     keys_per_split_bucket,  # only steers the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr,
+    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
@@ -92,11 +92,11 @@ def _split_attention_kernel(
 
     # Row r of the tile is query r % Nq of query head r // Nq of this key/value head's group.
     n_rows = group_size * n_queries
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rows = index_range(tl.program_id(0) * BLOCK_M, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
     head = kv_head * group_size + rows // n_queries
     query = rows % n_queries
-    offs_d = tl.arange(0, BLOCK_D)
-    offs_dv = tl.arange(0, BLOCK_DV)
+    offs_d = index_range(0, BLOCK=BLOCK_D, WIDE=WIDE_OFFSETS)
+    offs_dv = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
 
     q_row_ptrs = q_ptr + batch * stride_qb + head * stride_qh + query * stride_qm
     q = load_tile(q_row_ptrs[:, None] + offs_d[None, :] * stride_qd,
@@ -124,7 +124,8 @@ def _split_attention_kernel(
         0.0, 1.0, 0, batch_kv_head,  # no dropout: decode calls never have it (plan_num_splits)
         HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
         BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=False, USE_DROPOUT=False,
-        EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
+        EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
+        WIDE_OFFSETS=WIDE_OFFSETS)
     out, _ = finish_rows(acc, m_i, l_i)
 
     # Workspace rows, contiguous (B, Hq, Nq, splits[, Dv]).
@@ -207,7 +208,8 @@ def launch_decode(
         n_kv_heads, group_size, n_queries, n_keys, scale * LOG2E.value,
         seq_bucket(triton.cdiv(n_keys, num_splits)),
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
-        MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, BLOCK_M=block_m, **flags,
+        MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None,
+        WIDE_OFFSETS=needs_wide_offsets(q, k, v, mask), BLOCK_M=block_m, **flags,
     )
     _combine_splits_kernel[(batch * n_heads * n_queries,)](
         partial_out, partial_max, partial_sum, out, partial_sum if lse is None else lse, *out.stride(),

@@ -20,7 +20,7 @@ def _dropout_mask_kernel(keep_ptr, n_queries, n_keys, dropout_p, dropout_seed,
     row_ptrs = keep_ptr + (batch_head.to(tl.int64) * n_queries + offs_m[:, None]) * n_keys
     for start_n in range(0, n_keys, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
-        keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, n_keys, dropout_p)
+        keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, dropout_p)
         tl.store(row_ptrs + offs_n[None, :], keep.to(tl.uint8),
                  mask=(offs_m[:, None] < n_queries) & (offs_n[None, :] < n_keys))
 

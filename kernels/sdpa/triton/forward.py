@@ -29,8 +29,9 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, MaskArgs, dropout_keep, empty_attention_output, key_span, load_tile,
-    masked_scores_from_rows, padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
+    INTERPRETING, LN2, LOG2E, MaskArgs, dropout_keep, empty_attention_output, index_range, key_span, load_tile,
+    masked_scores_from_rows, needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates,
+    seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -48,14 +49,14 @@ def attend_key_tiles(
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
     BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr,
-    INPUT_PRECISION: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
 ):
     """Fold the key tiles [key_start, key_end) into the running (acc, m_i, l_i) of one query block.
 
     The block's rows are `offs_m` (rows >= n_queries are padding); `mask_row_ptrs` points at each
     row's mask row (see masked_scores_from_rows)."""
     for start_n in range(key_start, key_end, BLOCK_N):
-        offs_n = start_n + tl.arange(0, BLOCK_N)
+        offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
         # K^T tile (BLOCK_D, BLOCK_N), read straight through the strides: no transpose copy.
         k = load_tile(tile_ptrs(k_base, offs_d, offs_n, stride_kd, stride_kn),
                       offs_d, offs_n, HEAD_DIM, n_keys, CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
@@ -74,7 +75,7 @@ def attend_key_tiles(
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None]
         if USE_DROPOUT:  # after the row sum: dropout acts on the normalised weights
-            keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, n_keys, dropout_p)
+            keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, dropout_p)
             p = tl.where(keep, p * dropout_scale, 0.0)
 
         v = load_tile(tile_ptrs(v_base, offs_n, offs_dv, stride_vn, stride_vd),
@@ -118,14 +119,14 @@ def _attention_forward_kernel(
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
-    STORE_LSE: tl.constexpr,
+    STORE_LSE: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
-    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, BLOCK_D)
-    offs_dv = tl.arange(0, BLOCK_DV)
+    offs_m = index_range(start_m * BLOCK_M, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
+    offs_d = index_range(0, BLOCK=BLOCK_D, WIDE=WIDE_OFFSETS)
+    offs_dv = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
 
     q_base = q_ptr + batch * stride_qb + head * stride_qh
     k_base = k_ptr + batch * stride_kb + kv_head * stride_kh
@@ -156,7 +157,8 @@ def _attention_forward_kernel(
             dropout_p, dropout_scale, dropout_seed, batch_head,
             HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
             BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
-            EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION)
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
+            WIDE_OFFSETS=WIDE_OFFSETS)
 
     out, lse = finish_rows(acc, m_i, l_i)
     out_ptrs = tile_ptrs(out_ptr + batch * stride_ob + head * stride_oh, offs_m, offs_dv, stride_om, stride_od)
@@ -218,6 +220,7 @@ def launch_forward(
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v,
         BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=padded_head_dim(head_dim_v),
         MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
-        USE_DROPOUT=dropout.active, STORE_LSE=lse is not None, **precision_flags(q.dtype),
+        USE_DROPOUT=dropout.active, STORE_LSE=lse is not None,
+        WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask), **precision_flags(q.dtype),
     )
     return out, lse

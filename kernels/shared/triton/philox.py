@@ -6,9 +6,9 @@ so the mask is a pure function of (seed, counter) and any kernel can regenerate 
 
 The two families use it differently, and keep doing so, because their masks are fixed by what users
 replay (`kernels.attention_dropout_mask`, `torch.manual_seed` repeating a call):
-- attention (kernels/sdpa/triton/common.py, `dropout_keep`): counter = (the element's position in
-  its head's Nq x Nk score matrix, batch * heads + head); only the first word is used, as a uniform
-  float in [0, 1), kept when >= p. Seeds come from [0, 2**62) (`ATTENTION_SEED_HIGH`).
+- attention (kernels/sdpa/triton/common.py, `dropout_keep`): counter = (the element's key index, its
+  query index, batch * heads + head); only the first word is used, as a uniform float in [0, 1),
+  kept when >= p. Seeds come from [0, 2**62) (`ATTENTION_SEED_HIGH`).
 - positional encoding (kernels/positional/triton/encoding.py, `_keep_mask`): counter = the 64-bit
   index of a group of four neighbouring columns, row * ceil(d / 4) + column // 4; all four words are
   used, one per column, and an element is kept when its raw uint32 word is >= round(p * 2**32).
@@ -20,8 +20,7 @@ import triton.language as tl
 
 
 @triton.jit
-def philox_draws(seed, counter_lo, counter_hi):
+def philox_draws(seed, counter_0, counter_1, counter_2):
     """Four uint32 draws per element: Philox-4x32 under the 64-bit key `seed` at the counter
-    (counter_lo, counter_hi, 0, 0); both counter words are uint32 blocks of one shape."""
-    zero = tl.zeros(counter_lo.shape, dtype=tl.uint32)
-    return tl.philox(seed, counter_lo, counter_hi, zero, zero)
+    (counter_0, counter_1, counter_2, 0); the counter words are uint32 blocks of one shape."""
+    return tl.philox(seed, counter_0, counter_1, counter_2, tl.zeros(counter_0.shape, dtype=tl.uint32))
