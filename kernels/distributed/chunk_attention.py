@@ -51,12 +51,12 @@ def chunk_forward(q, k, v, keep, diagonal: bool, scale: float, backend: str):
     """(out (B, Hq, Nq, Dv), lse (B, Hq, Nq)) in the accumulator dtype, for q (B, Hq, Nq, D) against
     k, v (B, Hkv, Nk, D|Dv) and keep (B, Nk) bool or None; `diagonal` applies the causal mask."""
     dtype = state_dtype(q.dtype)
+    note_backend_ran(backend)
     if backend == "torch":
         return torch_chunk.chunk_forward(q, k, v, keep, diagonal, scale, dtype)
     out = allocate((q.size(0), q.size(1), q.size(2), v.size(3)), dtype, q.device)
     lse = allocate(q.shape[:3], dtype, q.device)
     launch_attention_forward(q, k, v, _padding_mask(keep, q, k.size(2)), diagonal, scale, out=out, lse=lse)
-    note_backend_ran("triton")
     return out, lse
 
 
@@ -64,10 +64,10 @@ def chunk_backward(q, k, v, out, lse, dout, keep, diagonal: bool, scale: float, 
     """(dq, dk, dv) in the accumulator dtype: this key chunk's share of the gradients, given the
     final (merged) out and lse of the query chunk, which make each chunk's share exact."""
     dtype = state_dtype(q.dtype)
+    note_backend_ran(backend)
     if backend == "torch":
         return torch_chunk.chunk_backward(q, k, v, out, lse, dout, keep, diagonal, scale, dtype)
     grads = tuple(allocate(t.shape, dtype, t.device) for t in (q, k, v))
     launch_attention_backward(q, k, v, out, lse.contiguous(), dout, _padding_mask(keep, q, k.size(2)), diagonal,
                               scale, grads=grads)
-    note_backend_ran("triton")
     return grads

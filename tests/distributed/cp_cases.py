@@ -24,10 +24,12 @@ class Case:
     dtype: torch.dtype = torch.float32
     chunk_length: int = 6  # not a power of two: the kernels' bounds checks are exercised
     head_dim: int = 16
+    backend: str = "triton"  # "torch": the plain PyTorch fallback of CPU runs without the interpreter
 
     def __str__(self) -> str:
         return (f"{self.method}/{self.layout}/{'causal' if self.is_causal else 'dense'}/"
-                f"{'gqa' if self.gqa else 'mha'}/{'padded' if self.padding else 'unpadded'}/{self.dtype}")
+                f"{'gqa' if self.gqa else 'mha'}/{'padded' if self.padding else 'unpadded'}/{self.dtype}/"
+                f"{self.backend}")
 
 
 def feature_cases(method: str, layout: str, **options) -> list[Case]:
@@ -94,12 +96,12 @@ def run_case(case: Case, rank: int, world_size: int, seed: int) -> None:
     q, k, v, dout, keep = full_inputs(case, world_size, seed)
     shard = lambda t, dim=2: kd.shard_sequence(t, dim=dim, layout=case.layout)  # noqa: E731
     local = [shard(t).detach().requires_grad_() for t in (q, k, v)]
-    with kernels.record_backends() as ran:
+    with kernels.use_backend(case.backend), kernels.record_backends() as ran:
         out_local = kd.context_parallel_attention(
             *local, method=case.method, layout=case.layout, is_causal=case.is_causal, enable_gqa=case.gqa,
             key_padding=None if keep is None else shard(keep, 1))
         out_local.backward(shard(dout))
-    assert ran and set(ran) == {"triton"}, f"{case}: expected only the Triton kernels to run, got {ran}"
+    assert ran and set(ran) == {case.backend}, f"{case}: expected only {case.backend} to run, got {ran}"
     gathered = [kd.unshard_sequence(t, dim=2, layout=case.layout) for t in (out_local.detach(), *(t.grad for t in local))]
     if rank != 0:
         return
