@@ -8,5 +8,7 @@ from benchmarks.commands import all as run_all  # the module `all`; keeps the bu
 from benchmarks.commands import (
     attention, backward, ceilings, decode, masked, parity, pipelines, positional, report, transformer,
 )
+from benchmarks.context_parallel import command as context_parallel
 
-COMMANDS = (attention, backward, masked, ceilings, decode, parity, positional, transformer, pipelines, run_all, report)
+COMMANDS = (attention, backward, masked, ceilings, decode, parity, positional, transformer, pipelines, context_parallel,
+            run_all, report)
