@@ -30,8 +30,8 @@ def chunk_relation(query_chunk: int, key_chunk: int, is_causal: bool) -> str:
 
 
 def chunk_backend(device: torch.device) -> str:
-    """"triton" where the kernels run (CUDA, or CPU under TRITON_INTERPRET=1), else "torch" (see
-    kernels.use_backend; "reference" also runs the plain PyTorch math)."""
+    """Where the chunks run: "triton" where the kernels can (CUDA, or CPU under TRITON_INTERPRET=1),
+    else "torch"; `kernels.use_backend` overrides it ("reference" also runs the plain PyTorch math)."""
     return "triton" if resolve_backend(None, device) == "triton" else "torch"
 
 

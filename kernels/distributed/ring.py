@@ -17,6 +17,15 @@ from kernels.distributed.layouts import rank_chunks
 from kernels.distributed.merge import state_dtype
 
 
+def key_block(k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor | None) -> list[torch.Tensor]:
+    """What travels around the ring: K, V and, when there is one, the key-padding mask."""
+    return [k, v] if keep is None else [k, v, keep]
+
+
+def unpack(block: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    return block[0], block[1], block[2] if len(block) == 3 else None
+
+
 def empty_state(q: torch.Tensor, head_dim_v: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The running (out, lse) before any key: zeros and -inf, in the state dtype."""
     dtype = state_dtype(q.dtype)
@@ -28,12 +37,11 @@ class RingAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, keep, plan: ChunkPlan, info: GroupInfo, layout: str):
         out, lse = empty_state(q, v.size(3))
-        block = [k, v] if keep is None else [k, v, keep]
+        block = key_block(k, v, keep)
         for step in range(info.world_size):
             source = (info.rank - step) % info.world_size
             exchange = RingExchange(block, info) if step < info.world_size - 1 else None
-            forward_from_source(plan, q, block[0], block[1], keep if keep is None else block[2],
-                                rank_chunks(source, info.world_size, layout), out, lse)
+            forward_from_source(plan, q, *unpack(block), rank_chunks(source, info.world_size, layout), out, lse)
             if exchange is not None:
                 block = exchange.wait()
         result = out.to(q.dtype)
@@ -46,13 +54,13 @@ class RingAttention(torch.autograd.Function):
         q, k, v, keep, out, lse = ctx.saved_tensors
         plan, info = ctx.plan, ctx.info
         dq = torch.zeros(q.shape, dtype=lse.dtype, device=q.device)
-        block = [k, v] if keep is None else [k, v, keep]
+        block = key_block(k, v, keep)
         gradient_exchange = None
         for step in range(info.world_size):
             source = (info.rank - step) % info.world_size
             exchange = RingExchange(block, info) if step < info.world_size - 1 else None
-            dk, dv = backward_from_source(plan, q, block[0], block[1], keep if keep is None else block[2],
-                                          rank_chunks(source, info.world_size, ctx.layout), out, lse, dout, dq)
+            dk, dv = backward_from_source(plan, q, *unpack(block), rank_chunks(source, info.world_size, ctx.layout),
+                                          out, lse, dout, dq)
             if gradient_exchange is not None:  # the accumulator of this block, from the previous rank
                 dk_sum, dv_sum = gradient_exchange.wait()
                 dk, dv = dk + dk_sum, dv + dv_sum
