@@ -78,7 +78,8 @@ def _rank_main(rank: int, world_size: int, port: int, cases: list[Case], dtype, 
             backward_done = _synchronize(device)
             row = dict(index=index, rank=rank, forward_bytes=forward_bytes.total, backward_bytes=backward_bytes.total,
                        forward_ms=1e3 * (forward_done - started), backward_ms=1e3 * (backward_done - forward_done))
-            gathered = [kd.unshard_sequence(t, dim=2, layout=case.layout) for t in (out.detach(), *(t.grad for t in local))]
+            results_local = (out.detach(), *(t.grad for t in local))
+            gathered = [kd.unshard_sequence(t, dim=2, layout=case.layout) for t in results_local]
             if rank == 0:
                 started = _synchronize(device)
                 expected = _single_device(case, q, k, v, dout, keep)

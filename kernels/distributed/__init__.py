@@ -12,5 +12,5 @@ from kernels.distributed.api import METHODS, context_parallel_attention
 from kernels.distributed.model import context_parallel
 from kernels.distributed.layouts import LAYOUTS, global_positions, shard_sequence, unshard_sequence
 
-__all__ = ["context_parallel_attention", "context_parallel", "shard_sequence", "unshard_sequence", "global_positions", "METHODS",
-           "LAYOUTS"]
+__all__ = ["context_parallel_attention", "context_parallel", "shard_sequence", "unshard_sequence", "global_positions",
+           "METHODS", "LAYOUTS"]

@@ -10,15 +10,15 @@ all-reduce them (DistributedDataParallel over the same ranks does) to get the fu
 import contextlib
 from collections.abc import Iterator
 
-import torch
 import torch.distributed as dist
 from torch import nn
 
 from kernels.distributed.api import context_parallel_attention
 from kernels.distributed.communication import all_gather
 from kernels.distributed.groups import GroupInfo, group_info
-from kernels.distributed.layouts import check_layout, gathered_in_sequence_order, global_positions, \
-    local_in_layout_order
+from kernels.distributed.layouts import (
+    check_layout, gathered_in_sequence_order, global_positions, local_in_layout_order,
+)
 from kernels.models.attention import Attention
 from kernels.models.embedding import Embedding
 from kernels.models.inputs import positions_from_padding
@@ -73,5 +73,5 @@ def _sharded_embedding_forward(module: Embedding, info: GroupInfo, layout: str):
             full_padding = gathered_in_sequence_order(all_gather(padding, info), 1, info.world_size, layout)
             full_positions = positions_from_padding(full_padding, full_padding.size(1))
             positions = local_in_layout_order(full_positions, 1, info.rank, info.world_size, layout)
-        return module.tokens(ids, position_ids=positions.to(torch.long))
+        return module.tokens(ids, position_ids=positions)
     return forward

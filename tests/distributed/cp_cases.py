@@ -2,7 +2,6 @@
 from one seed, run the sharded attention forward and backward, gather, and hold the result and the
 three gradients to the pass rule against single-device `kernels.attention` and the float64 reference.
 Only rank 0 computes the references; every rank must see the Triton kernels run (when asked)."""
-import math
 from dataclasses import dataclass
 
 import torch
@@ -102,7 +101,8 @@ def run_case(case: Case, rank: int, world_size: int, seed: int) -> None:
             key_padding=None if keep is None else shard(keep, 1))
         out_local.backward(shard(dout))
     assert ran and set(ran) == {case.backend}, f"{case}: expected only {case.backend} to run, got {ran}"
-    gathered = [kd.unshard_sequence(t, dim=2, layout=case.layout) for t in (out_local.detach(), *(t.grad for t in local))]
+    results = (out_local.detach(), *(t.grad for t in local))
+    gathered = [kd.unshard_sequence(t, dim=2, layout=case.layout) for t in results]
     if rank != 0:
         return
     single, exact = references(case, q, k, v, dout, keep)
