@@ -10,7 +10,7 @@ See README.md in this folder for the methods and when the ring hides its communi
 """
 from kernels.distributed.api import METHODS, context_parallel_attention
 from kernels.distributed.model import context_parallel
-from kernels.distributed.layouts import LAYOUTS, global_positions, shard_sequence, unshard_sequence
+from kernels.distributed.layouts import LAYOUTS, global_positions, pad_for_sharding, shard_sequence, unshard_sequence
 
-__all__ = ["context_parallel_attention", "context_parallel", "shard_sequence", "unshard_sequence", "global_positions",
-           "METHODS", "LAYOUTS"]
+__all__ = ["context_parallel_attention", "context_parallel", "shard_sequence", "unshard_sequence", "pad_for_sharding",
+           "global_positions", "METHODS", "LAYOUTS"]

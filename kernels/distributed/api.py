@@ -39,6 +39,7 @@ def context_parallel_attention(
     (causal: top-left aligned over global positions, as on one device); differentiable.
     `method`: "ring" (K/V passed around the ring, overlapped with compute), "ulysses" (all-to-all to
     head shards; heads must divide by the group size) or "allgather" (gather K/V once).
+    A sequence length the layout cannot split: see `pad_for_sharding`.
     Not supported, with a clear error: `window` and dropout (the single-device dropout mask is
     drawn per call over the whole score matrix, which no shard can reproduce).
     """

@@ -40,8 +40,8 @@ def check_divisible(length: int, world_size: int, layout: str, name: str = "the 
     if length % chunks != 0:
         raise ValueError(
             f"{name} length {length} does not split into the {chunks} equal chunks the {layout!r} layout needs "
-            f"on {world_size} ranks: pad the sequence to a multiple of {chunks} and mark the padded keys False "
-            "in key_padding"
+            f"on {world_size} ranks: pad it with kernels.distributed.pad_for_sharding and pass the mask of real "
+            "positions it returns as key_padding"
         )
     return length // chunks
 
@@ -61,6 +61,22 @@ def global_positions(local_length: int, rank: int, world_size: int, layout: str,
     chunks = rank_chunks(rank, world_size, layout)
     chunk_length = local_chunk_length(local_length, layout)
     return torch.cat([torch.arange(c * chunk_length, (c + 1) * chunk_length, device=device) for c in chunks])
+
+
+def pad_for_sharding(x: torch.Tensor, dim: int = 2, group: "dist.ProcessGroup | None" = None,
+                     layout: str = "zigzag") -> tuple[torch.Tensor, torch.Tensor]:
+    """(x zero-padded at the end of `dim` to the next length that shards, real (N_padded,) bool: True
+    on x's own positions), for lengths the layout cannot split. Pass `real` (and-ed with any padding
+    mask of your own, broadcast to (B, N_padded)) as key_padding, so no query attends a pad, and drop
+    the padded rows after unsharding; under a causal mask the pads, being last, are never attended."""
+    info = group_info(group)
+    dim = _checked_dim(x, dim)
+    chunks = chunk_count(info.world_size, layout)
+    length = x.size(dim)
+    padded_length = -(-length // chunks) * chunks
+    pad = [0, 0] * (x.dim() - 1 - dim) + [0, padded_length - length]
+    real = torch.arange(padded_length, device=x.device) < length
+    return torch.nn.functional.pad(x, pad), real
 
 
 def shard_sequence(x: torch.Tensor, dim: int = 2, group: "dist.ProcessGroup | None" = None,

@@ -24,11 +24,12 @@ class Case:
     chunk_length: int = 6  # not a power of two: the kernels' bounds checks are exercised
     head_dim: int = 16
     backend: str = "triton"  # "torch": the plain PyTorch fallback of CPU runs without the interpreter
+    odd_length: bool = False  # one token short of a length that shards: padded with pad_for_sharding
 
     def __str__(self) -> str:
         return (f"{self.method}/{self.layout}/{'causal' if self.is_causal else 'dense'}/"
                 f"{'gqa' if self.gqa else 'mha'}/{'padded' if self.padding else 'unpadded'}/{self.dtype}/"
-                f"{self.backend}")
+                f"{self.backend}{'/odd-length' if self.odd_length else ''}")
 
 
 def feature_cases(method: str, layout: str, **options) -> list[Case]:
@@ -91,18 +92,34 @@ def references(case: Case, q, k, v, dout, keep):
     return results
 
 
+def padded_to_shard(case: Case, q, k, v, dout, keep):
+    """(q, k, v, dout) zero-padded by pad_for_sharding, and the key mask with every pad False."""
+    padded = [kd.pad_for_sharding(t, dim=2, layout=case.layout) for t in (q, k, v, dout)]
+    (q, real), (k, _), (v, _), (dout, _) = padded
+    real = real.expand(q.size(0), -1)  # (B, N_padded)
+    if keep is not None:
+        real = real & torch.cat([keep, keep.new_zeros(keep.size(0), real.size(1) - keep.size(1))], dim=1)
+    return q, k, v, dout, real
+
+
 def run_case(case: Case, rank: int, world_size: int, seed: int) -> None:
     q, k, v, dout, keep = full_inputs(case, world_size, seed)
+    if case.odd_length:  # one token short: the layout cannot split it without padding
+        q, k, v, dout = (t[:, :, :-1] for t in (q, k, v, dout))
+        keep = None if keep is None else keep[:, :-1]
+        sharded = padded_to_shard(case, q, k, v, dout, keep)
+    else:
+        sharded = q, k, v, dout, keep
     shard = lambda t, dim=2: kd.shard_sequence(t, dim=dim, layout=case.layout)  # noqa: E731
-    local = [shard(t).detach().requires_grad_() for t in (q, k, v)]
+    local = [shard(t).detach().requires_grad_() for t in sharded[:3]]
     with kernels.use_backend(case.backend), kernels.record_backends() as ran:
         out_local = kd.context_parallel_attention(
             *local, method=case.method, layout=case.layout, is_causal=case.is_causal, enable_gqa=case.gqa,
-            key_padding=None if keep is None else shard(keep, 1))
-        out_local.backward(shard(dout))
+            key_padding=None if sharded[4] is None else shard(sharded[4], 1))
+        out_local.backward(shard(sharded[3]))
     assert ran and set(ran) == {case.backend}, f"{case}: expected only {case.backend} to run, got {ran}"
     results = (out_local.detach(), *(t.grad for t in local))
-    gathered = [kd.unshard_sequence(t, dim=2, layout=case.layout) for t in results]
+    gathered = [kd.unshard_sequence(t, dim=2, layout=case.layout)[:, :, :q.size(2)] for t in results]
     if rank != 0:
         return
     single, exact = references(case, q, k, v, dout, keep)

@@ -14,7 +14,8 @@ def test_every_feature_on_two_ranks(ranks, worker_seed, method, layout):
 
 def test_other_dtypes_and_the_torch_fallback(ranks, worker_seed):
     """fp64 end to end within 1e-6 of the reference (the merge loses nothing), fp16 by the pass rule,
-    and the plain PyTorch chunk math that CPU runs without the interpreter use."""
+    the plain PyTorch chunk math that CPU runs without the interpreter use, and lengths that need
+    pad_for_sharding."""
     cases = [
         Case("ring", "zigzag", True, True, True, dtype=torch.float64),
         Case("allgather", "contiguous", True, False, True, dtype=torch.float64),
@@ -22,6 +23,8 @@ def test_other_dtypes_and_the_torch_fallback(ranks, worker_seed):
         Case("ring", "zigzag", True, False, True, dtype=torch.float16),
         Case("ring", "zigzag", True, True, True, backend="torch"),
         Case("allgather", "zigzag", False, True, True, backend="torch"),
+        Case("ring", "zigzag", True, True, False, odd_length=True),
+        Case("ulysses", "contiguous", False, False, True, odd_length=True),
     ]
     ranks.run(2, run_cases, worker_seed, cases, timeout_s=300)
 

@@ -25,6 +25,11 @@ def check_shard_and_unshard(rank: int, world_size: int, seed: int, layout: str) 
     with pytest.raises(ValueError, match=f"x.size\\(2\\).*length {chunk * n_chunks + 1} does not split into the "
                                          f"{n_chunks} equal chunks"):
         kd.shard_sequence(torch.zeros(1, 1, chunk * n_chunks + 1, 1), dim=2, layout=layout)
+    odd = torch.randn(2, chunk * n_chunks - 1, 3)  # n_chunks is even: an odd length never splits
+    padded, real = kd.pad_for_sharding(odd, dim=1, layout=layout)
+    assert padded.shape == (2, chunk * n_chunks, 3) and torch.equal(padded[:, :-1], odd) and padded[:, -1].eq(0).all()
+    assert torch.equal(real, torch.arange(chunk * n_chunks) < chunk * n_chunks - 1)
+    assert kd.shard_sequence(padded, dim=1, layout=layout).size(1) == chunk * n_chunks // world_size
     with pytest.raises(ValueError, match="layout must be one of"):
         kd.shard_sequence(x, dim=2, layout="striped")
     with pytest.raises(ValueError, match="dim 4 is out of range"):
