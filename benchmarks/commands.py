@@ -4,6 +4,7 @@ provides its `COMMAND` (the attention folder three, its `COMMANDS`). A new suite
 from benchmarks.all import run as all_run
 from benchmarks.attention import run as attention_run
 from benchmarks.ceilings import run as ceilings_run
+from benchmarks.context_parallel import run as context_parallel_run
 from benchmarks.decode import run as decode_run
 from benchmarks.parity import run as parity_run
 from benchmarks.pipelines import run as pipelines_run
@@ -19,6 +20,7 @@ COMMANDS = (
     positional_run.COMMAND,
     transformer_run.COMMAND,
     pipelines_run.COMMAND,
+    context_parallel_run.COMMAND,
     all_run.COMMAND,
     results_run.COMMAND,  # report
 )

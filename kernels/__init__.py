@@ -12,6 +12,7 @@ from kernels.nn import (
     MultiHeadAttention, MultiheadAttention, PositionalEncoder, SinusoidalEmbedding, Transformer, replace_attention,
 )
 from kernels.models import DecoderOnlyLM, EncoderClassifier, EncoderDecoderModel, ModelConfig, generate
+from kernels import distributed
 
 __version__ = "0.1.0"
 
@@ -20,5 +21,5 @@ __all__ = [
     "MultiHeadAttention", "MultiheadAttention", "replace_attention",
     "Transformer", "ModelConfig", "EncoderDecoderModel", "EncoderClassifier", "DecoderOnlyLM", "generate",
     "add_positional_encoding", "sinusoidal_embedding", "PositionalEncoder", "SinusoidalEmbedding",
-    "use_backend", "record_backends", "BACKENDS", "__version__",
+    "use_backend", "record_backends", "BACKENDS", "distributed", "__version__",
 ]
