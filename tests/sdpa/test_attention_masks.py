@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from kernels.sdpa.triton.common import MaskArgs
 from kernels.testing import assert_attention_close
 from test_attention_forward import make_qkv, run_triton
 
@@ -129,3 +130,19 @@ def test_attended_key_range_only_for_key_padding_masks(device):
     assert _attended_key_range(keep.expand(3, 1, 7, 50)).tolist() == [[4, 9], [0, 1], [50, 0]]
     per_head = torch.ones(3, 4, 1, 50, dtype=torch.bool, device=device)
     assert _attended_key_range(per_head) is None  # four heads with their own masks
+
+
+@pytest.mark.parametrize("shape, rows_span_heads, shared", [
+    ((2, 1, 1, 9), False, True),  # key padding: one row for every head and query
+    ((2, 1, 1, 9), True, True),
+    ((2, 4, 1, 9), False, True),  # a row per head: shared within the forward's one-head tiles
+    ((2, 4, 1, 9), True, False),  # ... but not by the decode tile's rows, which span heads
+    ((2, 1, 7, 9), False, False),  # a row per query
+    ((7, 9), False, False),
+])
+def test_a_mask_row_every_tile_row_shares_is_read_once_per_tile(shape, rows_span_heads, shared):
+    """MASK_SHARED_ROW (load one BLOCK_N vector, not a BLOCK_M x BLOCK_N tile) exactly when every row of
+    the kernel's tile reads the same mask row; the mask tests above run both paths."""
+    q = torch.randn(2, 4, 7, 16)
+    mask = torch.rand(shape) > 0.5
+    assert MaskArgs(mask.expand(2, 4, 7, 9), placeholder=q).shared_row(rows_span_heads) == shared

@@ -27,8 +27,8 @@ from kernels.shared.dropout import Dropout
 
 _AUTOTUNE = dict(
     configs=autotune_configs(BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, INTERPRETING),
-    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "USE_KEY_RANGE", "IS_CAUSAL",
-         "USE_DROPOUT"],
+    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
+         "IS_CAUSAL", "USE_DROPOUT"],
     prune_configs_by={"early_config_prune": head_dim_pruner(BACKWARD_TILES)},
 )
 _EVEN_LENGTHS = {
@@ -73,13 +73,14 @@ def _log2_lse(lse_ptrs, offs_m, n_queries, EVEN_M: tl.constexpr):
 def _recompute_tile(
     q, k, v, do, lse_log2, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
     dropout_p, dropout_scale, dropout_seed, batch_head,
-    MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, INPUT_PRECISION: tl.constexpr,
 ):
     """For one (BLOCK_M, BLOCK_N) tile: the forward's probabilities P, the weights it actually
     applied (P after dropout), and dP = dO @ V^T through the same dropout mask, regenerated."""
     qk = masked_scores(q, tl.trans(k), qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
-                       n_queries, n_keys, MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
+                       n_queries, n_keys, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
+                       APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
                        INPUT_PRECISION=INPUT_PRECISION)
     p = tl.math.exp2(qk - lse_log2[:, None])
     dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
@@ -99,7 +100,8 @@ def _accumulate_dk_dv(
     offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, query_start, query_end,
     dropout_p, dropout_scale, dropout_seed, batch_head,
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
-    BLOCK_M: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    BLOCK_M: tl.constexpr, MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
+    APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     WIDE_OFFSETS: tl.constexpr,
 ):
@@ -116,7 +118,8 @@ def _accumulate_dk_dv(
         p, p_applied, dp = _recompute_tile(
             q, k, v, do, _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M), qk_scale, offs_m, offs_n,
             mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys, dropout_p, dropout_scale, dropout_seed,
-            batch_head, MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
+            batch_head, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
+            APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
         dv = tl.dot(tl.trans(p_applied.to(do.dtype)), do, dv, input_precision=INPUT_PRECISION, out_dtype=dv.dtype)
         if EVEN_M:
@@ -143,7 +146,8 @@ def _attention_backward_dk_dv_kernel(
     n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
+    USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
@@ -197,7 +201,8 @@ def _attention_backward_dk_dv_kernel(
                 query_end if past_diagonal else tl.minimum(diagonal_end, query_end),
                 dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
                 HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
-                BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, APPLY_CAUSAL=past_diagonal == 0, USE_DROPOUT=USE_DROPOUT,
+                BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
+                APPLY_CAUSAL=past_diagonal == 0, USE_DROPOUT=USE_DROPOUT,
                 EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
                 WIDE_OFFSETS=WIDE_OFFSETS)
 
@@ -216,7 +221,8 @@ def _accumulate_dq(
     offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, key_end,
     dropout_p, dropout_scale, dropout_seed, batch_head,
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
-    BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
+    APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     WIDE_OFFSETS: tl.constexpr,
 ):
@@ -233,7 +239,7 @@ def _accumulate_dq(
         p, _, dp = _recompute_tile(
             q, k, v, do, lse_log2, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
             n_queries, n_keys, dropout_p, dropout_scale, dropout_seed, batch_head,
-            MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
+            MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
         ds = p * (dp - delta[:, None])
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=INPUT_PRECISION, out_dtype=dq.dtype)
@@ -254,7 +260,8 @@ def _attention_backward_dq_kernel(
     n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
+    USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
@@ -293,7 +300,8 @@ def _attention_backward_dq_kernel(
             diagonal_start if on_diagonal else key_start, diagonal_end if on_diagonal else diagonal_start,
             dropout_p, dropout_scale, dropout_seed, batch_head,
             HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
-            BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
+            BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
+            APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
             WIDE_OFFSETS=WIDE_OFFSETS)
 
@@ -341,7 +349,8 @@ def launch_backward(
     mask_args = MaskArgs(mask, placeholder=q)
     common = dict(
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
-        MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
+        MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=False),
+        USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
         USE_DROPOUT=dropout.active, WIDE_OFFSETS=needs_wide_offsets(q, k, v, dout, dq, dk, dv, mask),
         **precision_flags(q.dtype),
     )

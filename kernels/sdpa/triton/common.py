@@ -70,35 +70,57 @@ def query_block_coordinates(n_heads, group_size, IS_CAUSAL: tl.constexpr):
 
 
 @triton.jit
+def load_mask_tile(mask_rows, offs_m, offs_n, stride_mask_n, n_rows, n_keys,
+                   SHARED_ROW: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr):
+    """The (BLOCK_M, BLOCK_N) mask tile. With SHARED_ROW every row of the tile reads one mask row (a
+    key-padding mask, whose query stride is 0): `mask_rows` points at it, and it is loaded once as a
+    BLOCK_N vector and broadcast, instead of BLOCK_M copies through shared memory. Otherwise
+    `mask_rows` holds each tile row's pointer."""
+    if SHARED_ROW:
+        if EVEN_N:
+            row = tl.load(mask_rows + offs_n * stride_mask_n)
+        else:
+            row = tl.load(mask_rows + offs_n * stride_mask_n, mask=offs_n < n_keys, other=0)
+        return tl.broadcast_to(row[None, :], (offs_m.shape[0], offs_n.shape[0]))
+    else:
+        return load_tile(mask_rows[:, None] + offs_n[None, :] * stride_mask_n,
+                         offs_m, offs_n, n_rows, n_keys, CHECK_ROWS=not EVEN_M, CHECK_COLS=not EVEN_N)
+
+
+@triton.jit
 def masked_scores(
     q, k_t, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
-    MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
+    MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
+    APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
 ):
     """The (BLOCK_M, BLOCK_N) scores q @ k_t in log2 units (qk_scale = softmax scale * log2(e)),
     with the key bounds, the causal diagonal and the user's mask applied."""
-    return masked_scores_from_rows(q, k_t, qk_scale, offs_m, offs_n, mask_base + offs_m * stride_mask_m,
-                                   stride_mask_n, n_queries, n_keys, MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL,
+    mask_rows = mask_base if MASK_SHARED_ROW else mask_base + offs_m * stride_mask_m
+    return masked_scores_from_rows(q, k_t, qk_scale, offs_m, offs_n, mask_rows, stride_mask_n, n_queries, n_keys,
+                                   MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL,
                                    EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
 
 
 @triton.jit
 def masked_scores_from_rows(
     q, k_t, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n, n_rows, n_keys,
-    MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
+    MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
+    APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
 ):
     """masked_scores with the mask addressed by a pointer per tile row (`mask_row_ptrs`, BLOCK_M),
     so a tile's rows may come from different heads (the decode kernel packs a GQA group into one
-    tile). Rows `offs_m >= n_rows` are padding: their mask is not read."""
+    tile); with MASK_SHARED_ROW, by the one pointer of the row every tile row shares (see
+    load_mask_tile). Rows `offs_m >= n_rows` are padding: their mask is not read."""
     qk = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
     if not EVEN_N:
         qk = tl.where(offs_n[None, :] < n_keys, qk, float("-inf"))
     if APPLY_CAUSAL:
         qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
     if MASK_KIND != MASK_NONE:
-        mask_tile = load_tile(mask_row_ptrs[:, None] + offs_n[None, :] * stride_mask_n,
-                              offs_m, offs_n, n_rows, n_keys, CHECK_ROWS=not EVEN_M, CHECK_COLS=not EVEN_N)
+        mask_tile = load_mask_tile(mask_row_ptrs, offs_m, offs_n, stride_mask_n, n_rows, n_keys,
+                                   SHARED_ROW=MASK_SHARED_ROW, EVEN_M=EVEN_M, EVEN_N=EVEN_N)
         if MASK_KIND == MASK_BOOL:
             qk = tl.where(mask_tile != 0, qk, float("-inf"))
         else:
@@ -190,6 +212,17 @@ class MaskArgs:
         else:
             self.kind, self.tensor, self.strides = MASK_ADDITIVE.value, mask, mask.stride()
         self.key_range_arg = placeholder if self.key_range is None else self.key_range
+        self._mask = mask
+
+    def shared_row(self, rows_span_heads: bool) -> bool:
+        """MASK_SHARED_ROW: every row of a kernel's tile reads the same mask row, as for a key-padding
+        mask (query stride 0, or one query). `rows_span_heads`: the tile's rows come from several heads
+        (split-K decode), which then must share the row too."""
+        mask = self._mask
+        if mask is None:
+            return False
+        one_row_per_head = mask.size(2) == 1 or mask.stride(2) == 0
+        return one_row_per_head and (not rows_span_heads or mask.size(1) == 1 or mask.stride(1) == 0)
 
 
 def empty_attention_output(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

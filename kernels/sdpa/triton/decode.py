@@ -63,7 +63,7 @@ def _prune_decode_tiles(configs, named_args, **kwargs):
 
 @triton.autotune(
     configs=autotune_configs(DECODE_TILES, INTERPRETER_DECODE_TILE, INTERPRETING),
-    key=["keys_per_split_bucket", "BLOCK_M", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "USE_KEY_RANGE"],
+    key=["keys_per_split_bucket", "BLOCK_M", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE"],
     prune_configs_by={"early_config_prune": _prune_decode_tiles},
 )
 @triton.heuristics({
@@ -80,7 +80,7 @@ def _split_attention_kernel(
     n_kv_heads, group_size, n_queries, n_keys, qk_scale,
     keys_per_split_bucket,  # only steers the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
+    MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr, USE_KEY_RANGE: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
@@ -103,7 +103,10 @@ def _split_attention_kernel(
                   rows, offs_d, n_rows, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=HEAD_DIM != BLOCK_D)
     if DOT_IN_FP32:
         q = q.to(tl.float32)
-    mask_row_ptrs = mask_ptr + batch * stride_mask_b + head * stride_mask_h + query * stride_mask_m
+    if MASK_SHARED_ROW:  # every row reads one mask row, whatever its head and query
+        mask_row_ptrs = mask_ptr + batch * stride_mask_b
+    else:
+        mask_row_ptrs = mask_ptr + batch * stride_mask_b + head * stride_mask_h + query * stride_mask_m
 
     # This split's whole tiles, clipped to the attended key span when the mask gives one.
     key_start, key_end, _ = key_span(0, batch, key_range_ptr, n_keys,
@@ -123,7 +126,7 @@ def _split_attention_kernel(
         rows, offs_d, offs_dv, n_rows, n_keys, qk_scale, key_start, key_end,
         0.0, 1.0, 0, batch_kv_head,  # no dropout: decode calls never have it (plan_num_splits)
         HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
-        BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=False, USE_DROPOUT=False,
+        BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=False, USE_DROPOUT=False,
         EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
         WIDE_OFFSETS=WIDE_OFFSETS)
     out, _ = finish_rows(acc, m_i, l_i)
@@ -208,7 +211,8 @@ def launch_decode(
         n_kv_heads, group_size, n_queries, n_keys, scale * LOG2E.value,
         seq_bucket(triton.cdiv(n_keys, num_splits)),
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
-        MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None,
+        MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=group_size > 1),
+        USE_KEY_RANGE=mask_args.key_range is not None,
         WIDE_OFFSETS=needs_wide_offsets(q, k, v, mask), BLOCK_M=block_m, **flags,
     )
     _combine_splits_kernel[(batch * n_heads * n_queries,)](

@@ -47,7 +47,8 @@ def attend_key_tiles(
     offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, key_end,
     dropout_p, dropout_scale, dropout_seed, batch_head,
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
-    BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
+    APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
 ):
@@ -63,7 +64,8 @@ def attend_key_tiles(
         if DOT_IN_FP32:
             k = k.to(tl.float32)
         qk = masked_scores_from_rows(q, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n, n_queries, n_keys,
-                                     MASK_KIND=MASK_KIND, APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
+                                     MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
+                                     APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
                                      INPUT_PRECISION=INPUT_PRECISION)
 
         # Online softmax. A row that has seen only masked keys keeps m = -inf; using 0 in its place
@@ -99,8 +101,8 @@ def finish_rows(acc, m_i, l_i):
 
 @triton.autotune(
     configs=autotune_configs(FORWARD_TILES, INTERPRETER_FORWARD_TILE, INTERPRETING),
-    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "USE_KEY_RANGE", "IS_CAUSAL",
-         "USE_DROPOUT"],
+    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
+         "IS_CAUSAL", "USE_DROPOUT"],
     prune_configs_by={"early_config_prune": head_dim_pruner(FORWARD_TILES)},
 )
 @triton.heuristics({
@@ -118,7 +120,8 @@ def _attention_forward_kernel(
     n_heads, group_size, n_queries, n_keys, qk_scale, dropout_p, dropout_scale, dropout_seed,
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-    MASK_KIND: tl.constexpr, USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
+    MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
+    USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     STORE_LSE: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
@@ -131,7 +134,8 @@ def _attention_forward_kernel(
     q_base = q_ptr + batch * stride_qb + head * stride_qh
     k_base = k_ptr + batch * stride_kb + kv_head * stride_kh
     v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
-    mask_row_ptrs = mask_ptr + batch * stride_mask_b + head * stride_mask_h + offs_m * stride_mask_m
+    mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
+    mask_row_ptrs = mask_base if MASK_SHARED_ROW else mask_base + offs_m * stride_mask_m
 
     q = load_tile(tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd),
                   offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=HEAD_DIM != BLOCK_D)
@@ -156,7 +160,8 @@ def _attention_forward_kernel(
             diagonal_start if on_diagonal else key_start, diagonal_end if on_diagonal else diagonal_start,
             dropout_p, dropout_scale, dropout_seed, batch_head,
             HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
-            BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
+            BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
+            APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
             WIDE_OFFSETS=WIDE_OFFSETS)
 
@@ -215,11 +220,13 @@ def launch_forward(
     _attention_forward_kernel[grid](
         q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
-        n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, dropout.p, dropout.keep_scale, dropout.seed,
+        n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value,
+        dropout.p, dropout.keep_scale, dropout.seed,
         seq_bucket(n_queries), seq_bucket(n_keys),
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v,
         BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=padded_head_dim(head_dim_v),
-        MASK_KIND=mask_args.kind, USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
+        MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=False),
+        USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
         USE_DROPOUT=dropout.active, STORE_LSE=lse is not None,
         WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask), **precision_flags(q.dtype),
     )
