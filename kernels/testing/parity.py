@@ -1,4 +1,4 @@
-"""The pass rule for any op (DESIGN.md section 3), as a function and as a pytest assertion.
+"""The pass rule for any op (docs/design.md, "Correctness"), as a function and as a pytest assertion.
 
 `actual` (the op under test) is compared with `exact` (the same op in float64 on the same inputs)
 and judged against `baseline` (the plain PyTorch computation in actual's precision): it passes when

@@ -1,4 +1,4 @@
-"""The pass rule's tolerances, one row per precision (DESIGN.md section 3).
+"""The pass rule's tolerances, one row per precision (docs/design.md, "Correctness").
 
 An output in a given dtype passes when its max error against the float64 result is at most
 `error_ratio` times the error of the plain PyTorch computation in that same dtype, plus

@@ -1,6 +1,6 @@
 """kernels.MultiheadAttention against torch.nn.MultiheadAttention holding the same weights.
 
-The pass rule of DESIGN.md section 3: ours (float32) against torch's module in float64, allowed
+The pass rule of docs/design.md: ours (float32) against torch's module in float64, allowed
 2x the error of torch's module in float32.
 """
 import copy

@@ -1,0 +1,207 @@
+"""Every code block of README.md and docs/**/*.md runs as pasted.
+
+- A ```python block runs in a fresh namespace in this process, with its stdout captured. On a
+  machine without CUDA, tests/conftest.py has set TRITON_INTERPRET=1 before triton is imported (as
+  .ci/run does), so the blocks' CPU tensors run the real Triton kernels in Triton's interpreter.
+- A ```text block right after a python block, marked `<!-- doc-example: output -->` on the line
+  before its fence, is that block's printed output: it must match exactly when the kernels run in
+  the interpreter (the docs say so where they show one; on a GPU machine CPU tensors take the torch
+  fallback, so there the comparison is skipped with that reason).
+- `<!-- doc-example: skip REASON -->` on the line before a python fence: the block is not run, and
+  its test is skipped with REASON. Keep these rare (a block that needs CUDA, say).
+- ```bash blocks are not run, but every `python -m benchmarks COMMAND --flag ...` in them must name
+  a registered command and flags that its `--help` lists, so the docs cannot drift from the CLI.
+"""
+import contextlib
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w+-]*)\s*$")
+MARKER = re.compile(r"^\s*<!--\s*doc-example:\s*(?P<kind>skip|output)\b\s*(?P<reason>.*?)\s*-->\s*$")
+
+
+@dataclass
+class Block:
+    path: Path
+    line: int  # 1-based line of the opening fence
+    lang: str
+    code: str
+    marker: str | None  # "skip" / "output" / None
+    reason: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.relative_to(ROOT)}:{self.line}"
+
+
+def read_blocks(path: Path) -> list[Block]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        opening = FENCE.match(lines[i])
+        if not opening:
+            i += 1
+            continue
+        indent, start = len(opening["indent"]), i
+        body = []
+        i += 1
+        while i < len(lines) and not (FENCE.match(lines[i]) and not FENCE.match(lines[i])["lang"]):
+            body.append(lines[i][indent:] if lines[i].startswith(" " * indent) else lines[i].lstrip())
+            i += 1
+        if i == len(lines):
+            raise AssertionError(f"{path}:{start + 1}: code block never closed")
+        previous = lines[start - 1] if start > 0 else ""
+        marker = MARKER.match(previous)
+        blocks.append(
+            Block(
+                path=path,
+                line=start + 1,
+                lang=opening["lang"],
+                code="\n".join(body) + "\n",
+                marker=marker["kind"] if marker else None,
+                reason=marker["reason"] if marker else "",
+            )
+        )
+        i += 1
+    return blocks
+
+
+ALL_BLOCKS = [block for path in DOC_FILES for block in read_blocks(path)]
+
+
+def _python_cases():
+    cases = []
+    for path in DOC_FILES:
+        blocks = read_blocks(path)
+        for index, block in enumerate(blocks):
+            if block.lang != "python":
+                continue
+            following = blocks[index + 1] if index + 1 < len(blocks) else None
+            expected = following.code if following and following.marker == "output" else None
+            cases.append(pytest.param(block, expected, id=block.id))
+    return cases
+
+
+PYTHON_CASES = _python_cases()
+
+
+def test_the_docs_have_python_examples():
+    assert len(PYTHON_CASES) >= 10, [case.id for case in PYTHON_CASES]
+
+
+def test_every_block_is_labelled_and_every_marker_applies():
+    """An unlabelled fence would neither run nor be highlighted; a marker must sit where it acts."""
+    for block in ALL_BLOCKS:
+        assert block.lang, f"{block.id}: give the code block a language (python, bash, text)"
+        if block.marker == "skip":
+            assert block.lang == "python" and block.reason, f"{block.id}: `skip` needs a python block and a reason"
+        if block.marker == "output":
+            assert block.lang == "text", f"{block.id}: an `output` block must be ```text"
+    for path in DOC_FILES:
+        blocks = read_blocks(path)
+        for before, block in zip([None, *blocks], blocks):
+            if block.marker == "output":
+                assert before is not None and before.lang == "python", f"{block.id}: output of no python block"
+
+
+def _strip(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+
+
+@pytest.mark.parametrize(("block", "expected"), PYTHON_CASES)
+def test_python_block_runs(block: Block, expected: str | None, monkeypatch):
+    if block.marker == "skip":
+        pytest.skip(f"{block.id} not run: {block.reason}")
+    monkeypatch.chdir(ROOT)
+    stdout = io.StringIO()
+    namespace = {"__name__": "__main__", "__file__": str(block.path)}
+    with contextlib.redirect_stdout(stdout):
+        exec(compile(block.code, block.id, "exec"), namespace)  # an exception fails the test
+    printed = stdout.getvalue()
+    print(printed)
+    if expected is None:
+        return
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip(f"{block.id}: ran; its documented output is the interpreter's (TRITON_INTERPRET=1), not compared")
+    assert _strip(printed) == _strip(expected), f"{block.id}: the documented output is not what the block prints"
+
+
+BENCHMARK_CALL = re.compile(r"python -m benchmarks\s+(?P<rest>.*)")
+
+
+def _benchmark_calls():
+    calls = {}
+    for block in ALL_BLOCKS:
+        if block.lang != "bash":
+            continue
+        for offset, line in enumerate(block.code.splitlines(), start=1):
+            match = BENCHMARK_CALL.search(line.split(" #")[0])
+            if not match:
+                continue
+            rest = re.split(r"&&|;|\|\|", match["rest"])[0]
+            words = rest.split()
+            command = words[0] if words and re.fullmatch(r"[a-z][\w-]*", words[0]) else None
+            flags = sorted(set(re.findall(r"(?<![\w-])--[a-z][\w-]*", rest)))
+            where = f"{block.id}+{offset}"
+            calls.setdefault(command, []).append((where, flags))
+    return calls
+
+
+BENCHMARK_CALLS = _benchmark_calls()
+
+
+def _help(argv: list[str]) -> str:
+    from benchmarks.__main__ import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 0, f"python -m benchmarks {' '.join(argv)} exited {stop.value.code}"
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("command", sorted(BENCHMARK_CALLS, key=str), ids=str)
+def test_documented_benchmark_commands_exist(command):
+    """Each `python -m benchmarks ...` line of the docs names a real command and real flags."""
+    text = _help([command, "--help"] if command else ["--help"])
+    for where, flags in BENCHMARK_CALLS[command]:
+        missing = [flag for flag in flags if flag not in text]
+        assert not missing, f"{where}: `python -m benchmarks {command}` has no {missing}"
+
+
+REPO_PATH = re.compile(
+    r"`(?P<path>(?:kernels|reference|benchmarks|tests|docs|\.ci)/[\w./-]*|[\w-]+\.(?:py|md|toml|yml|txt))`"
+)
+GENERATED_OR_EXAMPLE = {"bench-out/", "DIR/"}
+NAMED_BECAUSE_ABSENT = {"kernels/attention/"}  # the design page explains why the family is kernels/sdpa/
+
+
+def test_every_file_path_in_the_docs_exists():
+    """A path such as `kernels/sdpa/triton/decode.py` in the prose must survive layout moves."""
+    missing = []
+    for path in DOC_FILES:
+        text = path.read_text(encoding="utf-8")
+        for match in REPO_PATH.finditer(text):
+            name = match["path"]
+            if "<" in name or "*" in name or any(name.startswith(g) for g in GENERATED_OR_EXAMPLE):
+                continue
+            if name in NAMED_BECAUSE_ABSENT:
+                continue
+            if "/" not in name.rstrip("/"):  # a bare file name, in a table of one folder's files
+                found = (ROOT / name).exists() or any(
+                    any((ROOT / folder).glob(f"**/{name}")) for folder in ("kernels", "reference", "benchmarks", "tests")
+                )
+            else:
+                found = (ROOT / name).exists()
+            if not found:
+                line = text.count("\n", 0, match.start()) + 1
+                missing.append(f"{path.relative_to(ROOT)}:{line}: {name}")
+    assert not missing, "paths that do not exist:\n" + "\n".join(missing)
