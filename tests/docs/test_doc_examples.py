@@ -205,3 +205,36 @@ def test_every_file_path_in_the_docs_exists():
                 line = text.count("\n", 0, match.start()) + 1
                 missing.append(f"{path.relative_to(ROOT)}:{line}: {name}")
     assert not missing, "paths that do not exist:\n" + "\n".join(missing)
+
+
+def test_the_readme_stays_a_front_page():
+    """What the project is, the two commands, features, numbers, links: the rest belongs in docs/."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").count("\n")
+    assert lines <= 250, f"README.md has {lines} lines; move detail into docs/"
+
+
+def _anchors(markdown_file: Path) -> set[str]:
+    """The heading ids mkdocs (Python-Markdown's toc) and GitHub give a page's headings."""
+    anchors = set()
+    for line in markdown_file.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"#{1,6}\s+(.*)", line)
+        if heading:
+            text = re.sub(r"[^\w\s-]", "", heading[1].replace("`", "")).strip().lower()
+            anchors.add(re.sub(r"[\s-]+", "-", text))
+    return anchors
+
+
+def test_the_readme_links_resolve():
+    """mkdocs --strict checks the links inside docs/; the README is not part of the site."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        file = ROOT / path if path else ROOT / "README.md"
+        if not file.exists():
+            broken.append(f"{target}: no such file")
+        elif anchor and anchor not in _anchors(file):
+            broken.append(f"{target}: no heading #{anchor}")
+    assert not broken, broken
