@@ -9,10 +9,12 @@
   fallback, so there the comparison is skipped with that reason).
 - `<!-- doc-example: skip REASON -->` on the line before a python fence: the block is not run, and
   its test is skipped with REASON. Keep these rare (a block that needs CUDA, say).
-- ```bash blocks are not run, but every `python -m benchmarks COMMAND --flag ...` in them must name
-  a registered command and flags that its `--help` lists, so the docs cannot drift from the CLI.
+- ```bash blocks are not run, but every `python -m benchmarks COMMAND --flag ...` and
+  `python -m kernels.testing --flag ...` in them must name a registered command and flags that its
+  `--help` lists, so the docs cannot drift from the command line.
 """
 import contextlib
+import importlib
 import io
 import os
 import re
@@ -134,47 +136,51 @@ def test_python_block_runs(block: Block, expected: str | None, monkeypatch):
     assert _strip(printed) == _strip(expected), f"{block.id}: the documented output is not what the block prints"
 
 
-BENCHMARK_CALL = re.compile(r"python -m benchmarks\s+(?P<rest>.*)")
+# The command lines the docs show: `python -m benchmarks COMMAND ...` and `python -m kernels.testing ...`.
+CLI_CALL = re.compile(r"python -m (?P<module>benchmarks|kernels\.testing)(?![\w.])(?P<rest>.*)")
+CLI_MAINS = {"benchmarks": "benchmarks.__main__", "kernels.testing": "kernels.testing.__main__"}
 
 
-def _benchmark_calls():
+def _cli_calls():
+    """{(module, subcommand or None): [(where, flags), ...]} from every bash block."""
     calls = {}
     for block in ALL_BLOCKS:
         if block.lang != "bash":
             continue
         for offset, line in enumerate(block.code.splitlines(), start=1):
-            match = BENCHMARK_CALL.search(line.split(" #")[0])
+            match = CLI_CALL.search(line.split(" #")[0])
             if not match:
                 continue
             rest = re.split(r"&&|;|\|\|", match["rest"])[0]
             words = rest.split()
-            command = words[0] if words and re.fullmatch(r"[a-z][\w-]*", words[0]) else None
+            has_commands = match["module"] == "benchmarks"
+            command = words[0] if has_commands and words and re.fullmatch(r"[a-z][\w-]*", words[0]) else None
             flags = sorted(set(re.findall(r"(?<![\w-])--[a-z][\w-]*", rest)))
-            where = f"{block.id}+{offset}"
-            calls.setdefault(command, []).append((where, flags))
+            calls.setdefault((match["module"], command), []).append((f"{block.id}+{offset}", flags))
     return calls
 
 
-BENCHMARK_CALLS = _benchmark_calls()
+CLI_CALLS = _cli_calls()
 
 
-def _help(argv: list[str]) -> str:
-    from benchmarks.__main__ import main
-
+def _help(module: str, argv: list[str]) -> str:
+    main = importlib.import_module(CLI_MAINS[module]).main
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as stop:
         main(argv)
-    assert stop.value.code == 0, f"python -m benchmarks {' '.join(argv)} exited {stop.value.code}"
+    assert stop.value.code == 0, f"python -m {module} {' '.join(argv)} exited {stop.value.code}"
     return out.getvalue()
 
 
-@pytest.mark.parametrize("command", sorted(BENCHMARK_CALLS, key=str), ids=str)
-def test_documented_benchmark_commands_exist(command):
-    """Each `python -m benchmarks ...` line of the docs names a real command and real flags."""
-    text = _help([command, "--help"] if command else ["--help"])
-    for where, flags in BENCHMARK_CALLS[command]:
+@pytest.mark.parametrize("call", sorted(CLI_CALLS, key=str), ids=lambda call: " ".join(filter(None, call)))
+def test_documented_commands_exist(call):
+    """Each `python -m benchmarks ...` / `python -m kernels.testing ...` line of the docs names a real
+    command and real flags, so the docs cannot drift from the command line."""
+    module, command = call
+    text = _help(module, [command, "--help"] if command else ["--help"])
+    for where, flags in CLI_CALLS[call]:
         missing = [flag for flag in flags if flag not in text]
-        assert not missing, f"{where}: `python -m benchmarks {command}` has no {missing}"
+        assert not missing, f"{where}: `python -m {module} {command or ''}` has no {missing}"
 
 
 REPO_PATH = re.compile(
