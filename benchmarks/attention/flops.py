@@ -1,4 +1,4 @@
-"""The attention FLOP counts that turn times into TFLOP/s (DESIGN.md section 4)."""
+"""The attention FLOP counts that turn times into TFLOP/s (docs/design.md, "Performance method")."""
 
 
 def attention_forward_flops(
@@ -18,7 +18,7 @@ def attention_forward_flops(
 def attention_backward_flops(
     batch: int, heads: int, q_len: int, kv_len: int, head_dim: int, causal: bool
 ) -> int:
-    """FLOPs of the attention backward: 2.5x the forward's (DESIGN.md), the convention of FlashAttention.
+    """FLOPs of the attention backward: 2.5x the forward's (docs/design.md), the convention of FlashAttention.
 
     Five matmuls of 2*Nq*Nk*D to the forward's two: QK^T recomputed, dP = dO V^T, dV = P^T dO,
     dQ = dS K, dK = dS^T Q. Same causal halving and the same lower-bound rule as the forward.

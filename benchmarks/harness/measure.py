@@ -75,7 +75,7 @@ def measure_row(
 
 
 def bandwidth_values(measured: Measurement, bytes_moved: int, expected: torch.Tensor, copy_gbps: float) -> dict:
-    """A memory-bound op's measurements (DESIGN.md section 4): GB/s = (bytes read + written) / median time,
+    """A memory-bound op's measurements (docs/design.md): GB/s = (bytes read + written) / median time,
     its share of the card's measured copy GB/s, and max |output - float64 expected|."""
     gbps = gigabytes_per_second(bytes_moved, measured.timing.median_ms)
     return {"gbps": gbps, "copy_fraction": gbps / copy_gbps,
