@@ -7,6 +7,9 @@
   before its fence, is that block's printed output: it must match exactly when the kernels run in
   the interpreter (the docs say so where they show one; on a GPU machine CPU tensors take the torch
   fallback, so there the comparison is skipped with that reason).
+- `<!-- doc-example: torchrun N -->` on the line before a python fence: a torch.distributed script,
+  run as `torchrun --nproc-per-node N` (gloo on the CPU) in a subprocess; its output is compared
+  the same way.
 - `<!-- doc-example: skip REASON -->` on the line before a python fence: the block is not run, and
   its test is skipped with REASON. Keep these rare (a block that needs CUDA, say).
 - ```bash blocks are not run, but every `python -m benchmarks COMMAND --flag ...` and
@@ -18,6 +21,8 @@ import importlib
 import io
 import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w+-]*)\s*$")
-MARKER = re.compile(r"^\s*<!--\s*doc-example:\s*(?P<kind>skip|output)\b\s*(?P<reason>.*?)\s*-->\s*$")
+MARKER = re.compile(r"^\s*<!--\s*doc-example:\s*(?P<kind>skip|output|torchrun)\b\s*(?P<reason>.*?)\s*-->\s*$")
 
 
 @dataclass
@@ -105,6 +110,8 @@ def test_every_block_is_labelled_and_every_marker_applies():
         assert block.lang, f"{block.id}: give the code block a language (python, bash, text)"
         if block.marker == "skip":
             assert block.lang == "python" and block.reason, f"{block.id}: `skip` needs a python block and a reason"
+        if block.marker == "torchrun":
+            assert block.lang == "python" and block.reason.isdigit(), f"{block.id}: `torchrun N` needs a python block"
         if block.marker == "output":
             assert block.lang == "text", f"{block.id}: an `output` block must be ```text"
     for path in DOC_FILES:
@@ -119,15 +126,33 @@ def _strip(text: str) -> str:
 
 
 @pytest.mark.parametrize(("block", "expected"), PYTHON_CASES)
-def test_python_block_runs(block: Block, expected: str | None, monkeypatch):
+def test_python_block_runs(block: Block, expected: str | None, monkeypatch, tmp_path):
     if block.marker == "skip":
         pytest.skip(f"{block.id} not run: {block.reason}")
     monkeypatch.chdir(ROOT)
+    if block.marker == "torchrun":
+        printed = _torchrun(block, int(block.reason), tmp_path)
+        return _compare(block, printed, expected)
     stdout = io.StringIO()
     namespace = {"__name__": "__main__", "__file__": str(block.path)}
     with contextlib.redirect_stdout(stdout):
         exec(compile(block.code, block.id, "exec"), namespace)  # an exception fails the test
-    printed = stdout.getvalue()
+    _compare(block, stdout.getvalue(), expected)
+
+
+def _torchrun(block: Block, processes: int, folder: Path) -> str:
+    script = folder / "example.py"
+    script.write_text(block.code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes), str(script)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, f"{block.id} failed under torchrun:\n{run.stdout}\n{run.stderr[-3000:]}"
+    return run.stdout
+
+
+def _compare(block: Block, printed: str, expected: str | None) -> None:
     print(printed)
     if expected is None:
         return
