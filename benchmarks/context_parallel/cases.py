@@ -68,7 +68,7 @@ def expected_sent_bytes(case: Case, dtype: torch.dtype) -> tuple[int, int]:
 
 
 def attention_flops(case: Case) -> float:
-    """Forward + backward FLOPs of the whole sequence (DESIGN.md: 4 B H N^2 D, halved when causal,
+    """Forward + backward FLOPs of the whole sequence (docs/design.md: 4 B H N^2 D, halved when causal,
     x 3.5 for forward + backward)."""
     forward = 4 * case.batch * case.heads * case.seq_len ** 2 * case.head_dim / (2 if case.is_causal else 1)
     return 3.5 * forward
