@@ -1,6 +1,7 @@
 """What every benchmark shares:
 
-- timing.py: the one timing method (do_bench median with warm-up, Timer on the CPU; input rotation);
+- timing.py: the one timing method (do_bench median with warm-up on CUDA; on the CPU, fixed threads, a
+  warm-up and enough sample blocks for a spread; the flag on timings too noisy to rank; input rotation);
   pytest_timing.py hands its samples to pytest-benchmark
 - ceilings.py: the card's measured matmul TFLOP/s and copy GB/s; rates.py: times turned into rates
 - environment.py: device, dtypes and the metadata written with every result

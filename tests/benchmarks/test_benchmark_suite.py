@@ -57,7 +57,7 @@ def test_ceilings_convert_times_to_tflops_and_gbps():
         device = CPU
 
         def measure(self, fn):
-            return Timing(median_ms=2.0, p20_ms=1.0, p80_ms=3.0)
+            return Timing(median_ms=2.0, p20_ms=1.0, p80_ms=3.0, samples=10)
 
     ceilings = measure_ceilings.__wrapped__(FixedStopwatch())
     assert ceilings.matmul_tflops == pytest.approx(2 * 1024**3 / 2e-3 / 1e12)  # fp32 1024^3 matmul on the CPU
@@ -191,7 +191,7 @@ SCHEMA = {  # field -> the JSON types it may hold (None: null, for a provider th
     "p20_ms": (float, type(None)), "p80_ms": (float, type(None)), "tflops": (float, type(None)),
     "ceiling_fraction": (float, type(None)), "speedup_vs_sdpa_default": (float, type(None)),
     "max_abs_error": (float, type(None)), "max_abs_errors": (dict, type(None)),
-    "peak_memory_bytes": (int, type(None)),
+    "peak_memory_bytes": (int, type(None)), "samples": (int, type(None)), "too_noisy_to_rank": (bool, type(None)),
 }
 
 

@@ -26,6 +26,7 @@ from benchmarks.attention.summary import summary_lines
 from benchmarks.harness.ceilings import Ceilings
 from benchmarks.harness.providers import Provider
 from benchmarks.harness.rates import tflops_per_second
+from benchmarks.harness import timing as timing_method
 from benchmarks.harness.timing import Stopwatch, input_sets_needed, rotating
 from support.benchmark_runs import run_quick_on_cpu
 
@@ -141,7 +142,7 @@ def test_cli_run_succeeds_and_says_what_it_measured_where(cpu_run):
     assert environment["card"] in screen
     settings = results["settings"]
     assert settings["dtype"] == "fp32" and settings["quick"] is True
-    assert "FLOPs" in settings["measured"] and "Timer" in settings["timing"]
+    assert "FLOPs" in settings["measured"] and "threads, the ceilings alike" in settings["timing"]
     assert set(settings["providers"]) == PROVIDERS
 
 
@@ -204,6 +205,18 @@ def test_summary_has_one_line_per_case(cpu_run):
     lines = summary_lines(cpu_run[1])
     assert len(lines) == len(attention_cases(CPU, quick=True))
     assert all(line[1] == "unavailable" for line in lines)  # ours, without the interpreter
+
+
+def test_cli_rows_and_ceilings_report_their_samples_and_whether_they_can_be_ranked(cpu_run):
+    _, results, screen, _ = cpu_run
+    timed = [r for r in results["rows"] if r["median_ms"] is not None]
+    ceilings = [results["ceilings"]["matmul_timing"], results["ceilings"]["copy_timing"]]
+    for record in timed + ceilings:
+        assert record["samples"] >= timing_method.MIN_SAMPLES_TO_RANK
+        spread = (record["p80_ms"] - record["p20_ms"]) / record["median_ms"]
+        if "too_noisy_to_rank" in record:  # a row's record (a ceiling's is the Timing itself)
+            assert record["too_noisy_to_rank"] == (spread > timing_method.RANKABLE_SPREAD)
+    assert f"n={timed[0]['samples']}" in screen
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when CUDA is missing")
