@@ -13,6 +13,7 @@ from benchmarks.harness.rows import Row
 from benchmarks.harness.timing import Timing
 
 UNAVAILABLE_SEE_BELOW = "[dim]unavailable: see below[/dim]"
+NOT_TIMED_CELLS = ("not timed", "correctness, not speed")  # the timing cells of a provider only checked
 _LOG_WIDTH = 160
 
 
