@@ -23,11 +23,14 @@ _SDPA_BACKENDS = {
 }
 
 
-def attention_providers(device: torch.device, names: list[str] | None = None) -> list[Provider]:
-    """Every provider for this device (or the named ones, in that order)."""
+def attention_providers(device: torch.device, names: list[str] | None = None,
+                        check_ours_in_child: bool = False) -> list[Provider]:
+    """Every provider for this device (or the named ones, in that order). `check_ours_in_child`: on a CPU
+    without Triton's interpreter, ours is checked (not timed) in an interpreter child process; forward
+    only, since its output comes back without autograd."""
     sdpa_backends = [_sdpa(name, backend) for name, backend in _SDPA_BACKENDS.items()]
-    providers = [ours_provider(call_ours, device), _sdpa_default(), *sdpa_backends, flex_provider(device),
-                 _reference()]
+    providers = [ours_provider(call_ours, device, check_ours_in_child), _sdpa_default(), *sdpa_backends,
+                 flex_provider(device), _reference()]
     if names is None:
         return providers
     by_name = {p.name: p for p in providers}

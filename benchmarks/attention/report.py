@@ -12,6 +12,7 @@ from benchmarks.harness.ceilings import Ceilings
 from benchmarks.harness.plots import line_plot
 from benchmarks.harness.rows import Row, grouped
 from benchmarks.harness.tables import (
+    NOT_TIMED_CELLS,
     UNAVAILABLE_SEE_BELOW,
     case_count,
     listed,
@@ -45,8 +46,10 @@ def attention_tables(rows: list[Row]) -> list[Table]:
 
 def _cells(row: Row) -> tuple[str, ...]:
     shape = (str(row.case.seq_len), f"{row.case.batch}x{row.case.heads}", row.label)
-    if row.timing is None:
+    if not row.available:
         return (*shape, UNAVAILABLE_SEE_BELOW) + ("",) * 6
+    if row.timing is None:
+        return (*shape, *NOT_TIMED_CELLS, "", "", "", _error(row), "")
     return (
         *shape,
         *timing_cells(row.timing),
@@ -80,5 +83,5 @@ def plot_attention(rows: list[Row], ceilings: Ceilings, title: str, out_dir: Pat
         line_plot(out_dir / f"{name}_d{d}_{mask.value}{mode.file_tag}.png", f"{title}\n{group_title(d, mask, mode)}",
                   group, x=lambda row: row.case.seq_len, y=lambda row: row["tflops"],
                   ceiling=(ceilings.matmul_tflops, ceilings.matmul), axis_labels=("sequence length N", "TFLOP/s"))
-        for (d, mask, mode), group in by_display_group(row for row in rows if row.available).items()
+        for (d, mask, mode), group in by_display_group(row for row in rows if row.timing).items()
     ]

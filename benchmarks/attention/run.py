@@ -43,7 +43,7 @@ class Sweep:
 
     def run(self, args: argparse.Namespace) -> int:
         run = CommandRun.start(self.name, args, describe_modes(self.modes), note=self.note)
-        providers = attention_providers(args.device)
+        providers = attention_providers(args.device, check_ours_in_child=not self.gradients)
         run.settings["modes"] = [mode.value for mode in self.modes]
         run.settings["providers"] = {p.name: p.label for p in providers}
         ceilings = run.measure_ceilings()

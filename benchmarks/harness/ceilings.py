@@ -1,7 +1,9 @@
 """The card's measured ceilings: a large matmul (TFLOP/s) and a large device-to-device copy (GB/s).
 
 Rates of the kernels are reported as fractions of these, measured in the same run on the same card,
-not of datasheet numbers. CUDA measures a bf16 matmul; the CPU an fp32 one at a smaller size.
+not of datasheet numbers, and timed by the rows' own stopwatch (same threads, warm-up and samples), so
+that a row and its ceiling differ only in what they run. CUDA measures a bf16 matmul; the CPU an fp32
+one at a smaller size.
 """
 
 import functools
@@ -11,7 +13,7 @@ import torch
 
 from benchmarks.harness.environment import dtype_name
 from benchmarks.harness.rates import gigabytes_per_second, tflops_per_second
-from benchmarks.harness.timing import Stopwatch
+from benchmarks.harness.timing import Stopwatch, Timing
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,8 @@ class Ceilings:
     matmul: str
     copy_gbps: float
     copy: str
+    matmul_timing: Timing | None = None  # None: ceilings given, not measured (tests)
+    copy_timing: Timing | None = None
 
 
 @dataclass(frozen=True)
@@ -43,16 +47,18 @@ def measure_ceilings(stopwatch: Stopwatch) -> Ceilings:
     n = sizes.matmul_n
     a, b = (torch.randn(n, n, device=device, dtype=sizes.matmul_dtype) for _ in range(2))
     product = torch.empty_like(a)
-    matmul_ms = stopwatch.measure(lambda: torch.mm(a, b, out=product)).median_ms
+    matmul = stopwatch.measure(lambda: torch.mm(a, b, out=product))
 
     source = torch.randn(sizes.copy_bytes // 4, device=device, dtype=torch.float32)
     target = torch.empty_like(source)
-    copy_ms = stopwatch.measure(lambda: target.copy_(source)).median_ms
+    copy = stopwatch.measure(lambda: target.copy_(source))
     moved_bytes = 2 * sizes.copy_bytes  # read once, written once
 
     return Ceilings(
-        matmul_tflops=tflops_per_second(2 * n**3, matmul_ms),
+        matmul_tflops=tflops_per_second(2 * n**3, matmul.median_ms),
         matmul=f"{dtype_name(sizes.matmul_dtype)} matmul {n}x{n}x{n} on {device.type}",
-        copy_gbps=gigabytes_per_second(moved_bytes, copy_ms),
+        copy_gbps=gigabytes_per_second(moved_bytes, copy.median_ms),
         copy=f"copy of {sizes.copy_bytes >> 20} MiB on {device.type}, bytes read + written",
+        matmul_timing=matmul,
+        copy_timing=copy,
     )

@@ -59,6 +59,11 @@ def chosen_dtype(args: argparse.Namespace) -> torch.dtype:
     return DTYPES[args.dtype] if args.dtype else default_dtype(args.device)
 
 
+def on_a_gpu(command: str) -> str:
+    """What a CPU run's header says to run for the real numbers."""
+    return f"run `python -m benchmarks {command}` on a machine with CUDA to time our kernels on every shape"
+
+
 @dataclass
 class CommandRun:
     """One run of a benchmark command: where and how it measures, and what it has measured so far."""
@@ -90,6 +95,8 @@ class CommandRun:
         run = cls(benchmark, args.device, dtype, stopwatch, run_metadata(args.device), settings, make_console())
         shown = {key: str(value) for key, value in settings.items() if key != "measured"}
         shown = {**measured, **shown} if isinstance(measured, dict) else {"measured": str(measured), **shown}
+        if args.device.type == "cpu":
+            shown = {"on a GPU": on_a_gpu(benchmark), **shown}
         run.console.print(header(benchmark, run.metadata, shown))
         return run
 

@@ -24,7 +24,7 @@ class Unavailable(Exception):
 @dataclass(frozen=True)
 class Measurement:
     outputs: object  # what the first call returned
-    timing: Timing
+    timing: Timing | None  # None for a provider that is not timed (a correctness check)
     peak_memory_bytes: int | None
 
 
@@ -36,15 +36,17 @@ def measure(
     timed_calls: Callable[[], list[Callable[[], object]]],
     peak_call: Callable[[], object] | None = None,
 ) -> Measurement:
-    """Inside the provider's context: `first_call()` (also the warm-up and any compile), then the calls
-    `timed_calls()` builds, timed in rotation, then the peak memory of `peak_call` (default: the first
-    timed call). Raises `Unavailable` when the provider is skipped or fails."""
+    """Inside the provider's context: `first_call()` (also the warm-up and any compile), then, for a timed
+    provider, the calls `timed_calls()` builds, timed in rotation, then the peak memory of `peak_call`
+    (default: the first timed call). Raises `Unavailable` when the provider is skipped or fails."""
     reason = provider.skip_reason(is_smallest_case)
     if reason is not None:
         raise Unavailable(reason)
     device = stopwatch.device
     with provider.context():
         outputs = _first_call(first_call, device)
+        if not provider.timed:
+            return Measurement(outputs, None, None)
         try:
             calls = timed_calls()  # may build state kept until the calls are dropped (a backward's graph)
             timing = stopwatch.measure(rotating(_call, calls))

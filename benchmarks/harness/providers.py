@@ -3,6 +3,7 @@ with what it needs around its calls and why it may not run; and our Triton kerne
 """
 
 import contextlib
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -11,11 +12,13 @@ from typing import TypeVar
 import triton
 
 import kernels
+from benchmarks.harness.interpreter_child import call_in_interpreter
 
 T = TypeVar("T")
 
 OURS = "ours"
 INTERPRETER_LABEL = "triton (interpreter: error check only, time is not a speed)"
+CHILD_INTERPRETER_LABEL = "ours (triton interpreter)"
 _SMALLEST_ONLY = "Triton's interpreter runs the smallest shape only (an error check, not a speed)"
 _NEEDS_CUDA = "the Triton kernels need CUDA here; set TRITON_INTERPRET=1 to check them in the interpreter"
 
@@ -40,6 +43,8 @@ class Provider:
     smallest_case_only: bool = False
     # The `kernels` backend that must be the one that ran (a silent fallback would time the wrong code).
     kernels_backend: str | None = None
+    # False: a correctness check only, the first call's outputs and no timing (its time means nothing).
+    timed: bool = True
 
     def skip_reason(self, is_smallest_case: bool) -> str | None:
         """Why this provider is not even tried on a case; None when it is."""
@@ -62,11 +67,15 @@ class Provider:
         return self.checked(lambda: self.call(inputs))
 
 
-def ours_provider(call: Callable, device) -> Provider:
-    """Our Triton kernel as a provider: timed on CUDA, an error check only in the interpreter,
-    reported unavailable (with the reason) on a CPU without it."""
+def ours_provider(call: Callable, device, check_in_child: bool = False) -> Provider:
+    """Our Triton kernel as a provider: timed on CUDA, an error check only in the interpreter. On a CPU
+    without it: with `check_in_child` (`call` importable by name, its result needing no autograd), an
+    untimed check of the smallest case in an interpreter child process; else unavailable, with the reason."""
     if device.type == "cuda":
         return Provider(OURS, "ours (triton)", call, kernels_backend="triton")
     if triton.knobs.runtime.interpret:
         return Provider(OURS, INTERPRETER_LABEL, call, smallest_case_only=True, kernels_backend="triton")
+    if check_in_child:
+        return Provider(OURS, CHILD_INTERPRETER_LABEL, functools.partial(call_in_interpreter, call),
+                        smallest_case_only=True, timed=False)
     return Provider(OURS, "ours (triton)", call, unavailable_reason=_NEEDS_CUDA)

@@ -1,5 +1,5 @@
-"""The pytest-benchmark suites' timing: the harness's own method (`Stopwatch`: do_bench on CUDA, Timer
-on the CPU, the same as every `python -m benchmarks` command), its samples handed to pytest-benchmark as
+"""The pytest-benchmark suites' timing: the harness's own method (`Stopwatch`: do_bench on CUDA, sample
+blocks on the CPU, the same as every `python -m benchmarks` command), its samples handed to pytest-benchmark as
 its rounds, so that its tables, --benchmark-json and --benchmark-compare show the harness's numbers.
 
 pytest-benchmark reads its clock before and after each round; the clock given to it here replays the

@@ -13,6 +13,7 @@ from benchmarks.harness.rows import Row
 from benchmarks.harness.timing import Timing
 
 UNAVAILABLE_SEE_BELOW = "[dim]unavailable: see below[/dim]"
+NOT_TIMED_CELLS = ("not timed", "correctness, not speed")  # the timing cells of a provider only checked
 _LOG_WIDTH = 160
 
 
@@ -34,17 +35,23 @@ def header(title: str, metadata: dict, details: dict[str, str]) -> Panel:
 
 
 def ceilings_table(ceilings: Ceilings) -> Table:
+    """The ceilings' rates, with their timings as the rows show theirs (a noisy ceiling makes every
+    "of matmul" or "of copy" share noisy)."""
     table = Table(title="Measured ceilings")
-    table.add_column("what")
-    table.add_column("rate", justify="right")
-    table.add_row(ceilings.matmul, f"{ceilings.matmul_tflops:.3g} TFLOP/s")
-    table.add_row(ceilings.copy, f"{ceilings.copy_gbps:.3g} GB/s")
+    for name, justify in {"what": "left", "rate": "right", "median ms": "right", "p20-p80 ms": "right"}.items():
+        table.add_column(name, justify=justify)
+    rates = ((ceilings.matmul, f"{ceilings.matmul_tflops:.3g} TFLOP/s", ceilings.matmul_timing),
+             (ceilings.copy, f"{ceilings.copy_gbps:.3g} GB/s", ceilings.copy_timing))
+    for what, rate, timing in rates:
+        table.add_row(what, rate, *(timing_cells(timing) if timing else ("", "")))
     return table
 
 
 def timing_cells(timing: Timing) -> tuple[str, str]:
-    """The "median ms" and "p20-p80 ms" cells."""
-    return f"{timing.median_ms:.4g}", f"{timing.p20_ms:.4g}-{timing.p80_ms:.4g}"
+    """The "median ms" cell (marked "noisy" when the spread is too wide to rank, see `Timing`) and the
+    "p20-p80 ms" cell with the sample count."""
+    median = f"{timing.median_ms:.4g}" + (" noisy" if timing.too_noisy_to_rank else "")
+    return median, f"{timing.p20_ms:.4g}-{timing.p80_ms:.4g} n={timing.samples}"
 
 
 def speedup_cell(speedup: float | None) -> str:

@@ -1,21 +1,26 @@
-"""The one timing method of every benchmark: the median and p20-p80 spread of a callable's times, with
-the library timer that fits the device, and the rotation of input sets that keeps inputs out of L2.
+"""The one timing method of every benchmark, the ceilings' as much as the rows': the median and p20-p80
+spread of a callable's times over enough samples for a spread, and the rotation of input sets that keeps
+inputs out of L2.
 
 CUDA: `triton.testing.do_bench` (CUDA events, warm-up and repeat budgets in milliseconds, L2 flushed
-before each repetition). CPU: `torch.utils.benchmark.Timer.blocked_autorange` on all intra-op threads.
-The pytest-benchmark suites hand the same samples to pytest-benchmark (`harness/pytest_timing.py`).
+before each repetition). CPU: the stopwatch's own thread count for every measurement, the same warm-up,
+then blocks of calls (each long enough for the clock) until there are enough samples or the time cap
+is reached. A timing whose spread is too wide (or that has too few samples) is flagged: it cannot be
+ranked against others, whatever its median says. The pytest-benchmark suites hand the same samples to
+pytest-benchmark (`harness/pytest_timing.py`).
 """
 
+import contextlib
 import itertools
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
 import torch
 import triton.testing
-from torch.utils.benchmark import Timer
 
 T = TypeVar("T")
 
@@ -24,17 +29,36 @@ T = TypeVar("T")
 _L2_OVERSUBSCRIPTION = 2
 _MAX_INPUT_SETS = 64
 
+# A timing ranks against others only with a p20-p80 spread within this fraction of its median, from at
+# least this many samples (fewer make p20 and p80 two of a handful of numbers, or the median itself).
+RANKABLE_SPREAD = 0.25
+MIN_SAMPLES_TO_RANK = 5
+
+# CPU sampling: each sample is a block of calls lasting at least _CPU_BLOCK_S (the clock's resolution and
+# the loop's overhead stay negligible), collected until the stopwatch's sample count or its time cap.
+_CPU_BLOCK_S = 0.005
+
 
 @dataclass(frozen=True)
 class Timing:
     median_ms: float
     p20_ms: float
     p80_ms: float
+    samples: int
 
     @classmethod
     def of_samples(cls, samples_ms: Sequence[float]) -> "Timing":
         p20, median, p80 = np.percentile(samples_ms, [20, 50, 80])
-        return cls(float(median), float(p20), float(p80))
+        return cls(float(median), float(p20), float(p80), len(samples_ms))
+
+    @property
+    def relative_spread(self) -> float:
+        """(p80 - p20) / median."""
+        return (self.p80_ms - self.p20_ms) / self.median_ms
+
+    @property
+    def too_noisy_to_rank(self) -> bool:
+        return self.samples < MIN_SAMPLES_TO_RANK or self.relative_spread > RANKABLE_SPREAD
 
 
 def timing_record(timing: Timing | None) -> dict:
@@ -43,29 +67,65 @@ def timing_record(timing: Timing | None) -> dict:
         "median_ms": timing.median_ms if timing else None,
         "p20_ms": timing.p20_ms if timing else None,
         "p80_ms": timing.p80_ms if timing else None,
+        "samples": timing.samples if timing else None,
+        "too_noisy_to_rank": timing.too_noisy_to_rank if timing else None,
     }
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count set to `threads` for the block, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _block_seconds(fn: Callable[[], object], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return time.perf_counter() - start
 
 
 @dataclass(frozen=True)
 class Stopwatch:
+    """How every measurement of a run is timed; on the CPU with `threads` intra-op threads, fixed when
+    the stopwatch is made, so that the ceilings and the rows run on the same threads."""
+
     device: torch.device
     quick: bool = False
+    threads: int = field(default_factory=torch.get_num_threads)
 
     @property
     def _cuda_budget_ms(self) -> tuple[int, int]:
         return (10, 25) if self.quick else (25, 100)
 
     @property
-    def _cpu_min_run_time_s(self) -> float:
+    def cpu_samples(self) -> int:
+        """The samples a CPU timing aims for (fewer only when the time cap comes first)."""
+        return 10 if self.quick else 30
+
+    @property
+    def _cpu_warmup_s(self) -> float:
         return 0.05 if self.quick else 0.2
 
+    @property
+    def _cpu_time_cap_s(self) -> float:
+        return 2.0 if self.quick else 10.0
+
     def describe(self) -> str:
+        noisy = (f"'noisy': p20-p80 wider than {RANKABLE_SPREAD:.0%} of the median or under {MIN_SAMPLES_TO_RANK} "
+                 "samples, too wide to rank")
         if self.device.type == "cuda":
             warmup, rep = self._cuda_budget_ms
-            return f"triton.testing.do_bench median and p20-p80, warm-up {warmup} ms, repeat {rep} ms"
+            return f"triton.testing.do_bench median and p20-p80, warm-up {warmup} ms, repeat {rep} ms; {noisy}"
         return (
-            f"torch.utils.benchmark.Timer.blocked_autorange(min_run_time={self._cpu_min_run_time_s}) "
-            f"median and p20-p80 over blocks, {torch.get_num_threads()} threads"
+            f"median and p20-p80 of {self.cpu_samples} blocks of >= {_CPU_BLOCK_S * 1e3:g} ms (fewer past "
+            f"{self._cpu_time_cap_s:g} s), after {self._cpu_warmup_s * 1e3:g} ms of warm-up calls, {self.threads} "
+            f"threads, the ceilings alike; {noisy}"
         )
 
     def samples_ms(self, fn: Callable[[], object]) -> list[float]:
@@ -73,9 +133,21 @@ class Stopwatch:
         if self.device.type == "cuda":
             warmup, rep = self._cuda_budget_ms
             return list(triton.testing.do_bench(fn, warmup=warmup, rep=rep, return_mode="all"))
-        timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-        measurement = timer.blocked_autorange(min_run_time=self._cpu_min_run_time_s)
-        return [seconds * 1e3 for seconds in measurement.times]
+        with _torch_threads(self.threads):
+            return self._cpu_samples_ms(fn)
+
+    def _cpu_samples_ms(self, fn: Callable[[], object]) -> list[float]:
+        """Warm-up calls for the warm-up time (at least one), then blocks sized from the warm-up's calls."""
+        warmup_calls, warmup_s = 0, 0.0
+        while warmup_calls == 0 or warmup_s < self._cpu_warmup_s:
+            warmup_s += _block_seconds(fn, 1)
+            warmup_calls += 1
+        calls_per_block = max(1, math.ceil(_CPU_BLOCK_S / (warmup_s / warmup_calls)))
+        samples_ms: list[float] = []
+        deadline = time.perf_counter() + self._cpu_time_cap_s
+        while len(samples_ms) < self.cpu_samples and (not samples_ms or time.perf_counter() < deadline):
+            samples_ms.append(_block_seconds(fn, calls_per_block) / calls_per_block * 1e3)
+        return samples_ms
 
     def measure(self, fn: Callable[[], object]) -> Timing:
         return Timing.of_samples(self.samples_ms(fn))

@@ -2,7 +2,7 @@
 that providers which cannot run are reported with their reason instead of dropped.
 
 Fast on the CPU: the CLI runs twice (`attention` and `backward`, `--quick --device cpu`) without Triton's
-interpreter.
+interpreter in this process; the forward checks ours in an interpreter child process.
 """
 
 import math
@@ -26,6 +26,7 @@ from benchmarks.attention.summary import summary_lines
 from benchmarks.harness.ceilings import Ceilings
 from benchmarks.harness.providers import Provider
 from benchmarks.harness.rates import tflops_per_second
+from benchmarks.harness import timing as timing_method
 from benchmarks.harness.timing import Stopwatch, input_sets_needed, rotating
 from support.benchmark_runs import run_quick_on_cpu
 
@@ -36,6 +37,7 @@ PROVIDERS = {"ours", "sdpa-default", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn
 FLEX_SKIPPED = "not in this test: FlexAttention runs in tests/benchmarks/test_benchmark_suite.py"
 TIMED_FIELDS = ("median_ms", "p20_ms", "p80_ms", "tflops", "ceiling_fraction", "speedup_vs_sdpa_default")
 MEASURED_FIELDS = (*TIMED_FIELDS, "max_abs_error", "peak_memory_bytes")
+SMALLEST_CPU_LENGTH = min(case.seq_len for case in attention_cases(CPU, quick=True))
 UNIT_CEILINGS = Ceilings(matmul_tflops=1.0, matmul="unit matmul", copy_gbps=1.0, copy="unit copy")
 
 
@@ -123,7 +125,7 @@ def cpu_run(tmp_path_factory):
 
 def quick_cpu_run(command: str, out) -> tuple:
     """(exit code, its JSON, its screen output, out dir) of `COMMAND --quick --device cpu`, FlexAttention
-    reported unavailable and no interpreter kernels (none in this test file)."""
+    reported unavailable and no interpreter kernels in this process (as on a newcomer's CPU)."""
     with pytest.MonkeyPatch.context() as env:
         env.delenv("TRITON_INTERPRET", raising=False)
         env.setattr(providers_module, "flex_unavailable_reason", lambda device: FLEX_SKIPPED)
@@ -141,7 +143,7 @@ def test_cli_run_succeeds_and_says_what_it_measured_where(cpu_run):
     assert environment["card"] in screen
     settings = results["settings"]
     assert settings["dtype"] == "fp32" and settings["quick"] is True
-    assert "FLOPs" in settings["measured"] and "Timer" in settings["timing"]
+    assert "FLOPs" in settings["measured"] and "threads, the ceilings alike" in settings["timing"]
     assert set(settings["providers"]) == PROVIDERS
 
 
@@ -161,7 +163,7 @@ def test_cli_has_a_row_for_every_case_and_provider(cpu_run):
 
 
 def test_cli_rows_that_ran_have_finite_positive_numbers(cpu_run):
-    ran = [r for r in cpu_run[1]["rows"] if r["available"]]
+    ran = [r for r in cpu_run[1]["rows"] if r["available"] and r["provider"] != "ours"]  # ours: checked, not timed
     assert {r["provider"] for r in ran} >= {"sdpa-default", "sdpa-math", "reference"}
     for row in ran:
         for field in TIMED_FIELDS:
@@ -184,9 +186,8 @@ def test_cli_counts_half_the_flops_for_causal_rows(cpu_run):
 def test_cli_reports_unavailable_providers_with_their_reason(cpu_run):
     _, results, screen, _ = cpu_run
     unavailable = [r for r in results["rows"] if not r["available"]]
-    ours = [r for r in results["rows"] if r["provider"] == "ours"]
-    assert ours and all(r in unavailable for r in ours)  # CPU without the interpreter
-    assert "TRITON_INTERPRET=1" in ours[0]["reason"]
+    ours = [r for r in results["rows"] if r["provider"] == "ours" and r["seq_len"] > SMALLEST_CPU_LENGTH]
+    assert ours and all(r in unavailable and "smallest shape only" in r["reason"] for r in ours)
     assert "Unavailable providers" in screen
     for row in unavailable:
         assert row["reason"]
@@ -203,7 +204,36 @@ def test_cli_writes_one_png_per_head_dim_and_mask(cpu_run):
 def test_summary_has_one_line_per_case(cpu_run):
     lines = summary_lines(cpu_run[1])
     assert len(lines) == len(attention_cases(CPU, quick=True))
-    assert all(line[1] == "unavailable" for line in lines)  # ours, without the interpreter
+    assert {line[1] for line in lines} == {"not timed", "unavailable"}  # ours: checked on the smallest shape only
+
+
+def test_cli_on_a_cpu_checks_ours_in_the_interpreter_on_the_smallest_shape_untimed(cpu_run):
+    _, results, screen, _ = cpu_run
+    ours = [r for r in results["rows"] if r["provider"] == "ours" and r["seq_len"] == SMALLEST_CPU_LENGTH]
+    assert {r["mask"] for r in ours} == {mask.value for mask in ATTENTION_CASES.masks}
+    for row in ours:
+        assert row["available"] and "interpreter" in row["label"]
+        assert 0 <= row["max_abs_error"] < 1e-4  # fp32 against float64 on the same inputs
+        assert all(row[field] is None for field in (*TIMED_FIELDS, "samples", "peak_memory_bytes"))
+    assert "correctness, not speed" in screen and ours[0]["label"] in screen
+
+
+def test_cli_on_a_cpu_says_first_what_to_run_on_a_gpu(cpu_run):
+    screen = cpu_run[2]
+    header = screen[:screen.index("Measured ceilings")]
+    assert "on a GPU: run `python -m benchmarks attention` on a machine with CUDA" in header
+
+
+def test_cli_rows_and_ceilings_report_their_samples_and_whether_they_can_be_ranked(cpu_run):
+    _, results, screen, _ = cpu_run
+    timed = [r for r in results["rows"] if r["median_ms"] is not None]
+    ceilings = [results["ceilings"]["matmul_timing"], results["ceilings"]["copy_timing"]]
+    for record in timed + ceilings:
+        assert record["samples"] >= timing_method.MIN_SAMPLES_TO_RANK
+        spread = (record["p80_ms"] - record["p20_ms"]) / record["median_ms"]
+        if "too_noisy_to_rank" in record:  # a row's record (a ceiling's is the Timing itself)
+            assert record["too_noisy_to_rank"] == (spread > timing_method.RANKABLE_SPREAD)
+    assert f"n={timed[0]['samples']}" in screen
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when CUDA is missing")
