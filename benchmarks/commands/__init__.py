@@ -8,5 +8,9 @@ from benchmarks.commands import all as run_all  # the module `all`; keeps the bu
 from benchmarks.commands import (
     attention, backward, ceilings, decode, masked, parity, pipelines, positional, report, transformer,
 )
+from benchmarks.compile import run as compile_report
 
-COMMANDS = (attention, backward, masked, ceilings, decode, parity, positional, transformer, pipelines, run_all, report)
+COMMANDS = (
+    attention, backward, masked, ceilings, decode, parity, positional, transformer, pipelines, run_all, report,
+    compile_report,
+)
