@@ -7,21 +7,22 @@ what gets compiled. Shapes are small but have the properties of real ones: lengt
 the tiles, contiguous head dims, 16-byte aligned pointers, and the grouping of real calls (one query
 head per key/value head in the forward and backward, a GQA group of 4 in decode).
 """
+import contextlib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import triton
 
 from benchmarks.compile.recorder import Launch, recording_launches
-from kernels.ops import attention_configs
-from kernels.ops.attention_backward import attention_backward
-from kernels.ops.attention_common import Dropout as AttentionDropout
-from kernels.ops.attention_common import accumulator_dtype
-from kernels.ops.attention_decode import attention_decode
-from kernels.ops.attention_forward import attention_forward
-from kernels.ops.positional_encoding import Dropout as PositionalDropout
-from kernels.ops.positional_encoding import Positions, launch_positional_encoding
+from kernels.positional.triton.encoding import Dropout as PositionalDropout
+from kernels.positional.triton.encoding import Positions, launch_positional_encoding
+from kernels.sdpa.triton import configs
+from kernels.sdpa.triton.backward import attention_backward
+from kernels.sdpa.triton.common import Dropout as AttentionDropout
+from kernels.sdpa.triton.common import accumulator_dtype
+from kernels.sdpa.triton.decode import attention_decode
+from kernels.sdpa.triton.forward import attention_forward
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 HEAD_DIMS = (64, 128, 256)
@@ -30,6 +31,7 @@ DECODE_VARIANTS = ("none", "key_padding", "additive_mask")
 POSITIONAL_VARIANTS = ("add", "gather", "position_ids", "dropout", "backward")
 POSITIONAL_WIDTHS = (64, 512, 1024)  # d_model: the tile's column count follows it up to 1024
 LAUNCHERS = ("forward", "backward", "decode", "positional")
+_AUTOTUNED = ("forward", "backward", "decode")
 
 _BATCH, _HEADS, _LENGTH = 2, 2, 256  # forward and backward: lengths divide every tile
 _DECODE_QUERY_HEADS, _DECODE_KV_HEADS, _DECODE_KEYS, _DECODE_SPLITS = 8, 2, 1024, 4
@@ -45,15 +47,12 @@ class Case:
     variant: str
     autotune: bool = True  # False: the one tile taken when KERNELS_AUTOTUNE=0
 
-    @property
-    def label(self) -> str:
-        untimed = "" if self.autotune else " untimed"
-        return f"{self.launcher} {self.dtype} d{self.head_dim} {self.variant}{untimed}"
 
-
-def cases(launchers=LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, variants=None, quick=False) -> list[Case]:
-    """Every (launcher, dtype, head dim, variant), restricted to the given ones; `quick` keeps the
-    common variants at d64/d128 (the full set covers d256 and every mask kind)."""
+def cases(launchers=LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, variants=None, quick=False,
+          untimed=True) -> list[Case]:
+    """Every (launcher, dtype, head dim, variant), restricted to the given ones, autotuned and, with
+    `untimed`, as KERNELS_AUTOTUNE=0 runs it (its tile is one the autotuner also times: no extra compile).
+    `quick` keeps the common variants at d64/d128 (the full set covers d256 and every mask kind)."""
     if quick:
         head_dims = [d for d in head_dims if d <= 128]
     found = []
@@ -63,7 +62,8 @@ def cases(launchers=LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, variants=None
             widths = (512,)
         for dtype, width, variant in itertools.product(dtypes, widths, _variants(launcher, quick)):
             if variants is None or variant in variants:
-                found.append(Case(launcher, dtype, width, variant))
+                case = Case(launcher, dtype, width, variant)
+                found += [case, replace(case, autotune=False)] if untimed and launcher in _AUTOTUNED else [case]
     return found
 
 
@@ -76,9 +76,19 @@ def _variants(launcher: str, quick: bool) -> tuple[str, ...]:
 def record(case: Case, tiles: list[triton.Config] | None = None) -> list[Launch]:
     """The launches `case` makes (see recording_launches for `tiles`)."""
     torch.manual_seed(0)
-    with recording_launches(tiles) as launches:
+    with recording_launches(tiles) as launches, _autotuning(case.autotune):
         _LAUNCH[case.launcher](case, getattr(torch, case.dtype))
     return launches
+
+
+@contextlib.contextmanager
+def _autotuning(enabled: bool):
+    """As if KERNELS_AUTOTUNE were 1 (enabled) or 0: the pruners read the flag at each call."""
+    previous, configs.AUTOTUNE = configs.AUTOTUNE, enabled
+    try:
+        yield
+    finally:
+        configs.AUTOTUNE = previous
 
 
 def _attention_inputs(dtype: torch.dtype, head_dim: int, query_heads: int, kv_heads: int, n_queries: int,

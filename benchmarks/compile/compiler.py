@@ -7,6 +7,10 @@ cache hit skips ptxas, and its log is where the register and spill counts come f
 """
 import contextlib
 import io
+import os
+import re
+import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -87,12 +91,14 @@ def compile_launch(launch: Launch, arch: Arch) -> Compiled:
     result = Compiled(arch.name, launch.kernel_name, describe_tile(source, options), options["num_warps"])
     log = io.StringIO()
     start = time.perf_counter()
-    try:
-        with _ptxas_log_to(log):
-            kernel = triton.compile(source, target=arch.target(), options=options)
-    except Exception as error:  # noqa: BLE001 - a failed compile is a result of the report
-        result.error = _first_line(error)
-        return result
+    with tempfile.TemporaryFile(mode="w+") as diagnostics:
+        try:
+            with _ptxas_log_to(log), _native_stderr_to(diagnostics):
+                kernel = triton.compile(source, target=arch.target(), options=options)
+        except Exception as error:  # noqa: BLE001 - a failed compile is a result of the report
+            diagnostics.seek(0)
+            result.error = _error_summary(error, diagnostics.read())
+            return result
     result.compile_seconds = round(time.perf_counter() - start, 2)
 
     usage = parse_ptxas_log(log.getvalue())
@@ -125,6 +131,28 @@ def _ptxas_log_to(stream: io.StringIO):
         knobs.nvidia.dump_ptxas_log = previous
 
 
-def _first_line(error: Exception) -> str:
+@contextlib.contextmanager
+def _native_stderr_to(file):
+    """MLIR passes write their diagnostics (and a full IR dump on failure) to file descriptor 2:
+    send them to `file` so that a failed compile is one line of the report, not pages of IR."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_FAILED_PASS = re.compile(r"Pipeline failed while executing \[`(\w+)`")
+
+
+def _error_summary(error: Exception, diagnostics: str) -> str:
+    """The exception's first line, and the failing compiler pass when MLIR names one."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+    summary = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    failed_pass = _FAILED_PASS.search(diagnostics)
+    if failed_pass:
+        summary += f" (in {failed_pass.group(1)})"
+    return summary[:300]

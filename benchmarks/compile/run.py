@@ -49,6 +49,10 @@ def _tile(text: str) -> triton.Config:
     return triton.Config({"BLOCK_M": block_m, "BLOCK_N": block_n}, num_warps=warps, num_stages=stages)
 
 
+def _tile_text(tile: triton.Config) -> str:
+    return f"{tile.kwargs['BLOCK_M']}x{tile.kwargs['BLOCK_N']}/{tile.num_warps}/{tile.num_stages}"
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"--jobs {text!r}: expected a positive integer")
@@ -60,14 +64,15 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("compile: unset TRITON_INTERPRET; the interpreter compiles nothing")
     if args.tile and not set(args.launchers) <= {"forward", "backward"}:
         raise SystemExit("compile: --tile applies to the forward and backward kernels: add --launchers forward backward")
-    selected = case_list.cases(args.launchers, args.dtypes, args.head_dims, args.variants, args.quick)
+    selected = case_list.cases(args.launchers, args.dtypes, args.head_dims, args.variants, args.quick,
+                               untimed=not args.tile)
     if not selected:
         raise SystemExit("compile: no case matches --launchers/--dtypes/--head-dims/--variants")
     start = time.perf_counter()
     rows = compile_cases(selected, [ARCHS[name] for name in args.arch], args.tile, args.jobs)
     settings = {
         "arch": args.arch, "quick": args.quick, "jobs": args.jobs,
-        "tiles": [str(tile) for tile in args.tile] if args.tile else "shipped",
+        "tiles": [_tile_text(tile) for tile in args.tile] if args.tile else "shipped",
         "wall_seconds": round(time.perf_counter() - start, 1),
     }
     write_report(rows, [ARCHS[name] for name in args.arch], settings, args.out)
