@@ -149,9 +149,10 @@ _FAILED_PASS = re.compile(r"Pipeline failed while executing \[`(\w+)`")
 
 
 def _error_summary(error: Exception, diagnostics: str) -> str:
-    """The exception's first line, and the failing compiler pass when MLIR names one."""
+    """The exception's first and last lines (a CompilationError's first line is only the source
+    position), and the failing compiler pass when MLIR names one."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    summary = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    summary = f"{type(error).__name__}: {' ... '.join(dict.fromkeys(lines[:1] + lines[-1:]))}"
     failed_pass = _FAILED_PASS.search(diagnostics)
     if failed_pass:
         summary += f" (in {failed_pass.group(1)})"

@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("--arch", nargs="+", choices=sorted(ARCHS), default=sorted(ARCHS), metavar="ARCH",
                         help=f"architectures (default: all of {', '.join(sorted(ARCHS))})")
     parser.add_argument("--launchers", nargs="+", choices=case_list.LAUNCHERS, default=case_list.LAUNCHERS,
-                        metavar="LAUNCHER", help=f"kernels by launcher (default: all of {', '.join(case_list.LAUNCHERS)})")
+                        metavar="LAUNCHER",
+                        help=f"kernels by launcher (default: all of {', '.join(case_list.LAUNCHERS)})")
     parser.add_argument("--dtypes", nargs="+", choices=case_list.DTYPES, default=case_list.DTYPES, metavar="DTYPE")
     parser.add_argument("--head-dims", nargs="+", type=int, default=case_list.HEAD_DIMS, metavar="D",
                         help="attention head dims (default: %(default)s)")
@@ -37,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                         help="only these variants (mask kinds, dropout, ...; default: all)")
     parser.add_argument("--tile", nargs="+", type=_tile, metavar="MxN/WARPS/STAGES",
                         help="compile forward and backward kernels at these tiles instead of the shipped ones")
-    parser.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="parallel compiles (default: %(default)s)")
+    parser.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1,
+                        help="parallel compiles (default: %(default)s)")
     parser.set_defaults(run=run)
 
 
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         raise SystemExit("compile: unset TRITON_INTERPRET; the interpreter compiles nothing")
     if args.tile and not set(args.launchers) <= {"forward", "backward"}:
-        raise SystemExit("compile: --tile applies to the forward and backward kernels: add --launchers forward backward")
+        raise SystemExit("compile: --tile applies to the forward and backward kernels: "
+                         "add --launchers forward backward")
     selected = case_list.cases(args.launchers, args.dtypes, args.head_dims, args.variants, args.quick,
                                untimed=not args.tile)
     if not selected:
