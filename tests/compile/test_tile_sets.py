@@ -23,7 +23,8 @@ def prune(tiles, dtype: torch.dtype, head_dim: int):
 def test_every_dtype_has_a_tile_for_every_head_dim(kernel, dtype, head_dim):
     tiles = TILE_SETS[kernel]
     kept = prune(tiles, dtype, head_dim)
-    expected = [tile.to_triton() for tile in tiles.for_dtype(dtype) if head_dim <= tile.max_head_dim]
+    expected = [tile.to_triton() for tile in tiles.for_dtype(dtype)
+                if tile.min_head_dim <= head_dim <= tile.max_head_dim]
     assert kept and kept == expected
 
 
@@ -33,7 +34,7 @@ def test_untimed_takes_the_first_fitting_tile(kernel, dtype, monkeypatch):
     monkeypatch.setattr(configs, "AUTOTUNE", False)
     tiles = TILE_SETS[kernel]
     for head_dim in PADDED_HEAD_DIMS:
-        first = next(tile for tile in tiles.for_dtype(dtype) if head_dim <= tile.max_head_dim)
+        first = next(tile for tile in tiles.for_dtype(dtype) if tile.min_head_dim <= head_dim <= tile.max_head_dim)
         assert prune(tiles, dtype, head_dim) == [first.to_triton()]
 
 

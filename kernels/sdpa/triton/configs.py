@@ -6,7 +6,8 @@ float64 on DMMA or FFMA, so each family has its own register and shared-memory b
 holds, for every head dim up to 256, tiles that compile, fit the per-block shared memory of
 sm_80/sm_90/sm_100 and do not spill (float64, for exact checks and gradcheck, need only launch):
 `python -m benchmarks compile` shows it and tests/compile/test_compile_gate.py keeps it so.
-`max_head_dim` prunes the tiles too big for a call's padded head dim. 16-bit tiles are chosen for
+`max_head_dim` prunes the tiles too big for a call's padded head dim (`min_head_dim` those kept
+for large head dims only). 16-bit tiles are chosen for
 Hopper (H100/H200): warpgroup MMA (HGMMA) needs 64-row dot operands per 4 warps, so no 16-bit
 tile of the forward or backward has a 32 side below head dim 256.
 """
@@ -29,6 +30,7 @@ class TileConfig:
     num_warps: int
     num_stages: int
     max_head_dim: int
+    min_head_dim: int = 16  # above 16: a tile kept for large head dims only, where nothing better fits
 
     def to_triton(self) -> triton.Config:
         return triton.Config(
@@ -47,6 +49,7 @@ class DecodeTile:
     num_warps: int
     num_stages: int
     max_head_dim: int
+    min_head_dim: int = 16
 
     def to_triton(self) -> triton.Config:
         return triton.Config({"BLOCK_N": self.block_n}, num_warps=self.num_warps, num_stages=self.num_stages)
@@ -93,15 +96,14 @@ FORWARD_TILES = TileSet(
 
 # Backward tiles: the dK/dV kernel owns BLOCK_N keys and streams BLOCK_M queries, the dQ kernel
 # the other way round; each kernel is tuned separately from the same lists. dK/dV holds two
-# BLOCK_N x D fp32 accumulators: 8 warps from d64 (64x64 on 4 warps spills with dropout), no
-# 128-row tile at d128 (dQ spills on sm_80), 32-row tiles at d256, where 64 rows spill (those lose
-# HGMMA: no 16-bit tile above d128 keeps both full HGMMA and no spill).
+# BLOCK_N x D fp32 accumulators: 8 warps (64x64 on 4 warps spills with dropout), no 128-row tile
+# (dK/dV spills on sm_80 at d64 when causal, dQ at d128), and at d256 only, 32-row tiles: 64 rows
+# spill there, and no 16-bit tile at d256 keeps both full HGMMA and no spill.
 BACKWARD_TILES = TileSet(
     half=(
         TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128),
-        TileConfig(128, 64, num_warps=8, num_stages=2, max_head_dim=64),
-        TileConfig(32, 32, num_warps=8, num_stages=2, max_head_dim=256),
-        TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=256),
+        TileConfig(32, 32, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
+        TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
     ),
     single=(TileConfig(32, 32, num_warps=4, num_stages=2, max_head_dim=256),),
     # 16x16, one stage: fp64 d256 needs 192 KiB of shared memory for dK/dV even so.
@@ -154,7 +156,8 @@ def head_dim_pruner(tiles: TileSet):
     def prune(configs, named_args, **kwargs):
         args = {**named_args, **kwargs}
         head_dim = max(args["BLOCK_D"], args["BLOCK_DV"])
-        fitting = [tile.to_triton() for tile in tiles.for_dtype(args["q_ptr"].dtype) if head_dim <= tile.max_head_dim]
+        fitting = [tile.to_triton() for tile in tiles.for_dtype(args["q_ptr"].dtype)
+                   if tile.min_head_dim <= head_dim <= tile.max_head_dim]
         return fitting if AUTOTUNE else fitting[:1]
 
     return prune
