@@ -160,11 +160,9 @@ class _Tile:
 
 # Interpreter tile: small and unequal, so the tests cross row and column tile edges.
 _INTERPRETER_TILE = _Tile(rows=4, cols=16, num_warps=1)
-# GPU: about 4096 elements a program (16 a thread at 8 warps, two 16-byte vectors for 16-bit
-# dtypes: at 32 a thread, 64-row tiles spill on sm_80/sm_90), at most 1024 columns wide so wide
-# models still split into several column blocks.
+# GPU: about 4096 elements a program (32 a thread at 4 warps, four 16-byte vectors for 16-bit
+# dtypes), at most 1024 columns wide so wide models still split into several column blocks.
 _ELEMENTS_PER_PROGRAM = 4096
-_ELEMENTS_PER_WARP = 512
 _MAX_BLOCK_COLS = 1024
 
 
@@ -173,7 +171,7 @@ def _tile(n_rows: int, d_model: int) -> _Tile:
         return _INTERPRETER_TILE
     cols = max(16, min(triton.next_power_of_2(d_model), _MAX_BLOCK_COLS))
     rows = max(1, min(triton.next_power_of_2(n_rows), _ELEMENTS_PER_PROGRAM // cols))
-    return _Tile(rows, cols, num_warps=max(1, min(8, rows * cols // _ELEMENTS_PER_WARP)))
+    return _Tile(rows, cols, num_warps=max(1, min(8, rows * cols // 1024)))
 
 
 def _frequency_log2_step(d_model: int) -> float:
