@@ -4,6 +4,7 @@ provides its `COMMAND` (the attention folder three, its `COMMANDS`). A new suite
 from benchmarks.all import run as all_run
 from benchmarks.attention import run as attention_run
 from benchmarks.ceilings import run as ceilings_run
+from benchmarks.compile import run as compile_run
 from benchmarks.context_parallel import run as context_parallel_run
 from benchmarks.decode import run as decode_run
 from benchmarks.parity import run as parity_run
@@ -23,4 +24,5 @@ COMMANDS = (
     context_parallel_run.COMMAND,
     all_run.COMMAND,
     results_run.COMMAND,  # report
+    compile_run.COMMAND,
 )

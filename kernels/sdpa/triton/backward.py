@@ -340,7 +340,7 @@ def launch_backward(
 
     block_dv = padded_head_dim(head_dim_v)
     delta = torch.empty(batch, n_heads, n_queries, dtype=accumulator_dtype(q.dtype), device=q.device)
-    delta_block = 64 if block_dv <= 128 else 32
+    delta_block = 64 if block_dv <= 128 else 16  # 32 rows of fp32 d256 O and dO spill
     _row_sum_of_products_kernel[(triton.cdiv(n_queries, delta_block), batch * n_heads)](
         out, dout, delta, *out.stride(), *dout.stride(), n_heads, n_queries,
         HEAD_DIM_V=head_dim_v, BLOCK_M=delta_block, BLOCK_DV=block_dv, WIDE_OFFSETS=needs_wide_offsets(out, dout),

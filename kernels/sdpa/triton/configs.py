@@ -1,17 +1,25 @@
 """Tile configurations for the attention forward, backward and decode kernels, kept as data.
 
-Each entry is a candidate the autotuner may time on a GPU. `max_head_dim` prunes tiles whose
-Q/K/V blocks would not fit shared memory (or spill registers) at large head dims, so a d256 call
-does not waste compile time on 128x128 tiles. Chosen for Hopper (H100/H200): large tiles, 3-4
-stage software pipelines, 8 warps for the 128-row tiles.
+Each kernel has one list of candidate tiles per input dtype family (`TileSet`): 16-bit inputs run
+their dots on tensor cores, float32 inputs on exact IEEE FFMA dots (unless torch allows tf32) and
+float64 on DMMA or FFMA, so each family has its own register and shared-memory budget. Every list
+holds, for every head dim up to 256, tiles that compile, fit the per-block shared memory of
+sm_80/sm_90/sm_100 and do not spill (float64, for exact checks and gradcheck, need only launch):
+`python -m benchmarks compile` shows it and tests/compile/test_compile_gate.py keeps it so.
+`max_head_dim` prunes the tiles too big for a call's padded head dim (`min_head_dim` those kept
+for large head dims only). 16-bit tiles are chosen for
+Hopper (H100/H200): warpgroup MMA (HGMMA) needs 64-row dot operands per 4 warps, so no 16-bit
+tile of the forward or backward has a 32 side below head dim 256.
 """
 import os
 from dataclasses import dataclass
 
+import torch
 import triton
 
-# KERNELS_AUTOTUNE=0 skips the timing of candidate tiles and takes the most general one (valid up
-# to head dim 256): for test runs on a GPU, which compile hundreds of variants and time none.
+# KERNELS_AUTOTUNE=0 skips the timing of candidate tiles and takes, untimed, the first tile of the
+# dtype's list that fits the head dim (lists are in order of preference): for test runs on a GPU,
+# which compile hundreds of variants. Read when a kernel is first called with a new key.
 AUTOTUNE = os.environ.get("KERNELS_AUTOTUNE", "1") != "0"
 
 
@@ -22,6 +30,7 @@ class TileConfig:
     num_warps: int
     num_stages: int
     max_head_dim: int
+    min_head_dim: int = 16  # above 16: a tile kept for large head dims only, where nothing better fits
 
     def to_triton(self) -> triton.Config:
         return triton.Config(
@@ -31,57 +40,92 @@ class TileConfig:
         )
 
 
-FORWARD_TILES = [
-    TileConfig(128, 128, num_warps=8, num_stages=3, max_head_dim=64),
-    TileConfig(128, 64, num_warps=4, num_stages=4, max_head_dim=64),
-    TileConfig(128, 128, num_warps=8, num_stages=2, max_head_dim=128),
-    TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=128),
-    TileConfig(64, 64, num_warps=4, num_stages=3, max_head_dim=128),
-    TileConfig(64, 64, num_warps=4, num_stages=2, max_head_dim=256),
-    TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=256),
-]
-
-# Backward tiles: the dK/dV kernel owns BLOCK_N keys and streams BLOCK_M queries, the dQ kernel
-# the other way round; each kernel is tuned separately from this one list.
-BACKWARD_TILES = [
-    TileConfig(32, 128, num_warps=4, num_stages=3, max_head_dim=128),
-    TileConfig(64, 128, num_warps=8, num_stages=2, max_head_dim=128),
-    TileConfig(128, 32, num_warps=4, num_stages=3, max_head_dim=128),
-    TileConfig(128, 64, num_warps=8, num_stages=2, max_head_dim=128),
-    TileConfig(64, 64, num_warps=4, num_stages=2, max_head_dim=256),
-    TileConfig(32, 64, num_warps=4, num_stages=2, max_head_dim=256),
-    TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=256),
-]
-
-
 @dataclass(frozen=True)
 class DecodeTile:
-    """A tile of the split-K decode kernel (decode.py). Only BLOCK_N (keys per step) is
-    tuned: BLOCK_M is sized by the launcher to the rows of one GQA group, see DECODE_BLOCK_M."""
+    """A tile of the split-K decode kernel (decode.py). Only BLOCK_N (keys per step) is tuned:
+    BLOCK_M is sized by the launcher to the rows of one GQA group, see DECODE_BLOCK_M."""
 
     block_n: int
     num_warps: int
     num_stages: int
     max_head_dim: int
+    min_head_dim: int = 16
 
     def to_triton(self) -> triton.Config:
         return triton.Config({"BLOCK_N": self.block_n}, num_warps=self.num_warps, num_stages=self.num_stages)
 
 
+Tile = TileConfig | DecodeTile
+
+
+@dataclass(frozen=True)
+class TileSet:
+    """One kernel's candidate tiles per input dtype family, each list in order of preference."""
+
+    half: tuple[Tile, ...]  # float16 and bfloat16
+    single: tuple[Tile, ...]  # float32
+    double: tuple[Tile, ...]  # float64
+
+    def for_dtype(self, dtype: torch.dtype) -> tuple[Tile, ...]:
+        if dtype == torch.float64:
+            return self.double
+        return self.single if dtype == torch.float32 else self.half
+
+    def candidates(self) -> list[triton.Config]:
+        """Every tile of every family once: the autotuner's config list, which the pruner narrows."""
+        return list(dict.fromkeys(tile.to_triton() for tile in (*self.half, *self.single, *self.double)))
+
+# Measured with `python -m benchmarks compile` (benchmarks/results/compile/): registers, spills and
+# shared memory on sm_80 and sm_90 at the variants with the highest register and shared-memory peaks
+# (causal, dropout, key padding, additive mask).
+FORWARD_TILES = TileSet(
+    # 128x128 stops at d64: at d128 it spills on sm_80 with an additive mask (255 registers) and sits
+    # at 252 registers on sm_90 when causal.
+    half=(
+        TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=128),
+        TileConfig(128, 128, num_warps=8, num_stages=3, max_head_dim=64),
+        TileConfig(64, 64, num_warps=4, num_stages=3, max_head_dim=128),
+        TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=256),
+    ),
+    # Exact fp32 dots run on FFMA and hold whole operand rows in registers: only the smallest tile
+    # stays spill-free, and only at d64 (the report shows the spills above it).
+    single=(TileConfig(32, 32, num_warps=4, num_stages=2, max_head_dim=256),),
+    # fp64 (exact checks, gradcheck) must launch, not be fast: one stage keeps its shared memory small.
+    double=(TileConfig(32, 32, num_warps=4, num_stages=1, max_head_dim=256),),
+)
+
+# Backward tiles: the dK/dV kernel owns BLOCK_N keys and streams BLOCK_M queries, the dQ kernel
+# the other way round; each kernel is tuned separately from the same lists. dK/dV holds two
+# BLOCK_N x D fp32 accumulators: 8 warps (64x64 on 4 warps spills with dropout), no 128-row tile
+# (dK/dV spills on sm_80 at d64 when causal, dQ at d128), and at d256 only, 32-row tiles: 64 rows
+# spill there, and no 16-bit tile at d256 keeps both full HGMMA and no spill.
+BACKWARD_TILES = TileSet(
+    half=(
+        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128),
+        TileConfig(32, 32, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
+        TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
+    ),
+    single=(TileConfig(32, 32, num_warps=4, num_stages=2, max_head_dim=256),),
+    # 16x16, one stage: fp64 d256 needs 192 KiB of shared memory for dK/dV even so.
+    double=(TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=256),),
+)
+
 # Decode reads each key and value once and does little math per byte: long key tiles and deep
 # pipelines keep enough loads in flight to saturate HBM. Untimed on a GPU so far.
-DECODE_TILES = [
-    DecodeTile(128, num_warps=4, num_stages=3, max_head_dim=128),
-    DecodeTile(128, num_warps=8, num_stages=3, max_head_dim=128),
-    DecodeTile(64, num_warps=4, num_stages=4, max_head_dim=128),
-    DecodeTile(64, num_warps=4, num_stages=3, max_head_dim=256),
-    DecodeTile(32, num_warps=4, num_stages=3, max_head_dim=256),
-]
+DECODE_TILES = TileSet(
+    half=(
+        DecodeTile(64, num_warps=4, num_stages=3, max_head_dim=256),
+        DecodeTile(128, num_warps=4, num_stages=3, max_head_dim=128),
+        DecodeTile(128, num_warps=8, num_stages=3, max_head_dim=128),
+        DecodeTile(64, num_warps=4, num_stages=4, max_head_dim=128),
+        DecodeTile(32, num_warps=4, num_stages=3, max_head_dim=256),
+    ),
+    single=(DecodeTile(32, num_warps=4, num_stages=2, max_head_dim=256),),
+    # Triton 3.6 fails to compile the 128-key, 3-stage tiles in fp64 for sm_90 (ConvertTritonGPUToLLVM);
+    # one stage keeps fp64's shared memory small up to head dim 256.
+    double=(DecodeTile(32, num_warps=4, num_stages=1, max_head_dim=256),),
+)
 
-# fp64 (for exact checks and gradcheck, not speed) takes this one tile untimed: Triton 3.6 fails to
-# compile the 128-key, 3-stage tiles in fp64 for sm_90 (ConvertTritonGPUToLLVM), and one stage keeps
-# fp64's shared memory small up to head dim 256.
-DECODE_FP64_TILE = DecodeTile(32, num_warps=4, num_stages=1, max_head_dim=256)
 
 # (smallest, largest) BLOCK_M of the decode kernel: tl.dot needs 16 rows; a group of group_size x Nq
 # rows larger than the largest takes several query blocks.
@@ -97,22 +141,23 @@ INTERPRETER_DECODE_TILE = DecodeTile(16, num_warps=4, num_stages=1, max_head_dim
 INTERPRETER_DECODE_BLOCK_M = (16, 32)
 
 
-def autotune_configs(
-    tiles: list[TileConfig | DecodeTile], interpreter_tile: TileConfig | DecodeTile, interpreting: bool
-) -> list[triton.Config]:
+def autotune_configs(tiles: TileSet, interpreter_tile: Tile, interpreting: bool) -> list[triton.Config]:
+    """The interpreter's one tile, else every candidate: more than one, so that the autotuner always
+    asks the pruner (head_dim_pruner), which picks by dtype and head dim."""
     if interpreting:
         return [interpreter_tile.to_triton()]
-    if not AUTOTUNE:
-        return [max(tiles, key=lambda tile: tile.max_head_dim).to_triton()]
-    return [tile.to_triton() for tile in tiles]
+    return tiles.candidates()
 
 
-def head_dim_pruner(tiles: list[TileConfig | DecodeTile]):
-    """Autotuner hook: only the tiles that fit this call's padded head dim are timed."""
+def head_dim_pruner(tiles: TileSet):
+    """Autotuner hook: the tiles of the call's dtype that fit its padded head dim, all of them to be
+    timed, or with KERNELS_AUTOTUNE=0 the first one alone."""
 
     def prune(configs, named_args, **kwargs):
         args = {**named_args, **kwargs}
         head_dim = max(args["BLOCK_D"], args["BLOCK_DV"])
-        return [tile.to_triton() for tile in tiles if head_dim <= tile.max_head_dim]
+        fitting = [tile.to_triton() for tile in tiles.for_dtype(args["q_ptr"].dtype)
+                   if tile.min_head_dim <= head_dim <= tile.max_head_dim]
+        return fitting if AUTOTUNE else fitting[:1]
 
     return prune

@@ -39,7 +39,7 @@ from kernels.sdpa.triton.common import (
     needs_wide_offsets, padded_head_dim, precision_flags, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
-    DECODE_BLOCK_M, DECODE_FP64_TILE, DECODE_TILES, INTERPRETER_DECODE_BLOCK_M, INTERPRETER_DECODE_TILE,
+    DECODE_BLOCK_M, DECODE_TILES, INTERPRETER_DECODE_BLOCK_M, INTERPRETER_DECODE_TILE,
     autotune_configs, head_dim_pruner,
 )
 from kernels.sdpa.triton.forward import attend_key_tiles, finish_rows
@@ -51,20 +51,12 @@ MAX_SPLITS = 64  # the combine holds every split of a row in one tile
 PROGRAMS_PER_MULTIPROCESSOR = 2  # the split grid aims at this many programs per SM
 
 _forced_splits: contextvars.ContextVar[int | None] = contextvars.ContextVar("forced_splits", default=None)
-_prune_by_head_dim = head_dim_pruner(DECODE_TILES)
-
-
-def _prune_decode_tiles(configs, named_args, **kwargs):
-    """Autotuner hook: the tiles that fit the head dim; fp64 gets DECODE_FP64_TILE alone."""
-    if named_args["q_ptr"].dtype == torch.float64:
-        return [DECODE_FP64_TILE.to_triton()]
-    return _prune_by_head_dim(configs, named_args, **kwargs)
 
 
 @triton.autotune(
     configs=autotune_configs(DECODE_TILES, INTERPRETER_DECODE_TILE, INTERPRETING),
     key=["keys_per_split_bucket", "BLOCK_M", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE"],
-    prune_configs_by={"early_config_prune": _prune_decode_tiles},
+    prune_configs_by={"early_config_prune": head_dim_pruner(DECODE_TILES)},
 )
 @triton.heuristics({
     "EVEN_M": lambda args: args["group_size"] * args["n_queries"] % args["BLOCK_M"] == 0,

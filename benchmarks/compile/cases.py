@@ -1,0 +1,155 @@
+"""What the report compiles: every shipped kernel, through its real launcher, for each dtype, head
+dim and variant that changes the compiled code.
+
+A case runs one launcher on small CPU tensors inside `recording_launches`; the launches it records
+(one per tile the pruner keeps, plus any helper kernel such as the backward's delta pre-pass) are
+what gets compiled. Shapes are small but have the properties of real ones: lengths that divide
+the tiles, contiguous head dims, 16-byte aligned pointers, and the grouping of real calls (one query
+head per key/value head in the forward and backward, a GQA group of 4 in decode).
+"""
+import contextlib
+import itertools
+from dataclasses import dataclass, replace
+
+import torch
+import triton
+
+from benchmarks.compile.recorder import Launch, recording_launches
+from kernels.positional.triton.encoding import Positions, launch_positional_encoding
+from kernels.sdpa.triton import configs
+from kernels.sdpa.triton.backward import launch_backward
+from kernels.sdpa.triton.common import accumulator_dtype
+from kernels.sdpa.triton.decode import launch_decode
+from kernels.sdpa.triton.forward import launch_forward
+from kernels.shared.dropout import Dropout
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+HEAD_DIMS = (64, 128, 256)
+SDPA_VARIANTS = ("none", "causal", "key_padding", "bool_mask", "additive_mask", "dropout")
+DECODE_VARIANTS = ("none", "key_padding", "additive_mask")
+POSITIONAL_VARIANTS = ("add", "gather", "position_ids", "dropout", "backward")
+POSITIONAL_WIDTHS = (64, 512, 1024)  # d_model: the tile's column count follows it up to 1024
+LAUNCHERS = ("forward", "backward", "decode", "positional")
+_AUTOTUNED = ("forward", "backward", "decode")
+
+_BATCH, _HEADS, _LENGTH = 2, 2, 256  # forward and backward: lengths divide every tile
+_DECODE_QUERY_HEADS, _DECODE_KV_HEADS, _DECODE_KEYS, _DECODE_SPLITS = 8, 2, 1024, 4
+_POSITIONAL_TOKENS, _VOCAB = 128, 1000
+_DROPOUT_P, _SEED = 0.1, 1234
+
+
+@dataclass(frozen=True)
+class Case:
+    launcher: str  # one of LAUNCHERS
+    dtype: str  # one of DTYPES
+    head_dim: int  # d_model for the positional encoding
+    variant: str
+    autotune: bool = True  # False: the one tile taken when KERNELS_AUTOTUNE=0
+
+
+def cases(launchers=LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, variants=None, quick=False,
+          untimed=True) -> list[Case]:
+    """Every (launcher, dtype, head dim, variant), restricted to the given ones, autotuned and, with
+    `untimed`, as KERNELS_AUTOTUNE=0 runs it (its tile is one the autotuner also times: no extra compile).
+    `quick` keeps the common variants at d64/d128 (the full set covers d256 and every mask kind)."""
+    if quick:
+        head_dims = [d for d in head_dims if d <= 128]
+    found = []
+    for launcher in launchers:
+        widths = POSITIONAL_WIDTHS if launcher == "positional" else head_dims
+        if quick and launcher == "positional":
+            widths = (512,)
+        for dtype, width, variant in itertools.product(dtypes, widths, _variants(launcher, quick)):
+            if variants is None or variant in variants:
+                case = Case(launcher, dtype, width, variant)
+                found += [case, replace(case, autotune=False)] if untimed and launcher in _AUTOTUNED else [case]
+    return found
+
+
+def _variants(launcher: str, quick: bool) -> tuple[str, ...]:
+    every = {"forward": SDPA_VARIANTS, "backward": SDPA_VARIANTS, "decode": DECODE_VARIANTS,
+             "positional": POSITIONAL_VARIANTS}[launcher]
+    return every[:3] if quick else every
+
+
+def record(case: Case, tiles: list[triton.Config] | None = None) -> list[Launch]:
+    """The launches `case` makes (see recording_launches for `tiles`)."""
+    torch.manual_seed(0)
+    with recording_launches(tiles) as launches, _autotuning(case.autotune):
+        _LAUNCH[case.launcher](case, getattr(torch, case.dtype))
+    return launches
+
+
+@contextlib.contextmanager
+def _autotuning(enabled: bool):
+    """As if KERNELS_AUTOTUNE were 1 (enabled) or 0: the pruners read the flag at each call."""
+    previous, configs.AUTOTUNE = configs.AUTOTUNE, enabled
+    try:
+        yield
+    finally:
+        configs.AUTOTUNE = previous
+
+
+def _attention_inputs(dtype: torch.dtype, head_dim: int, query_heads: int, kv_heads: int, n_queries: int,
+                      n_keys: int):
+    q = torch.randn(_BATCH, query_heads, n_queries, head_dim, dtype=dtype)
+    k, v = (torch.randn(_BATCH, kv_heads, n_keys, head_dim, dtype=dtype) for _ in range(2))
+    return q, k, v
+
+
+def _mask(variant: str, q: torch.Tensor, n_keys: int) -> torch.Tensor | None:
+    """The mask as the functional API hands it to the launchers: broadcast to (B, Hq, Nq, Nk) by stride 0."""
+    batch, heads, n_queries, _ = q.shape
+    if variant == "key_padding":  # (B, 1, 1, Nk), the last quarter of the keys padded
+        mask = torch.arange(n_keys) < n_keys - n_keys // 4
+        mask = mask.expand(batch, n_keys)[:, None, None, :]
+    elif variant == "bool_mask":  # one (Nq, Nk) pattern for every batch element and head
+        mask = torch.rand(n_queries, n_keys) < 0.9
+    elif variant == "additive_mask":
+        mask = torch.randn(n_queries, n_keys, dtype=q.dtype)
+    else:
+        return None
+    return mask.expand(batch, heads, n_queries, n_keys)
+
+
+def _dropout(variant: str) -> Dropout:
+    return Dropout(_DROPOUT_P, _SEED) if variant == "dropout" else Dropout()
+
+
+def _launch_forward(case: Case, dtype: torch.dtype) -> None:
+    q, k, v = _attention_inputs(dtype, case.head_dim, _HEADS, _HEADS, _LENGTH, _LENGTH)
+    lse = torch.empty(q.shape[:3], dtype=accumulator_dtype(dtype))  # training stores the lse
+    launch_forward(q, k, v, _mask(case.variant, q, _LENGTH), case.variant == "causal", case.head_dim**-0.5,
+                   lse=lse, dropout=_dropout(case.variant))
+
+
+def _launch_backward(case: Case, dtype: torch.dtype) -> None:
+    q, k, v = _attention_inputs(dtype, case.head_dim, _HEADS, _HEADS, _LENGTH, _LENGTH)
+    out, dout = torch.randn_like(q), torch.randn_like(q)
+    lse = torch.randn(q.shape[:3], dtype=accumulator_dtype(dtype))
+    launch_backward(q, k, v, out, lse, dout, _mask(case.variant, q, _LENGTH), case.variant == "causal",
+                    case.head_dim**-0.5, dropout=_dropout(case.variant))
+
+
+def _launch_decode(case: Case, dtype: torch.dtype) -> None:
+    q, k, v = _attention_inputs(dtype, case.head_dim, _DECODE_QUERY_HEADS, _DECODE_KV_HEADS, 1, _DECODE_KEYS)
+    launch_decode(q, k, v, _mask(case.variant, q, _DECODE_KEYS), case.head_dim**-0.5, _DECODE_SPLITS)
+
+
+def _launch_positional(case: Case, dtype: torch.dtype) -> None:
+    shape = (_BATCH, _POSITIONAL_TOKENS, case.head_dim)
+    out = torch.empty(shape, dtype=dtype)
+    token_ids = torch.randint(0, _VOCAB, shape[:2]) if case.variant == "gather" else None
+    src = torch.randn(_VOCAB, case.head_dim, dtype=dtype) if token_ids is not None else torch.randn(shape, dtype=dtype)
+    position_ids = torch.arange(_POSITIONAL_TOKENS).expand(shape[:2]) if case.variant == "position_ids" else None
+    dropout = Dropout(_DROPOUT_P, _SEED) if case.variant in ("dropout", "backward") else Dropout()
+    launch_positional_encoding(src, out, Positions(ids=position_ids), case.head_dim**0.5, dropout,
+                               add_encoding=case.variant != "backward", token_ids=token_ids)
+
+
+_LAUNCH = {
+    "forward": _launch_forward,
+    "backward": _launch_backward,
+    "decode": _launch_decode,
+    "positional": _launch_positional,
+}

@@ -1,0 +1,80 @@
+"""The compile report's own pieces that need no compile: ptxas log and occupancy arithmetic, the
+command line's errors. The compiles themselves are tested by test_compile_gate.py."""
+from collections import Counter
+
+import pytest
+
+from benchmarks.__main__ import main
+from benchmarks.compile.checks import broken_rules
+from benchmarks.compile.sass import PtxasUsage, mma_kinds, parse_ptxas_log
+from benchmarks.compile.targets import ARCHS
+
+PTXAS_LOG = """ptxas info    : 0 bytes gmem
+ptxas info    : Compiling entry function '_attention_forward_kernel' for 'sm_90a'
+ptxas info    : Function properties for _attention_forward_kernel
+    24 bytes stack frame, 16 bytes spill stores, 8 bytes spill loads
+ptxas info    : Used 168 registers, used 1 barriers, 560 bytes cmem[0]
+"""
+
+
+def test_ptxas_log_gives_registers_and_spills():
+    assert parse_ptxas_log(PTXAS_LOG) == PtxasUsage(registers=168, spill_store_bytes=16, spill_load_bytes=8)
+
+
+def test_a_ptxas_log_without_usage_is_an_error():
+    with pytest.raises(ValueError, match="no register or spill line"):
+        parse_ptxas_log("ptxas info    : 0 bytes gmem\n")
+
+
+def test_mma_kinds_name_every_tensor_core_path():
+    assert mma_kinds(Counter(HGMMA=8, HMMA=2, FFMA=100)) == ["HGMMA", "HMMA"]
+    assert mma_kinds(Counter(UTCHMMA=4)) == ["tcgen05"]
+    assert mma_kinds(Counter(FFMA=100)) == []
+
+
+@pytest.mark.parametrize("registers, warps, shared, blocks", [
+    (255, 8, 160 * 1024, 1),  # registers: 256 x 32 x 8 = 65536, the whole file
+    (128, 4, 0, 4),  # registers: 128 x 32 x 4 x 4 = 65536
+    (32, 4, 100 * 1024, 2),  # shared memory: 2 x (100 + 1) KiB of 228
+    (32, 1, 0, 32),  # the block limit
+    (32, 4, 228 * 1024, 0),  # over the per-block limit: does not launch
+])
+def test_blocks_per_sm_on_hopper(registers, warps, shared, blocks):
+    assert ARCHS["sm_90"].blocks_per_sm(registers, warps, shared) == blocks
+
+
+def row(**fields) -> dict:
+    base = dict(arch="sm_90", kernel="attention_forward_kernel", dtype="float16", error=None, shared_bytes=1024,
+                shared_limit=227 * 1024, spill_store_bytes=0, spill_load_bytes=0, mma=["HGMMA"])
+    return {**base, **fields}
+
+
+@pytest.mark.parametrize("fields, broken", [
+    ({}, []),
+    ({"error": "CompilationError: ..."}, ["compiles"]),
+    ({"shared_bytes": 228 * 1024}, ["fits shared memory"]),
+    ({"spill_store_bytes": 4}, ["no spills"]),
+    ({"spill_store_bytes": 4, "dtype": "float64", "mma": ["DMMA"]}, []),
+    ({"mma": ["HGMMA", "HMMA"]}, ["all dots on HGMMA"]),
+    ({"mma": ["HMMA"], "arch": "sm_80"}, []),
+    ({"mma": [], "kernel": "row_sum_of_products_kernel"}, []),
+])
+def test_rules(fields, broken):
+    assert broken_rules(row(**fields)) == broken
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tile", "128x64"], "--tile '128x64': expected BLOCK_MxBLOCK_N/WARPS/STAGES"),
+    (["--jobs", "0"], "--jobs '0': expected a positive integer"),
+    (["--arch", "sm_75"], "invalid choice: 'sm_75'"),
+])
+def test_bad_arguments_name_the_argument(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["compile", *argv])
+    assert message in capsys.readouterr().err
+
+
+def test_refuses_to_run_in_the_interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    with pytest.raises(SystemExit, match="unset TRITON_INTERPRET"):
+        main(["compile", "--arch", "sm_90"])

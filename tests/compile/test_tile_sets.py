@@ -1,0 +1,45 @@
+"""The tile lists as data: every dtype family has a tile for every head dim the kernels take, and
+the pruner picks by dtype and head dim (all fitting tiles to time, or the first one untimed).
+What the tiles compile to is tests/compile/test_compile_gate.py's business."""
+import pytest
+import torch
+
+from kernels.sdpa.triton import configs
+from kernels.sdpa.triton.configs import BACKWARD_TILES, DECODE_TILES, FORWARD_TILES, head_dim_pruner
+
+TILE_SETS = {"forward": FORWARD_TILES, "backward": BACKWARD_TILES, "decode": DECODE_TILES}
+DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+PADDED_HEAD_DIMS = (16, 32, 64, 128, 256)
+
+
+def prune(tiles, dtype: torch.dtype, head_dim: int):
+    return head_dim_pruner(tiles)(tiles.candidates(), {"q_ptr": torch.empty(0, dtype=dtype)},
+                                  BLOCK_D=head_dim, BLOCK_DV=head_dim)
+
+
+@pytest.mark.parametrize("kernel", TILE_SETS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("head_dim", PADDED_HEAD_DIMS)
+def test_every_dtype_has_a_tile_for_every_head_dim(kernel, dtype, head_dim):
+    tiles = TILE_SETS[kernel]
+    kept = prune(tiles, dtype, head_dim)
+    expected = [tile.to_triton() for tile in tiles.for_dtype(dtype)
+                if tile.min_head_dim <= head_dim <= tile.max_head_dim]
+    assert kept and kept == expected
+
+
+@pytest.mark.parametrize("kernel", TILE_SETS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_untimed_takes_the_first_fitting_tile(kernel, dtype, monkeypatch):
+    monkeypatch.setattr(configs, "AUTOTUNE", False)
+    tiles = TILE_SETS[kernel]
+    for head_dim in PADDED_HEAD_DIMS:
+        first = next(tile for tile in tiles.for_dtype(dtype) if tile.min_head_dim <= head_dim <= tile.max_head_dim)
+        assert prune(tiles, dtype, head_dim) == [first.to_triton()]
+
+
+@pytest.mark.parametrize("kernel", TILE_SETS)
+def test_the_autotuner_always_prunes(kernel):
+    """Triton's autotuner calls the pruner only when it has more than one config."""
+    candidates = TILE_SETS[kernel].candidates()
+    assert len(candidates) > 1 and len(set(candidates)) == len(candidates)
