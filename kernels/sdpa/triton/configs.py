@@ -87,8 +87,8 @@ FORWARD_TILES = TileSet(
         TileConfig(64, 64, num_warps=4, num_stages=3, max_head_dim=128),
         TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=256),
     ),
-    # Exact fp32 dots run on FFMA and hold whole operand rows in registers: only the smallest tile
-    # stays spill-free, and only at d64 (the report shows the spills above it).
+    # fp32 dots run as three TF32 dots by default (common.fp32_dot_precision): 32x32 compiles spill-free
+    # at d64/d128 on sm_80 and sm_90; larger fp32 tiles are still to be tried in the report.
     single=(TileConfig(32, 32, num_warps=4, num_stages=2, max_head_dim=256),),
     # fp64 (exact checks, gradcheck) must launch, not be fast: one stage keeps its shared memory small.
     double=(TileConfig(32, 32, num_warps=4, num_stages=1, max_head_dim=256),),
@@ -105,7 +105,11 @@ BACKWARD_TILES = TileSet(
         TileConfig(32, 32, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
         TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
     ),
-    single=(TileConfig(32, 32, num_warps=4, num_stages=2, max_head_dim=256),),
+    # fp32 dots as three TF32 dots (tf32x3) stage more: at d256 one stage keeps sm_80 under its limit.
+    single=(
+        TileConfig(32, 32, num_warps=4, num_stages=2, max_head_dim=128),
+        TileConfig(32, 32, num_warps=4, num_stages=1, max_head_dim=256, min_head_dim=256),
+    ),
     # 16x16, one stage: fp64 d256 needs 192 KiB of shared memory for dK/dV even so.
     double=(TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=256),),
 )
@@ -115,7 +119,7 @@ BACKWARD_TILES = TileSet(
 DECODE_TILES = TileSet(
     half=(
         DecodeTile(64, num_warps=4, num_stages=3, max_head_dim=256),
-        DecodeTile(128, num_warps=4, num_stages=3, max_head_dim=128),
+        # 128 keys on 4 warps spill 8 bytes on sm_80 at d128 with a key-padding mask: 8 warps only.
         DecodeTile(128, num_warps=8, num_stages=3, max_head_dim=128),
         DecodeTile(64, num_warps=4, num_stages=4, max_head_dim=128),
         DecodeTile(32, num_warps=4, num_stages=3, max_head_dim=256),
