@@ -54,9 +54,14 @@ environment >"$OUT/env.txt" 2>&1 || true
 # The kernel tests first, so that a test step cut by its limit has checked those (files in this order).
 KERNEL_TESTS=(tests/sdpa/test_attention_forward.py tests/sdpa/test_attention_masks.py tests/sdpa/test_attention_decode.py
               tests/sdpa/test_attention_backward.py tests/sdpa/test_attention_dropout.py tests/positional/test_positional_encoding.py)
+# CPU-side checks that CI already runs and that would eat the step's GPU time: the compile gate (it
+# compiles ~250 kernels on the CPU), the docs examples and the multi-process CPU (gloo) tests.
+CPU_ONLY_FOLDERS=(tests/compile/ tests/docs/ tests/distributed/)
 OTHER_TESTS=()
 for file in tests/*/test_*.py; do
-    if [[ " ${KERNEL_TESTS[*]} " != *" $file "* ]]; then OTHER_TESTS+=("$file"); fi
+    if [[ " ${KERNEL_TESTS[*]} " == *" $file "* ]]; then continue; fi
+    for folder in "${CPU_ONLY_FOLDERS[@]}"; do [[ $file == "$folder"* ]] && continue 2; done
+    OTHER_TESTS+=("$file")
 done
 step tests 100 tests.txt env KERNELS_AUTOTUNE=0 "$PYTHON" -m pytest "${KERNEL_TESTS[@]}" "${OTHER_TESTS[@]}" -x -q \
     -p no:cacheprovider
