@@ -90,10 +90,6 @@ def _backward(ctx, grad_out, _grad_lse):
 attention_forward.register_autograd(_backward, setup_context=_setup_context)
 
 
-def _setup_double_backward(ctx, inputs, output):
-    pass
-
-
 def _refuse_double_backward(ctx, *grads):
     """The backward kernels are not differentiable themselves: a second derivative would otherwise
     fail inside torch with "no autograd formula", naming nothing of ours."""
@@ -103,4 +99,4 @@ def _refuse_double_backward(ctx, *grads):
     )
 
 
-attention_backward.register_autograd(_refuse_double_backward, setup_context=_setup_double_backward)
+attention_backward.register_autograd(_refuse_double_backward)
