@@ -1,19 +1,24 @@
-"""This folder's README.md, generated from the committed GPU runs' JSON against the goals (`goals.py`).
+"""This folder's README.md, generated from the committed GPU runs' JSON against the goals (`goals.py`),
+and from the committed compile report (`compile/compile.json`) against the compile rules.
 
 Every JSON under the results folder that a `python -m benchmarks` command wrote (it has "benchmark" and
 "environment") is a run; runs on a CPU are left out. The latest run per (card, benchmark), by the date in
-its environment, answers that card's goals. The text holds no generation time, so regenerating from the
-same files gives the same bytes: `--check` can tell a stale or hand-edited README.
+its environment, answers that card's goals. The compile report is the one CPU-made file read: what the
+compiler makes of each shipped kernel for each GPU architecture, judged by benchmarks/compile/checks.py.
+The text holds no generation time, so regenerating from the same files gives the same bytes: `--check`
+can tell a stale or hand-edited README.
 """
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.compile.checks import RULES
 from benchmarks.results.goals import GOALS, Goal
 
 RESULTS_DIR = Path(__file__).resolve().parent
 NO_RUN = "no GPU run yet"
+COMPILE_REPORT = "compile/compile.json"  # relative to the results folder
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,39 @@ def render(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
+def compile_section(results_dir: Path) -> list[str]:
+    """What the committed compile report shows, rule by rule: how many compiles each rule judges and
+    which (kernel, dtype, arch) groups break it. The per-tile detail is in compile/compile.md."""
+    lines = ["## Compile report (no GPU needed)", ""]
+    path = results_dir / COMPILE_REPORT
+    if not path.is_file():
+        return lines + [f"No `{COMPILE_REPORT}` committed: `python -m benchmarks compile --out "
+                        f"benchmarks/results/compile` writes it.", ""]
+    payload = json.loads(path.read_text())
+    environment, rows = payload["environment"], payload["rows"]
+    archs = sorted({row["arch"] for row in rows})
+    lines += [
+        f"`{COMPILE_REPORT}` and `compile/compile.md` ({environment['date'][:10]}, "
+        f"{(environment.get('git_commit') or 'unknown commit')[:10]}, triton {environment['triton']}): "
+        f"{len(rows)} compiles of the shipped kernels for {', '.join(archs)} by `python -m benchmarks compile`, "
+        "every tile the pruners keep at each dtype, head dim and variant. Each rule below judges the compiles it "
+        "applies to; a broken group is a (kernel, dtype, arch) with at least one compile that breaks it.",
+        "",
+        "| rule | compiles judged | broken | broken groups |",
+        "| --- | --- | --- | --- |",
+    ]
+    for rule in RULES:
+        judged = [row for row in rows if rule.applies(row)]
+        broken = [row for row in judged if not rule.holds(row)]
+        groups = sorted({f"{row['kernel']} {row['dtype']} {row['arch']}" for row in broken})
+        lines.append(f"| {rule.name} | {len(judged)} | {len(broken)} | {'; '.join(groups) or 'none'} |")
+    tma = [row for row in rows if row["error"] is None and row["tma_loads"]]
+    tma_kernels = sorted({f"{row['kernel']} {row['arch']}" for row in tma})
+    lines += ["", f"TMA loads (UTMALDG in the SASS): {len(tma)} compiles" + (f" ({'; '.join(tma_kernels)})."
+                                                                            if tma else "."), ""]
+    return lines
+
+
 def _goal_table(runs: dict[str, Run], include_run: bool) -> list[str]:
     header = ["goal", "measured", "result"] + (["run"] if include_run else [])
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -115,4 +153,4 @@ def _measured(goal: Goal, run: Run | None) -> tuple[str, str]:
 
 
 def readme_text(results_dir: Path) -> str:
-    return render(load_runs(results_dir))
+    return render(load_runs(results_dir)) + "\n" + "\n".join(compile_section(results_dir))

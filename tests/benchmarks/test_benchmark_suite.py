@@ -412,6 +412,39 @@ def test_committed_results_readme_is_generated():
     assert run_benchmarks(["report", str(RESULTS_DIR), "--check"])[0] == 0
 
 
+def _compile_row(kernel="attention_forward_kernel", dtype="float16", arch="sm_90", **fields) -> dict:
+    row = {"kernel": kernel, "dtype": dtype, "arch": arch, "error": None, "shared_bytes": 1024,
+           "shared_limit": 2048, "spill_store_bytes": 0, "spill_load_bytes": 0, "mma": ["HGMMA"], "tma_loads": 0}
+    return {**row, **fields}
+
+
+def test_report_sums_up_the_committed_compile_report(tmp_path):
+    """Each rule's line counts the compiles it judges and names the (kernel, dtype, arch) groups that
+    break it, recomputed from the rows (not read from the report's own summary)."""
+    rows = [_compile_row(tma_loads=4),
+            _compile_row(spill_store_bytes=8, spill_load_bytes=8),  # breaks "no spills"
+            _compile_row(dtype="float64", spill_store_bytes=8, mma=["DMMA"]),  # float64: no rule on spills, MMA
+            _compile_row(kernel="attention_backward_dq_kernel", mma=["HGMMA", "HMMA"]),  # breaks HGMMA
+            _compile_row(arch="sm_80", mma=["HMMA"], shared_bytes=4096),  # too big; HGMMA not judged on sm_80
+            _compile_row(dtype="float32", error="RuntimeError: PassManager::run failed")]
+    (tmp_path / "compile").mkdir()
+    environment = {"date": "2026-12-02T09:00:00+00:00", "git_commit": "0123456789abcdef", "triton": "3.6.0"}
+    (tmp_path / "compile" / "compile.json").write_text(json.dumps({"environment": environment, "rows": rows}))
+    lines = readme_text(tmp_path).split("## Compile report (no GPU needed)")[1].splitlines()
+    by_rule = {line.split(" | ")[0].removeprefix("| "): line for line in lines if line.startswith("| ")}
+    assert "(2026-12-02, 0123456789, triton 3.6.0): 6 compiles" in lines[2]
+    assert by_rule["compiles"] == "| compiles | 6 | 1 | attention_forward_kernel float32 sm_90 |"
+    assert by_rule["fits shared memory"] == "| fits shared memory | 5 | 1 | attention_forward_kernel float16 sm_80 |"
+    assert by_rule["no spills"] == "| no spills | 4 | 1 | attention_forward_kernel float16 sm_90 |"
+    assert by_rule["all dots on HGMMA"] == "| all dots on HGMMA | 3 | 1 | attention_backward_dq_kernel float16 sm_90 |"
+    assert "TMA loads (UTMALDG in the SASS): 1 compiles (attention_forward_kernel sm_90)." in lines
+
+
+def test_report_without_a_compile_report_says_how_to_make_one(tmp_path):
+    assert "No `compile/compile.json` committed: `python -m benchmarks compile --out benchmarks/results/compile`" \
+        in readme_text(tmp_path)
+
+
 def test_report_refuses_a_missing_folder(tmp_path):
     with pytest.raises(SystemExit, match="is not a folder"):
         report.run(argparse.Namespace(results=tmp_path / "absent", write=False, check=False))
