@@ -54,6 +54,6 @@ def test_decoder_only_lm_forward_and_backward(ranks, worker_seed, method, layout
 
 def test_a_model_without_attention_is_refused(monkeypatch):
     monkeypatch.setattr(kd.model, "group_info", lambda group: None)
-    with pytest.raises(ValueError, match="Linear has no kernels.models Attention or Embedding"):
+    with pytest.raises(ValueError, match="Linear has no attention or position module to shard"):
         with kd.context_parallel(torch.nn.Linear(2, 2)):
             pass
