@@ -5,7 +5,7 @@ from benchmarks.harness.rows import Row, grouped
 from benchmarks.harness.tables import UNAVAILABLE_SEE_BELOW, case_count, unavailable_providers_table
 
 _TORCH_COLUMNS = {"case": "left", "provider": "left", "median us": "right", "p20-p80 us": "right",
-                  "added us": "right"}
+                  "added us": "right", "added / torch's": "right"}
 _TRITON_COLUMNS = {"level": "left", "median us": "right", "p20-p80 us": "right", "own us": "right"}
 
 
@@ -29,6 +29,7 @@ def torch_path_table(rows: list[Row]) -> Table | None:
     for row, next_row in zip(rows, [*rows[1:], None]):
         timing = _timing_cells(row) if row.timing else (UNAVAILABLE_SEE_BELOW, "")
         table.add_row(f"{row.case.shape_label}, {row.case.variant}", row.label, *timing, _us(row["added_us"]),
+                      "" if row["added_fraction"] is None else f"{row['added_fraction']:.1%}",
                       end_section=next_row is None or next_row.case != row.case)
     return table
 
