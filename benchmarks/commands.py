@@ -7,6 +7,7 @@ from benchmarks.ceilings import run as ceilings_run
 from benchmarks.compile import run as compile_run
 from benchmarks.context_parallel import run as context_parallel_run
 from benchmarks.decode import run as decode_run
+from benchmarks.overhead import run as overhead_run
 from benchmarks.parity import run as parity_run
 from benchmarks.pipelines import run as pipelines_run
 from benchmarks.positional import run as positional_run
@@ -17,6 +18,7 @@ COMMANDS = (
     *attention_run.COMMANDS,  # attention, backward, masked
     ceilings_run.COMMAND,
     decode_run.COMMAND,
+    overhead_run.COMMAND,
     parity_run.COMMAND,
     positional_run.COMMAND,
     transformer_run.COMMAND,

@@ -21,22 +21,24 @@ def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p,
     rank3 = query.dim() == 3
     if rank3:
         query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
-    batch, heads, n_queries, _ = query.shape
     mask = None
     if attn_mask is not None:
-        scores_shape = (batch, n_queries, key.size(2)) if rank3 else (batch, heads, n_queries, key.size(2))
+        batch, heads, n_queries, _ = query.shape
+        n_keys = key.shape[2]
+        scores_shape = (batch, n_queries, n_keys) if rank3 else (batch, heads, n_queries, n_keys)
         mask = attn_mask.expand(scores_shape)  # a stride-0 view on broadcast dims, never a copy
         if rank3:
             mask = mask.unsqueeze(1)
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (query, key, value, attn_mask))
+    needs_grad = torch.is_grad_enabled() and (
+        query.requires_grad or key.requires_grad or value.requires_grad
+        or (attn_mask is not None and attn_mask.requires_grad))
     out, _ = custom_ops.attention_forward(query, key, value, mask, is_causal, scale, dropout_p, seed, needs_grad)
     return out.squeeze(1) if rank3 else out
 
 
 def _run_triton(query, key, value, attn_mask, dropout_p: float, is_causal: bool, scale: float | None) -> torch.Tensor:
     check_attention_kernel_limits(query, value)
-    scale = reference.default_scale(query.size(-1)) if scale is None else float(scale)
+    scale = reference.default_scale(query.shape[-1]) if scale is None else float(scale)
     seed = draw_seed(ATTENTION_SEED_HIGH) if dropout_p > 0.0 else None
     return _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed)
 
@@ -71,12 +73,14 @@ def attention(
     chosen = resolve_backend(backend, query.device)
     if chosen == "triton":
         out = _run_triton(query, key, value, attn_mask, dropout_p, is_causal, scale)
-    else:
-        if chosen == "torch" and attn_mask is not None and attn_mask.dim() == 1:
+    elif chosen == "torch":
+        if attn_mask is not None and attn_mask.dim() == 1:
             attn_mask = attn_mask.unsqueeze(0)  # torch SDPA rejects a 1-D (Nk,) mask that broadcasts fine
-        sdpa = F.scaled_dot_product_attention if chosen == "torch" else reference.scaled_dot_product_attention
-        out = sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
-                   scale=scale, enable_gqa=enable_gqa)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale=scale,
+                                             enable_gqa=enable_gqa)
+    else:
+        out = reference.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p,
+                                                     is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
     note_backend_ran(chosen)
     return out
 

@@ -1,5 +1,11 @@
 """Input checks for the attention API: bad input gets an error naming the argument, never a
-Triton crash or a silently wrong answer."""
+Triton crash or a silently wrong answer.
+
+They run before every call, a decode step's included, so they are written for host time: each tensor's
+shape, dtype and device is read once, shapes are compared as tuples (`torch.broadcast_shapes` alone
+costs more than a whole small SDPA call), and every condition is one comparison on the accepting path.
+Nothing is skipped: what the torch backend would also reject is still refused here, in our words.
+"""
 import torch
 
 from kernels.shared.checks import KERNEL_DTYPES_WITH_FLOAT64, check_finite_float, check_kernel_dtype, check_probability
@@ -7,87 +13,101 @@ from kernels.shared.checks import KERNEL_DTYPES_WITH_FLOAT64, check_finite_float
 MAX_HEAD_DIM = 256
 
 
-def _check_tensor(name: str, value) -> None:
+def _checked_shape(name: str, value) -> torch.Size:
+    """The shape of a rank-3 or rank-4 floating-point tensor."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if value.dim() not in (3, 4):
+    shape = value.shape
+    if len(shape) not in (3, 4):
         raise ValueError(
             f"{name} must have rank 4 (batch, heads, seq, head_dim) or rank 3 (batch, seq, head_dim), "
-            f"got shape {tuple(value.shape)}"
+            f"got shape {tuple(shape)}"
         )
-    if not value.is_floating_point():
+    if not value.dtype.is_floating_point:
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    return shape
 
 
-def _check_mask(attn_mask, scores_shape: tuple[int, ...], query: torch.Tensor, is_causal: bool) -> None:
+def broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether `shape` broadcasts to exactly `target` (torch's rules: right-aligned, each dim 1 or equal)."""
+    offset = len(target) - len(shape)
+    if offset < 0:
+        return False
+    for size, wanted in zip(shape, target[offset:]):
+        if size != 1 and size != wanted:
+            return False
+    return True
+
+
+def _check_mask(attn_mask, scores_shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
+                is_causal: bool) -> None:
     if not isinstance(attn_mask, torch.Tensor):
         raise TypeError(f"attn_mask must be a torch.Tensor or None, got {type(attn_mask).__name__}")
     if is_causal:
         raise ValueError(
             "attn_mask and is_causal=True cannot be combined (as in torch SDPA): fold the causal part into attn_mask"
         )
-    if attn_mask.dtype not in (torch.bool, torch.float32, query.dtype):
+    mask_dtype = attn_mask.dtype
+    if mask_dtype is not torch.bool and mask_dtype is not torch.float32 and mask_dtype is not dtype:
         raise TypeError(
-            f"attn_mask must be bool (True = attend), or float32 or the query's dtype {query.dtype} "
-            f"(added to the scores), as torch SDPA requires; got dtype {attn_mask.dtype}"
+            f"attn_mask must be bool (True = attend), or float32 or the query's dtype {dtype} "
+            f"(added to the scores), as torch SDPA requires; got dtype {mask_dtype}"
         )
-    if attn_mask.device != query.device:
-        raise ValueError(f"attn_mask is on {attn_mask.device} but query is on {query.device}")
-    try:
-        broadcast = torch.broadcast_shapes(attn_mask.shape, scores_shape)
-    except RuntimeError:
-        broadcast = None
-    if broadcast != torch.Size(scores_shape):
+    if attn_mask.device != device:
+        raise ValueError(f"attn_mask is on {attn_mask.device} but query is on {device}")
+    if not broadcasts_to(attn_mask.shape, scores_shape):
         raise ValueError(
             f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to the attention scores' "
             f"shape {scores_shape} (batch, heads, query_len, key_len)"
         )
 
 
+def _check_heads(heads_q: int, heads_kv: int, enable_gqa: bool) -> None:
+    if heads_q != heads_kv and not enable_gqa:
+        raise ValueError(
+            f"query has {heads_q} heads but key/value have {heads_kv}: "
+            "pass enable_gqa=True for grouped-query attention"
+        )
+    if heads_kv == 0 and heads_q != 0:
+        raise ValueError(f"key/value have 0 heads: no key/value head for the query's {heads_q} heads")
+    if heads_kv != 0 and heads_q % heads_kv != 0:
+        raise ValueError(
+            f"enable_gqa needs query heads ({heads_q}) to be a multiple of key/value heads ({heads_kv})"
+        )
+
+
 def check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> None:
     """Checks shared by every backend: what torch SDPA's semantics require of the arguments."""
-    for name, tensor in (("query", query), ("key", key), ("value", value)):
-        _check_tensor(name, tensor)
-    if not query.dim() == key.dim() == value.dim():
+    q_shape, k_shape, v_shape = _checked_shape("query", query), _checked_shape("key", key), _checked_shape("value", value)
+    rank = len(q_shape)
+    if not rank == len(k_shape) == len(v_shape):
+        raise ValueError(f"query, key and value must have the same rank, got {rank}, {len(k_shape)} and {len(v_shape)}")
+    dtype = query.dtype
+    if key.dtype is not dtype or value.dtype is not dtype:
+        raise TypeError(f"query, key and value must share one dtype, got {dtype}, {key.dtype} and {value.dtype}")
+    device = query.device
+    if key.device != device or value.device != device:
         raise ValueError(
-            f"query, key and value must have the same rank, got {query.dim()}, {key.dim()} and {value.dim()}"
-        )
-    if not query.dtype == key.dtype == value.dtype:
-        raise TypeError(f"query, key and value must share one dtype, got {query.dtype}, {key.dtype} and {value.dtype}")
-    if not query.device == key.device == value.device:
-        raise ValueError(
-            f"query, key and value must be on one device, got {query.device}, {key.device} and {value.device}"
+            f"query, key and value must be on one device, got {device}, {key.device} and {value.device}"
         )
 
-    if query.size(0) != key.size(0) or key.size(0) != value.size(0):
-        raise ValueError(f"batch sizes differ: query {query.size(0)}, key {key.size(0)}, value {value.size(0)}")
-    if key.shape[:-1] != value.shape[:-1]:
-        raise ValueError(f"key {tuple(key.shape)} and value {tuple(value.shape)} must match in all but the last dim")
-    if query.size(-1) != key.size(-1):
-        raise ValueError(f"query head_dim {query.size(-1)} differs from key head_dim {key.size(-1)}")
-    if query.dim() == 4:
-        heads_q, heads_kv = query.size(1), key.size(1)
-        if heads_q != heads_kv and not enable_gqa:
-            raise ValueError(
-                f"query has {heads_q} heads but key/value have {heads_kv}: "
-                "pass enable_gqa=True for grouped-query attention"
-            )
-        if heads_kv == 0 and heads_q != 0:
-            raise ValueError(f"key/value have 0 heads: no key/value head for the query's {heads_q} heads")
-        if heads_kv != 0 and heads_q % heads_kv != 0:
-            raise ValueError(
-                f"enable_gqa needs query heads ({heads_q}) to be a multiple of key/value heads ({heads_kv})"
-            )
+    if q_shape[0] != k_shape[0] or k_shape[0] != v_shape[0]:
+        raise ValueError(f"batch sizes differ: query {q_shape[0]}, key {k_shape[0]}, value {v_shape[0]}")
+    if k_shape[-2] != v_shape[-2] or (rank == 4 and k_shape[1] != v_shape[1]):  # (torch.Size slices are slow)
+        raise ValueError(f"key {tuple(k_shape)} and value {tuple(v_shape)} must match in all but the last dim")
+    if q_shape[-1] != k_shape[-1]:
+        raise ValueError(f"query head_dim {q_shape[-1]} differs from key head_dim {k_shape[-1]}")
+    if rank == 4 and q_shape[1] != k_shape[1]:  # equal head counts need no GQA
+        _check_heads(q_shape[1], k_shape[1], enable_gqa)
 
-    if not isinstance(is_causal, bool):
+    if is_causal is not True and is_causal is not False:
         raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")
     check_probability("dropout_p", dropout_p, one_allowed=True)  # 1: every weight dropped, zeros as in torch
     check_finite_float("scale", scale, optional=True)  # torch takes inf and nan too: ours refuses a NaN output
     if attn_mask is not None:
-        scores_shape = (*query.shape[:-1], key.size(-2))
-        if query.dim() == 4:
-            scores_shape = (query.size(0), query.size(1), query.size(2), key.size(2))
-        _check_mask(attn_mask, scores_shape, query, is_causal)
+        scores_shape = (q_shape[0], q_shape[1], q_shape[2], k_shape[2]) if rank == 4 else (
+            q_shape[0], q_shape[1], k_shape[1])
+        _check_mask(attn_mask, scores_shape, dtype, device, is_causal)
 
 
 def check_key_padding(key_padding, query: torch.Tensor, key: torch.Tensor) -> None:
@@ -107,6 +127,6 @@ def check_key_padding(key_padding, query: torch.Tensor, key: torch.Tensor) -> No
 def check_attention_kernel_limits(query, value) -> None:
     """What the Triton attention kernels support beyond the checks every backend makes."""
     check_kernel_dtype(query.dtype, KERNEL_DTYPES_WITH_FLOAT64, "query/key/value")
-    for name, head_dim in (("query/key", query.size(-1)), ("value", value.size(-1))):
+    for name, head_dim in (("query/key", query.shape[-1]), ("value", value.shape[-1])):
         if head_dim > MAX_HEAD_DIM:
             raise ValueError(f"{name} head_dim {head_dim} exceeds the triton backend's maximum of {MAX_HEAD_DIM}")

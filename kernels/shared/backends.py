@@ -18,6 +18,7 @@ BACKENDS = ("triton", "torch", "reference")
 
 _forced_backend: contextvars.ContextVar[str | None] = contextvars.ContextVar("forced_backend", default=None)
 _recorders: list[list[str]] = []
+_device_types: dict[torch.device, str] = {}
 
 
 def check_backend_name(backend: str | None) -> None:
@@ -64,10 +65,20 @@ def _forced() -> str | None:
     return _forced_backend.get()
 
 
+def _device_type(device: torch.device) -> str:
+    """`device.type`, remembered per device: torch builds the string anew on every read, which costs
+    as much as the rest of a small call's backend choice."""
+    kind = _device_types.get(device)
+    if kind is None:
+        kind = _device_types[device] = device.type
+    return kind
+
+
 def triton_runs_on(device: torch.device) -> bool:
     if TRITON_IMPORT_ERROR is not None:
         return False
-    return device.type == "cuda" or (device.type == "cpu" and INTERPRETING)
+    kind = _device_type(device)
+    return kind == "cuda" or (kind == "cpu" and INTERPRETING)
 
 
 def resolve_backend(requested: str | None, device: torch.device) -> str:

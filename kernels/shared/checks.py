@@ -25,6 +25,8 @@ def _is_real_number(value) -> bool:
 
 def check_probability(name: str, value, *, one_allowed: bool = False) -> None:
     """A dropout probability: a number in [0, 1), or [0, 1] where `one_allowed` (everything dropped)."""
+    if type(value) is float and 0.0 <= value < 1.0:  # the common case, without the ABC check below
+        return
     if not (_is_real_number(value) and (0.0 <= value <= 1.0 if one_allowed else 0.0 <= value < 1.0)):
         interval = "[0, 1]" if one_allowed else "[0, 1)"
         raise ValueError(f"{name} must be a float in {interval}, got {value!r}")
@@ -33,6 +35,8 @@ def check_probability(name: str, value, *, one_allowed: bool = False) -> None:
 def check_finite_float(name: str, value, *, optional: bool = False) -> None:
     """A finite number (a softmax or input scale); None too when `optional`."""
     if optional and value is None:
+        return
+    if type(value) is float and math.isfinite(value):  # the common case, without the ABC check below
         return
     if not (_is_real_number(value) and math.isfinite(value)):
         raise ValueError(f"{name} must be {'None or ' if optional else ''}a finite float, got {value!r}")

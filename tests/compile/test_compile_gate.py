@@ -141,3 +141,17 @@ def test_bad_tiles_break_every_rule(bad_tile_rows):
         "BLOCK_M=32 BLOCK_N=32": {"all dots on HGMMA"},
         "BLOCK_M=64 BLOCK_N=48": {"compiles"},
     }
+
+
+def test_decode_tiles_leave_room_for_the_planned_programs_per_sm(gate_rows):
+    """decode.choose_num_splits sizes the split grid for PROGRAMS_PER_MULTIPROCESSOR programs per SM:
+    every shipped split-K tile that compiles must fit that many blocks on an sm_90 SM (registers,
+    shared memory, warps), or the grid it plans runs in waves it did not count."""
+    from kernels.sdpa.triton.decode import PROGRAMS_PER_MULTIPROCESSOR
+
+    decode_rows = [row for row in gate_rows if row["kernel"] == "split_attention_kernel" and row["arch"] == "sm_90"
+                   and row["error"] is None]
+    assert decode_rows, "the gate compiled no split-K tile for sm_90"
+    crowded = [describe(row) + f" blocks/SM={row['blocks_per_sm']}" for row in decode_rows
+               if row["blocks_per_sm"] < PROGRAMS_PER_MULTIPROCESSOR]
+    assert not crowded, f"fewer than {PROGRAMS_PER_MULTIPROCESSOR} blocks per SM:\n" + "\n".join(crowded)

@@ -140,3 +140,25 @@ def test_empty_inputs_give_what_torch_gives(shapes, backend):
         out = kernels.attention(q, k, v, backend=backend)
     assert ran == [backend]
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v), atol=2e-5, rtol=2e-5)
+
+
+def test_the_mask_shape_check_agrees_with_torch_broadcasting():
+    """validation.broadcasts_to (tuple logic, for speed) against torch.broadcast_shapes, on every mask
+    shape of rank 0 to 5 with sizes 0, 1, 2 and 3 against scores shapes with sizes 0, 1, 2 and 3."""
+    import itertools
+
+    from kernels.sdpa.validation import broadcasts_to
+
+    def torch_says(shape, target):
+        try:
+            return torch.broadcast_shapes(shape, target) == torch.Size(target)
+        except RuntimeError:
+            return False
+
+    sizes = (0, 1, 2, 3)
+    targets = [target for rank in (3, 4) for target in itertools.product(sizes, repeat=rank)]
+    shapes = [shape for rank in range(6) for shape in itertools.product(sizes, repeat=rank) if rank < 5 or
+              shape[0] == 1]
+    disagreements = [(shape, target) for target in targets[::7] for shape in shapes
+                     if broadcasts_to(shape, target) != torch_says(shape, target)]
+    assert not disagreements, disagreements[:10]

@@ -8,6 +8,7 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.shared.host_math import next_power_of_2
 from kernels.shared.triton.philox import philox_draws
 from kernels.shared.triton_availability import INTERPRETING
 
@@ -171,26 +172,32 @@ def needs_wide_offsets(*tensors: torch.Tensor | None) -> bool:
     """Whether a kernel must index these tensors' tiles in int64 (WIDE_OFFSETS): some element lies
     2**31 or more elements past the start of its (row, column) matrix. Batch and head offsets are
     int64 in every kernel anyway; only a row or column index times its stride can overflow int32."""
-    return any(
-        sum((size - 1) * abs(stride) for size, stride in zip(t.shape[-2:], t.stride()[-2:]) if size > 0) >= 2**31
-        for t in tensors if t is not None
-    )
+    for tensor in tensors:
+        if tensor is None:
+            continue
+        (rows, cols), (row_stride, col_stride) = tensor.shape[-2:], tensor.stride()[-2:]
+        if max(rows - 1, 0) * abs(row_stride) + max(cols - 1, 0) * abs(col_stride) >= 2**31:
+            return True
+    return False
 
 
 def padded_head_dim(head_dim: int) -> int:
-    return max(16, triton.next_power_of_2(head_dim))
+    return max(16, next_power_of_2(head_dim))
 
 
 def seq_bucket(length: int) -> int:
     """Coarse autotune key: lengths in the same power-of-two bucket share one tuned config."""
-    return min(triton.next_power_of_2(max(length, 1)), 16384)
+    return min(next_power_of_2(length), 16384)
 
 
 def attended_key_range(mask: torch.Tensor) -> torch.Tensor | None:
     """(B, 2) int32 [first, last + 1) attended key per batch element, for a bool mask broadcast over
     heads and queries; None for any other mask. Device-side ops only: no host sync. A dim of size 1
     (one head, or one query: a decode step) is broadcast whatever its stride."""
-    if mask.dtype != torch.bool or any(mask.stride(dim) != 0 and mask.size(dim) != 1 for dim in (1, 2)):
+    if mask.dtype is not torch.bool:
+        return None
+    (_, heads, queries, _), (_, head_stride, query_stride, _) = mask.shape, mask.stride()
+    if (head_stride != 0 and heads != 1) or (query_stride != 0 and queries != 1):
         return None
     keep = mask[:, 0, 0, :]  # (B, Nk)
     n_keys = keep.size(1)

@@ -116,12 +116,17 @@ BACKWARD_TILES = TileSet(
 
 # Decode reads each key and value once and does little math per byte: long key tiles and deep
 # pipelines keep enough loads in flight to saturate HBM. Untimed on a GPU so far.
+# Occupancy: decode.choose_num_splits sizes the split grid for PROGRAMS_PER_MULTIPROCESSOR (2) programs
+# per SM, so every tile leaves room for 2 blocks per SM on sm_90 (tests/compile keeps it so). Shared
+# memory is about (stages - 1) x BLOCK_N x (D + Dv) x 2 bytes for 16-bit inputs: 140 KiB for 64 keys
+# on 3 stages at d256 or 128 keys at d128 (1 block per SM), hence the head-dim caps below; the
+# 4-stage tile stops at d64, where it fits twice on sm_80's 164 KiB too (105 KiB at d128 does not).
 DECODE_TILES = TileSet(
     half=(
-        DecodeTile(64, num_warps=4, num_stages=3, max_head_dim=256),
+        DecodeTile(64, num_warps=4, num_stages=3, max_head_dim=128),
         # 128 keys on 4 warps spill 8 bytes on sm_80 at d128 with a key-padding mask: 8 warps only.
-        DecodeTile(128, num_warps=8, num_stages=3, max_head_dim=128),
-        DecodeTile(64, num_warps=4, num_stages=4, max_head_dim=128),
+        DecodeTile(128, num_warps=8, num_stages=3, max_head_dim=64),
+        DecodeTile(64, num_warps=4, num_stages=4, max_head_dim=64),
         DecodeTile(32, num_warps=4, num_stages=3, max_head_dim=256),
     ),
     single=(DecodeTile(32, num_warps=4, num_stages=2, max_head_dim=256),),

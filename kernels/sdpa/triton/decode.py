@@ -27,7 +27,6 @@ returns 1. `force_num_splits(n)` overrides it for tests and benchmarks.
 """
 import contextlib
 import contextvars
-import functools
 from collections.abc import Iterator
 
 import torch
@@ -44,6 +43,7 @@ from kernels.sdpa.triton.configs import (
 )
 from kernels.sdpa.triton.forward import attend_key_tiles, finish_rows
 from kernels.shared.dropout import Dropout
+from kernels.shared.host_math import ceil_div, next_power_of_2
 
 MAX_DECODE_QUERIES = 16  # more query rows per head amortise the key reads: the normal kernel wins
 MIN_KEYS_PER_SPLIT = 256  # below this a split's fixed cost (its workspace row, the combine) dominates
@@ -196,12 +196,12 @@ def launch_decode(
     block_m = decode_block_m(group_size * n_queries)
     block_dv = padded_head_dim(head_dim_v)
     flags = precision_flags(q.dtype)
-    grid = (triton.cdiv(group_size * n_queries, block_m), batch * n_kv_heads, num_splits)
+    grid = (ceil_div(group_size * n_queries, block_m), batch * n_kv_heads, num_splits)
     _split_attention_kernel[grid](
         q, k, v, partial_out, partial_max, partial_sum, mask_args.tensor, mask_args.key_range_arg,
         *q.stride(), *k.stride(), *v.stride(), *mask_args.strides,
         n_kv_heads, group_size, n_queries, n_keys, scale * LOG2E.value,
-        seq_bucket(triton.cdiv(n_keys, num_splits)),
+        seq_bucket(ceil_div(n_keys, num_splits)),
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
         MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=group_size > 1),
         USE_KEY_RANGE=mask_args.key_range is not None,
@@ -210,7 +210,7 @@ def launch_decode(
     _combine_splits_kernel[(batch * n_heads * n_queries,)](
         partial_out, partial_max, partial_sum, out, partial_sum if lse is None else lse, *out.stride(),
         n_heads, n_queries, num_splits,
-        HEAD_DIM_V=head_dim_v, BLOCK_DV=block_dv, BLOCK_S=triton.next_power_of_2(num_splits),
+        HEAD_DIM_V=head_dim_v, BLOCK_DV=block_dv, BLOCK_S=next_power_of_2(num_splits),
         STORE_LSE=lse is not None,
     )
     return out, lse
@@ -219,7 +219,7 @@ def launch_decode(
 def decode_block_m(rows: int) -> int:
     """BLOCK_M for a group of `rows` (query head, query) rows: a power of two within the configured bounds."""
     smallest, largest = INTERPRETER_DECODE_BLOCK_M if INTERPRETING else DECODE_BLOCK_M
-    return min(largest, max(smallest, triton.next_power_of_2(rows)))
+    return min(largest, max(smallest, next_power_of_2(rows)))
 
 
 def choose_num_splits(programs: int, n_queries: int, n_keys: int, multiprocessors: int | None) -> int:
@@ -228,20 +228,25 @@ def choose_num_splits(programs: int, n_queries: int, n_keys: int, multiprocessor
     least MIN_KEYS_PER_SPLIT keys per split. `multiprocessors` is None off CUDA: never split there."""
     if multiprocessors is None or n_queries > MAX_DECODE_QUERIES or programs <= 0:
         return 1
-    wanted = triton.cdiv(PROGRAMS_PER_MULTIPROCESSOR * multiprocessors, programs)
+    wanted = ceil_div(PROGRAMS_PER_MULTIPROCESSOR * multiprocessors, programs)
     return max(1, min(wanted, n_keys // MIN_KEYS_PER_SPLIT, MAX_SPLITS))
 
 
-@functools.cache
-def _cuda_multiprocessors(device_index: int) -> int:
-    return torch.cuda.get_device_properties(device_index).multi_processor_count
+_multiprocessors: dict[torch.device, int | None] = {}
 
 
 def multiprocessor_count(device: torch.device) -> int | None:
-    """The number of SMs of a CUDA device; None for any other device."""
-    if device.type != "cuda":
-        return None
-    return _cuda_multiprocessors(device.index if device.index is not None else torch.cuda.current_device())
+    """The number of SMs of a CUDA device; None for any other device. Remembered per device: reading
+    `device.type` and the device's properties costs microseconds on every decode step otherwise."""
+    if device in _multiprocessors:
+        return _multiprocessors[device]
+    count = None
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        count = torch.cuda.get_device_properties(index).multi_processor_count
+    if device.index is not None or device.type != "cuda":  # "cuda" alone follows the current device
+        _multiprocessors[device] = count
+    return count
 
 
 def plan_num_splits(q: torch.Tensor, k: torch.Tensor, is_causal: bool, dropout: Dropout | None) -> int:
@@ -259,7 +264,7 @@ def plan_num_splits(q: torch.Tensor, k: torch.Tensor, is_causal: bool, dropout: 
     batch, n_heads, n_queries, _ = q.shape
     n_kv_heads, n_keys = k.shape[1], k.shape[2]
     rows = n_heads // n_kv_heads * n_queries
-    programs = batch * n_kv_heads * triton.cdiv(rows, decode_block_m(rows))
+    programs = batch * n_kv_heads * ceil_div(rows, decode_block_m(rows))
     return choose_num_splits(programs, n_queries, n_keys, multiprocessor_count(q.device))
 
 

@@ -37,6 +37,7 @@ from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
 )
 from kernels.shared.dropout import Dropout
+from kernels.shared.host_math import ceil_div
 
 
 @triton.jit
@@ -215,7 +216,7 @@ def launch_forward(
     mask_args = MaskArgs(mask, placeholder=q)
 
     def grid(meta):
-        return (triton.cdiv(n_queries, meta["BLOCK_M"]), batch * n_heads)
+        return (ceil_div(n_queries, meta["BLOCK_M"]), batch * n_heads)
 
     _attention_forward_kernel[grid](
         q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
