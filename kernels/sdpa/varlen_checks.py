@@ -23,7 +23,7 @@ def _check_packed(name: str, tensor) -> None:
         raise ValueError(f"{name} must have rank 3 (total_tokens, heads, head_dim), got shape {tuple(tensor.shape)}")
 
 
-def _check_offsets(name: str, offsets, device: torch.device) -> None:
+def check_offsets_tensor(name: str, offsets, device: torch.device) -> None:
     if not isinstance(offsets, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of int32 offsets, got {type(offsets).__name__}")
     if offsets.dtype != torch.int32:
@@ -52,8 +52,8 @@ def check_varlen_inputs(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_s
     # dims, grouped-query heads, dropout_p, is_causal and scale.
     check_attention_inputs(*(t.transpose(0, 1).unsqueeze(0) for t in (q, k, v)), None, dropout_p, is_causal, scale,
                            enable_gqa)
-    _check_offsets("cu_seqlens_q", cu_seqlens_q, q.device)
-    _check_offsets("cu_seqlens_k", cu_seqlens_k, q.device)
+    check_offsets_tensor("cu_seqlens_q", cu_seqlens_q, q.device)
+    check_offsets_tensor("cu_seqlens_k", cu_seqlens_k, q.device)
     if cu_seqlens_q.size(0) != cu_seqlens_k.size(0):
         raise ValueError(f"cu_seqlens_q describes {cu_seqlens_q.size(0) - 1} sequences but cu_seqlens_k "
                          f"{cu_seqlens_k.size(0) - 1}: both need batch + 1 offsets")
@@ -61,7 +61,7 @@ def check_varlen_inputs(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_s
     _check_max_seqlen("max_seqlen_k", max_seqlen_k)
 
 
-def _check_offset_list(name: str, offsets: list[int], total: int, total_name: str, max_seqlen: int,
+def check_offset_list(name: str, offsets: list[int], total: int, total_name: str, max_seqlen: int,
                        max_name: str) -> None:
     if offsets[0] != 0:
         raise ValueError(f"{name} must start at 0, got {offsets[0]}")
@@ -80,5 +80,5 @@ def _check_offset_list(name: str, offsets: list[int], total: int, total_name: st
 def check_offset_values(offsets_q: list[int], offsets_k: list[int], total_q: int, total_k: int,
                         max_seqlen_q: int, max_seqlen_k: int) -> None:
     """The value checks, on offsets already read to the host (`tensor.tolist()`)."""
-    _check_offset_list("cu_seqlens_q", offsets_q, total_q, "q.size(0)", max_seqlen_q, "max_seqlen_q")
-    _check_offset_list("cu_seqlens_k", offsets_k, total_k, "k.size(0)", max_seqlen_k, "max_seqlen_k")
+    check_offset_list("cu_seqlens_q", offsets_q, total_q, "q.size(0)", max_seqlen_q, "max_seqlen_q")
+    check_offset_list("cu_seqlens_k", offsets_k, total_k, "k.size(0)", max_seqlen_k, "max_seqlen_k")
