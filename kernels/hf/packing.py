@@ -72,7 +72,7 @@ def packing_from_mask(mask: torch.Tensor | None) -> PackedSequences | None:
     docstring), or None. Eager mode only: under torch.compile the mask runs as a mask."""
     if (mask is None or torch.compiler.is_compiling() or mask.dtype != torch.bool or mask.dim() != 4
             or mask.size(1) != 1 or mask.size(2) != mask.size(3) or mask.size(2) < 2
-            or causal_key_padding(mask) is not None):
+            or mask.stride(2) == 0 or causal_key_padding(mask) is not None):  # stride 0: the same row for every query
         return None
     cached = getattr(mask, _MASK_PACKING, None)
     if cached is not None and cached[0] == mask._version:
