@@ -7,6 +7,7 @@ would make it believe that package is installed (tests/hf/test_transformers_comp
 """
 from kernels.shared.backends import BACKENDS, record_backends, use_backend
 from kernels.sdpa.functional import attention, attention_dropout_mask, causal_attention_with_key_padding
+from kernels.sdpa.varlen import varlen_attention
 from kernels.positional.functional import add_positional_encoding, sinusoidal_embedding
 from kernels.nn import (
     MultiHeadAttention, MultiheadAttention, PositionalEncoder, SinusoidalEmbedding, Transformer, replace_attention,
@@ -17,7 +18,7 @@ from kernels import distributed
 __version__ = "0.1.0"
 
 __all__ = [
-    "attention", "attention_dropout_mask", "causal_attention_with_key_padding",
+    "attention", "attention_dropout_mask", "causal_attention_with_key_padding", "varlen_attention",
     "MultiHeadAttention", "MultiheadAttention", "replace_attention",
     "Transformer", "ModelConfig", "EncoderDecoderModel", "EncoderClassifier", "DecoderOnlyLM", "generate",
     "add_positional_encoding", "sinusoidal_embedding", "PositionalEncoder", "SinusoidalEmbedding",

@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from kernels.hf.masks import causal_key_padding, with_position_bias
+from kernels.hf.packing import PackedSequences, packing_to_run
 from kernels.sdpa.functional import attention, causal_attention_with_key_padding
+from kernels.sdpa.varlen import varlen_attention
 from kernels.sdpa.masks import causal_keep_mask
 
 try:  # transformers 5.x: where models that drop `output_attentions` collect the weights
@@ -71,12 +73,18 @@ def triton_attention_forward(
     no mask is given and there is more than one query; a decode step (one query) sees every key. When a
     causal call has more keys than queries, the queries are taken to be the last positions (a KV cache),
     never torch's top-left alignment. A padded prefill's mask from `triton_mask` (flagged: causal over
-    these keys) runs as causal + key padding in one kernel call.
+    these keys) runs as causal + key padding in one kernel call. A padding-free (packed) batch runs
+    through `kernels.varlen_attention` (see kernels/hf/packing.py).
     """
     check_supported_arguments(kwargs)
     n_queries, n_keys = query.size(2), key.size(2)
     dropout_p = float(dropout) if getattr(module, "training", False) else 0.0
     enable_gqa = query.size(1) != key.size(1)
+    packing = packing_to_run(attention_mask, kwargs, query.device) if position_bias is None else None
+    if packing is not None:
+        causal = packing.causal if packing.causal is not None else is_causal
+        causal = getattr(module, "is_causal", True) if causal is None else causal
+        return packed_attention(query, key, value, packing, bool(causal), dropout_p, scaling), None
     key_padding = causal_key_padding(attention_mask)
     if key_padding is not None:
         if n_queries == n_keys and position_bias is None:
@@ -101,3 +109,15 @@ def triton_attention_forward(
         enable_gqa=enable_gqa,
     )
     return out.transpose(1, 2).contiguous(), None  # the kernel's output is laid out (B, Nq, Hq, Dv): no copy
+
+
+def packed_attention(query, key, value, packing: PackedSequences, causal: bool, dropout_p: float,
+                     scale: float | None) -> torch.Tensor:
+    """(B, H, N, D) tensors whose rows hold packed sequences -> (B, Nq, Hq, Dv), by `varlen_attention`
+    on the flattened (B * N, H, D) tokens (a view when the heads were split off a (B, N, H * D) tensor)."""
+    batch, heads_q, n_queries, _ = query.shape
+    q, k, v = (t.transpose(1, 2).reshape(-1, t.size(1), t.size(3)) for t in (query, key, value))
+    out = varlen_attention(q, k, v, packing.cu_seqlens_q, packing.cu_seqlens_k, packing.max_seqlen_q,
+                           packing.max_seqlen_k, dropout_p=dropout_p, is_causal=causal, scale=scale,
+                           enable_gqa=heads_q != key.size(1))
+    return out.view(batch, n_queries, heads_q, -1)

@@ -4,9 +4,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernels.sdpa.functional import attention, causal_attention_with_key_padding
+from kernels.sdpa.varlen import varlen_attention
 from kernels.sdpa.masks import causal_keep_mask
 from kernels.models.cache import KVCache
 from kernels.models.config import ModelConfig
+from kernels.models.packing import Packing
 
 
 def attention_mask(key_padding: torch.Tensor | None, n_queries: int, n_keys: int, causal: bool, device):
@@ -54,9 +56,13 @@ class Attention(nn.Module):
         key_padding: torch.Tensor | None = None,
         causal: bool = False,
         cache: KVCache | None = None,
+        packing: Packing | None = None,
     ) -> torch.Tensor:
         """x (B, Nq, d); source (B, Nk, d) or None; key_padding (B, Nk) bool, True = real key, covering
-        every key attended (the cached ones too) -> (B, Nq, d)."""
+        every key attended (the cached ones too) -> (B, Nq, d). With `packing`, x (1, total, d) holds
+        packed sequences and self-attention stays within each one."""
+        if packing is not None:
+            return self._packed_self_attention(x, packing, causal)
         batch, n_queries, d_model = x.shape
         q = self._heads(self.q_proj(x))  # (B, H, Nq, Dh)
         if cache is not None and source is not None and cache.length > 0:
@@ -73,6 +79,15 @@ class Attention(nn.Module):
             mask, is_causal = attention_mask(key_padding, n_queries, k.size(2), causal, x.device)
             out = attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)  # (B, H, Nq, Dh)
         return self.out_proj(out.transpose(1, 2).reshape(batch, n_queries, d_model))
+
+    def _packed_self_attention(self, x: torch.Tensor, packing: Packing, causal: bool) -> torch.Tensor:
+        """x (1, total, d) -> (1, total, d), by `varlen_attention` on (total, H, Dh) views."""
+        heads = (self.n_heads, self.head_dim)
+        q, k, v = (projection(x[0]).unflatten(-1, heads) for projection in (self.q_proj, self.k_proj, self.v_proj))
+        out = varlen_attention(q, k, v, packing.cu_seqlens, packing.cu_seqlens, packing.max_seqlen,
+                               packing.max_seqlen, is_causal=causal,
+                               dropout_p=self.dropout_p if self.training else 0.0)  # (total, H, Dh)
+        return self.out_proj(out.flatten(1))[None]
 
 
 class FeedForward(nn.Module):

@@ -12,6 +12,7 @@ from torch import nn
 from kernels.models.attention import Attention, FeedForward
 from kernels.models.cache import BlockCache, Cache, KVCache
 from kernels.models.config import ModelConfig
+from kernels.models.packing import Packing
 
 
 def _layer_norm(config: ModelConfig) -> nn.LayerNorm:
@@ -44,12 +45,15 @@ class Block(nn.Module):
         memory: torch.Tensor | None = None,
         memory_padding: torch.Tensor | None = None,
         cache: BlockCache | None = None,
+        packing: Packing | None = None,
     ) -> torch.Tensor:
         """x (B, N, d); key_padding (B, Nk) True = real, over every self-attended key; memory (B, M, d)
-        and memory_padding (B, M) for cross-attention -> (B, N, d)."""
+        and memory_padding (B, M) for cross-attention; packing: x (1, total, d) holds packed sequences
+        (self-attention only) -> (B, N, d)."""
         self_cache = None if cache is None else cache.self_attention
         x = self._residual(x, self.self_attention_norm,
-                           lambda h: self.self_attention(h, key_padding=key_padding, causal=causal, cache=self_cache))
+                           lambda h: self.self_attention(h, key_padding=key_padding, causal=causal, cache=self_cache,
+                                                         packing=packing))
         if self.cross_attention is not None:
             cross_cache = None if cache is None else cache.cross_attention
             x = self._residual(x, self.cross_attention_norm,
@@ -67,12 +71,12 @@ class Stack(nn.Module):
         self.final_norm = _layer_norm(config) if config.norm_first else nn.Identity()
 
     def forward(self, x: torch.Tensor, *, key_padding=None, memory=None, memory_padding=None,
-                cache: Cache | None = None) -> torch.Tensor:
+                cache: Cache | None = None, packing: Packing | None = None) -> torch.Tensor:
         """x (B, N, d) -> (B, N, d); the arguments as in `Block.forward`."""
         for index, block in enumerate(self.blocks):
             block_cache = None if cache is None else cache.blocks[index]
             x = block(x, key_padding=key_padding, causal=self.causal, memory=memory, memory_padding=memory_padding,
-                      cache=block_cache)
+                      cache=block_cache, packing=packing)
         return self.final_norm(x)
 
     def new_cache(self, batch: int, max_len: int, memory_len: int | None, device, dtype) -> Cache:

@@ -8,6 +8,7 @@ from kernels.models.config import ModelConfig
 from kernels.models.embedding import Embedding, language_model_head
 from kernels.models.generation import DecodingSession, Generative
 from kernels.models.inputs import check_length, check_token_ids, key_padding, last_real_token
+from kernels.models.packing import is_packed, packing_of
 
 
 class DecoderOnlyLM(Generative, nn.Module):
@@ -29,13 +30,25 @@ class DecoderOnlyLM(Generative, nn.Module):
         *,
         cache: Cache | None = None,
         last_only: bool = False,
+        cu_seqlens: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """input_ids (B, N) -> logits (B, N, vocab), or (B, 1, vocab) for the last position only.
 
         attention_mask (B, past + N), 1/True = real token, covers the cached tokens too; with a
         cache, input_ids are the tokens after the `cache.length` it already holds.
+
+        A packed batch (for training): input_ids (1, total) holding sequences one after another, cut
+        by `cu_seqlens` (int32 offsets) or by restarting `position_ids` (1, total); each sequence
+        attends only to itself (kernels/models/packing.py). No attention_mask or cache with it.
         """
-        x = self._hidden_states(input_ids, attention_mask, cache)  # (B, N, d)
+        if is_packed(cu_seqlens, position_ids):
+            check_token_ids("input_ids", input_ids, self.config.vocab_size)
+            packing = packing_of(input_ids, attention_mask, cu_seqlens, position_ids, cache)
+            check_length("the longest packed sequence", packing.max_seqlen, self.config.max_seq_len)
+            x = self.decoder(self.embedding(input_ids, positions=packing.positions), packing=packing)  # (1, total, d)
+        else:
+            x = self._hidden_states(input_ids, attention_mask, cache)  # (B, N, d)
         return self.lm_head(x[:, -1:] if last_only else x)  # (B, N or 1, vocab)
 
     def _hidden_states(self, input_ids, attention_mask, cache: Cache | None) -> torch.Tensor:

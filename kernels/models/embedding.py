@@ -24,8 +24,12 @@ class Embedding(nn.Module):
     def weight(self) -> nn.Parameter:
         return self.tokens.weight
 
-    def forward(self, ids: torch.Tensor, padding: torch.Tensor | None = None, past_length: int = 0) -> torch.Tensor:
-        """ids (B, N); padding (B, past_length + N) bool, True = real, or None -> (B, N, d_model)."""
+    def forward(self, ids: torch.Tensor, padding: torch.Tensor | None = None, past_length: int = 0, *,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (B, N); padding (B, past_length + N) bool, True = real, or None; or the positions (B, N)
+        themselves (a packed batch's) -> (B, N, d_model)."""
+        if positions is not None:
+            return self.tokens(ids, position_ids=positions)
         if padding is None:
             return self.tokens(ids, position_offset=past_length)
         return self.tokens(ids, position_ids=positions_from_padding(padding, ids.size(1)))

@@ -1,0 +1,79 @@
+"""`varlen_attention`: attention over packed variable-length sequences (FlashAttention's varlen layout).
+
+The state of the backends (docs/varlen.md):
+- "torch": one torch SDPA call per sequence, on views of the packed tensors (nothing padded), with
+  autograd's gradients. It reads the offsets on the host to loop, which on CUDA is one device
+  synchronisation per call.
+- "reference": the exact math of `reference.varlen_attention` (one block-diagonal mask; any dtype).
+- "triton": no varlen kernel yet. It raises NotImplementedError naming the backends above rather
+  than running another one silently; the default backend on CUDA (and on CPU under
+  TRITON_INTERPRET=1) is "triton", so callers there pass backend= or use `kernels.use_backend`.
+"""
+import torch
+import torch.nn.functional as F
+
+import reference
+from kernels.shared.backends import note_backend_ran, resolve_backend
+from kernels.sdpa.varlen_checks import check_offset_values, check_varlen_inputs
+
+VARLEN_BACKENDS = ("torch", "reference")  # the backends that run varlen_attention today
+
+
+def _per_sequence_sdpa(q, k, v, offsets_q: list[int], offsets_k: list[int], dropout_p: float, is_causal: bool,
+                       scale: float | None, enable_gqa: bool) -> torch.Tensor:
+    """torch SDPA on each sequence's (heads, length, head_dim) views; outputs concatenated back."""
+    outputs = []
+    for (start_q, end_q), (start_k, end_k) in zip(zip(offsets_q, offsets_q[1:]), zip(offsets_k, offsets_k[1:])):
+        out = F.scaled_dot_product_attention(
+            q[start_q:end_q].transpose(0, 1), k[start_k:end_k].transpose(0, 1), v[start_k:end_k].transpose(0, 1),
+            dropout_p=dropout_p, is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
+        )  # (Hq, length_q, Dv)
+        outputs.append(out.transpose(0, 1))
+    return torch.cat(outputs)  # (total_q, Hq, Dv)
+
+
+def varlen_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_seqlens_q: torch.Tensor,
+    cu_seqlens_k: torch.Tensor,
+    max_seqlen_q: int,
+    max_seqlen_k: int,
+    *,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Attention within each of B packed sequences of different lengths, with no padding.
+
+    q (total_q, Hq, D), k (total_k, Hkv, D), v (total_k, Hkv, Dv): the sequences one after another.
+    cu_seqlens_q / cu_seqlens_k, int32 (B + 1,): sequence b is rows cu_seqlens_q[b]:cu_seqlens_q[b + 1]
+    of q and cu_seqlens_k[b]:cu_seqlens_k[b + 1] of k and v (lengths may be 0, and differ between q and
+    k). max_seqlen_q / max_seqlen_k: ints at least every sequence's length (they size a kernel's grid
+    without reading the offsets). Returns (total_q, Hq, Dv).
+
+    Per sequence the semantics are `kernels.attention`'s: is_causal is top-left aligned, enable_gqa
+    shares each key/value head among Hq / Hkv query heads, a query with no key to attend returns
+    zeros, dropout_p drops attention weights whenever it is given. `backend` as in `kernels.attention`;
+    only "torch" and "reference" run it yet (see this module's docstring).
+    """
+    check_varlen_inputs(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, dropout_p, is_causal,
+                        scale, enable_gqa)
+    chosen = resolve_backend(backend, q.device)
+    if chosen not in VARLEN_BACKENDS:
+        raise NotImplementedError(
+            f"varlen_attention has no {chosen} kernel yet; the backends that run it are {VARLEN_BACKENDS}: "
+            f"pass backend='torch' (or wrap the call in kernels.use_backend('torch'))"
+        )
+    offsets_q, offsets_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()  # the loop needs them on the host
+    check_offset_values(offsets_q, offsets_k, q.size(0), k.size(0), max_seqlen_q, max_seqlen_k)
+    if chosen == "torch":
+        out = _per_sequence_sdpa(q, k, v, offsets_q, offsets_k, dropout_p, is_causal, scale, enable_gqa)
+    else:
+        out = reference.varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, dropout_p=dropout_p,
+                                         is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
+    note_backend_ran(chosen)
+    return out

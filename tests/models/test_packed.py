@@ -1,0 +1,151 @@
+"""Packed batches in kernels.models (cu_seqlens or restarting position_ids): each sequence gives the
+logits and gradients it gives alone in a padded batch, through kernels.varlen_attention on the backends
+that run it; bad packing gets a clear error; the triton backend refuses until its varlen kernel lands."""
+import itertools
+
+import pytest
+import torch
+
+import kernels
+import kernels.models.attention as attention_module
+from kernels.models import DecoderOnlyLM, EncoderClassifier, ModelConfig
+from kernels.shared.backends import resolve_backend
+from support.devices import DEVICE
+
+CONFIG = ModelConfig(vocab_size=50, d_model=32, n_heads=2, n_encoder_layers=2, n_decoder_layers=2,
+                     dim_feedforward=48, dropout=0.0, max_seq_len=40, n_classes=3, tie_embeddings=False)
+LENGTHS = [5, 1, 11, 7]
+
+
+def build(family) -> torch.nn.Module:
+    return family(CONFIG).to(device=DEVICE, dtype=torch.float64)
+
+
+def sequences() -> list[torch.Tensor]:
+    return [torch.randint(3, CONFIG.vocab_size, (length,), device=DEVICE) for length in LENGTHS]
+
+
+def cu_seqlens(lengths) -> torch.Tensor:
+    return torch.tensor(list(itertools.accumulate(lengths, initial=0)), dtype=torch.int32, device=DEVICE)
+
+
+def packed(ids: list[torch.Tensor], by: str) -> dict:
+    input_ids = torch.cat(ids)[None]
+    if by == "cu_seqlens":
+        return dict(input_ids=input_ids, cu_seqlens=cu_seqlens(LENGTHS))
+    positions = torch.cat([torch.arange(len(each), device=DEVICE) for each in ids])[None]
+    return dict(input_ids=input_ids, position_ids=positions)
+
+
+def padded(ids: list[torch.Tensor]) -> dict:
+    """Right padding, with the padding mask."""
+    input_ids = torch.zeros(len(ids), max(LENGTHS), dtype=torch.long, device=DEVICE)
+    attention_mask = torch.zeros_like(input_ids, dtype=torch.bool)
+    for row, each in enumerate(ids):
+        input_ids[row, :len(each)], attention_mask[row, :len(each)] = each, True
+    return dict(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def real_tokens_of_padded(logits: torch.Tensor) -> torch.Tensor:
+    """(B, N, vocab) of a right-padded batch -> (total, vocab), the real tokens in packed order."""
+    return torch.cat([logits[row, :length] for row, length in enumerate(LENGTHS)])
+
+
+def gradients(model) -> dict:
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.fixture
+def varlen_calls(monkeypatch) -> list[int]:
+    calls = []
+    original = attention_module.varlen_attention
+
+    def counting(q, *args, **kwargs):
+        calls.append(q.size(0))
+        return original(q, *args, **kwargs)
+
+    monkeypatch.setattr(attention_module, "varlen_attention", counting)
+    return calls
+
+
+@pytest.mark.parametrize("backend", ["torch", "reference"])
+@pytest.mark.parametrize("by", ["cu_seqlens", "position_ids"])
+def test_decoder_packed_batch_matches_the_padded_batch(by, backend, varlen_calls):
+    """Logits of every real token and the gradients of a loss over them, in float64: a token attending
+    across a sequence boundary (or seeing a later token) would change both far above rounding."""
+    model, ids = build(DecoderOnlyLM), sequences()
+    weights = torch.randn(sum(LENGTHS), CONFIG.vocab_size, device=DEVICE, dtype=torch.float64)
+    with kernels.use_backend(backend):
+        model.zero_grad()
+        logits = model(**packed(ids, by))[0]  # (total, vocab)
+        (logits * weights).sum().backward()
+        from_packed = gradients(model)
+        assert varlen_calls == [sum(LENGTHS)] * CONFIG.n_decoder_layers
+        model.zero_grad()
+        want = real_tokens_of_padded(model(**padded(ids)))
+        (want * weights).sum().backward()
+    torch.testing.assert_close(logits, want, rtol=1e-10, atol=1e-12)
+    for name, gradient in gradients(model).items():
+        torch.testing.assert_close(from_packed[name], gradient, rtol=1e-9, atol=1e-12, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("by", ["cu_seqlens", "position_ids"])
+def test_classifier_packed_batch_gives_one_row_per_sequence(by, varlen_calls):
+    model, ids = build(EncoderClassifier), sequences()
+    with kernels.use_backend("torch"):
+        got = model(**packed(ids, by))
+        want = model(**padded(ids))
+    assert got.shape == (len(LENGTHS), CONFIG.n_classes)
+    assert varlen_calls == [sum(LENGTHS)] * CONFIG.n_encoder_layers
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_triton_backend_refuses_a_packed_batch():
+    if resolve_backend(None, torch.device(DEVICE)) != "triton":
+        pytest.skip("the triton backend does not run here (no CUDA, no TRITON_INTERPRET)")
+    model = DecoderOnlyLM(CONFIG).to(DEVICE)
+    with pytest.raises(NotImplementedError, match=r"varlen_attention has no triton kernel yet"):
+        model(**packed(sequences(), "cu_seqlens"))
+
+
+def _int32(values):
+    return torch.tensor(values, dtype=torch.int32, device=DEVICE)
+
+
+BAD_PACKING = {
+    "both descriptions": (lambda b: dict(position_ids=torch.zeros_like(b["input_ids"])), ValueError,
+                          r"pass one of cu_seqlens and position_ids"),
+    "with a padding mask": (lambda b: dict(attention_mask=torch.ones_like(b["input_ids"])), ValueError,
+                            r"pass attention_mask=None"),
+    "several rows": (lambda b: dict(input_ids=b["input_ids"].expand(2, -1)), ValueError, r"input_ids \(1, total\)"),
+    "int64 offsets": (lambda b: dict(cu_seqlens=b["cu_seqlens"].long()), TypeError, r"cu_seqlens must have dtype"),
+    "offsets past the end": (lambda b: dict(cu_seqlens=_int32([0, 5, 30])), ValueError,
+                             r"cu_seqlens must end at input_ids.size\(1\) = 24, got 30"),
+    "decreasing offsets": (lambda b: dict(cu_seqlens=_int32([0, 9, 5, 24])), ValueError, r"non-decreasing"),
+    "a sequence over max_seq_len": (lambda b: dict(input_ids=torch.ones(1, 45, dtype=torch.long, device=DEVICE),
+                                                   cu_seqlens=_int32([0, 2, 45])), ValueError,
+                                    r"the longest packed sequence is 43 positions, more than the model's max_seq_len"),
+    "float position_ids": (lambda b: dict(cu_seqlens=None, position_ids=torch.zeros(1, 24, device=DEVICE)),
+                           TypeError, r"position_ids must be an integer tensor"),
+    "position_ids of another shape": (lambda b: dict(cu_seqlens=None, position_ids=torch.arange(24)[None, :20]),
+                                      ValueError, r"position_ids must have the packed input_ids' shape \(1, 24\)"),
+    "position_ids not restarting at 0": (
+        lambda b: dict(cu_seqlens=None, position_ids=torch.cat([torch.arange(1, 13), torch.arange(12)])[None]),
+        ValueError, r"must restart at 0"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PACKING))
+def test_bad_packing_gets_a_clear_error(case):
+    batch = packed(sequences(), "cu_seqlens")
+    spoil, error, message = BAD_PACKING[case]
+    batch.update(spoil(batch))
+    batch = {name: value.to(DEVICE) if isinstance(value, torch.Tensor) else value for name, value in batch.items()}
+    with kernels.use_backend("torch"), pytest.raises(error, match=message):
+        DecoderOnlyLM(CONFIG).to(DEVICE)(**batch)
+
+
+def test_a_packed_batch_with_a_cache_is_refused():
+    model = DecoderOnlyLM(CONFIG).to(DEVICE)
+    with kernels.use_backend("torch"), pytest.raises(ValueError, match=r"cache=None"):
+        model(**packed(sequences(), "cu_seqlens"), cache=model.new_cache(1))
