@@ -8,6 +8,7 @@ import torch
 
 import kernels
 import reference
+from kernels.testing import check_attention
 
 # (batch, query heads, key/value heads, query length, key length, head dim, value head dim)
 SHAPES = [
@@ -359,3 +360,13 @@ def test_no_variant_in_effect_keeps_the_triton_path(device):
         out = kernels.attention(q, k, v, window=(None, None), backend="triton")
     assert ran == ["triton"]
     torch.testing.assert_close(out, reference.scaled_dot_product_attention(q, k, v), atol=1e-5, rtol=1e-5)
+
+
+def test_parity_toolkit_judges_variants():
+    """kernels.testing.check_attention takes the variants: the torch backend's float32 output passes,
+    and the same call without its sinks fails by a wide margin."""
+    q, k, v, kwargs = make_case((2, 4, 2, 17, 23, 32, 32), CASES["everything-float-mask"], dtype=torch.float32)
+    kwargs["attn_mask"] = kwargs["attn_mask"].float()
+    out = kernels.attention(q, k, v, backend="torch", **kwargs)
+    assert check_attention(out, q, k, v, **kwargs).passed
+    assert check_attention(out, q, k, v, **{**kwargs, "sinks": None}).error_ratio > 10
