@@ -2,13 +2,16 @@
 
 It receives what transformers' sdpa path receives (see `triton_attention_forward`) and returns what it
 returns, but runs `kernels.attention`: grouped-query attention through `enable_gqa` (no repeated
-keys/values), padding and T5's position bias as one mask, and dropout only in training.
+keys/values), padding and T5's position bias as one mask, and dropout only in training. Gemma 2's
+`softcap` and gpt-oss's sinks (`s_aux`) map onto the attention variants, on the backends that run
+them (under `kernels.use_backend("torch")`; the Triton kernels do not have them yet).
 """
 import torch
 from torch import nn
 
 from kernels.hf.masks import causal_key_padding, with_position_bias
 from kernels.hf.packing import PackedSequences, packing_to_run
+from kernels.shared.backends import resolve_backend
 from kernels.sdpa.functional import attention, causal_attention_with_key_padding
 from kernels.sdpa.varlen import varlen_attention
 from kernels.sdpa.masks import causal_keep_mask
@@ -21,10 +24,13 @@ except ImportError:
 # Keyword arguments some models pass that change the attention's result and that the kernel does
 # not implement: refused when set, rather than silently ignored.
 UNSUPPORTED_ARGUMENTS = {
-    "softcap": "logit soft-capping (Gemma 2 style)",
-    "s_aux": "attention sinks",
-    "sinks": "attention sinks",
     "head_mask": "a head mask",
+}
+# Keyword arguments some models pass that are attention variants of `kernels.attention`, by its name.
+VARIANT_ARGUMENTS = {
+    "softcap": "softcap",  # Gemma 2's logit soft-capping
+    "s_aux": "sinks",  # gpt-oss's attention sinks
+    "sinks": "sinks",
 }
 
 
@@ -55,6 +61,23 @@ def check_supported_arguments(kwargs: dict) -> None:
         )
 
 
+def variant_options(kwargs: dict, device: torch.device) -> dict:
+    """The variant options the call carries, as `kernels.attention` keywords; refused (ValueError) where
+    the call would run on the triton backend, whose kernels do not implement them yet."""
+    options, given = {}, []
+    for name, variant in VARIANT_ARGUMENTS.items():
+        if kwargs.get(name) is not None:
+            options[variant] = kwargs[name]
+            given.append(f"`{name}`")
+    if options and resolve_backend(None, device) == "triton":
+        raise ValueError(
+            f"attn_implementation='triton' runs {' and '.join(sorted(set(options)))} ({', '.join(given)} given) "
+            "only on the torch backend for now: call the model inside kernels.use_backend('torch'), or use "
+            "attn_implementation='eager'"
+        )
+    return options
+
+
 def triton_attention_forward(
     module: nn.Module,
     query: torch.Tensor,  # (B, Hq, Nq, D)
@@ -77,17 +100,22 @@ def triton_attention_forward(
     through `kernels.varlen_attention` (see kernels/hf/packing.py).
     """
     check_supported_arguments(kwargs)
+    variants = variant_options(kwargs, query.device)
     n_queries, n_keys = query.size(2), key.size(2)
     dropout_p = float(dropout) if getattr(module, "training", False) else 0.0
     enable_gqa = query.size(1) != key.size(1)
     packing = packing_to_run(attention_mask, kwargs, query.device) if position_bias is None else None
     if packing is not None:
+        if variants:
+            raise ValueError(f"a padding-free (packed) batch with {', '.join(sorted(variants))}: "
+                             "kernels.varlen_attention does not take the attention variants yet; pad the batch "
+                             "or use attn_implementation='eager'")
         causal = packing.causal if packing.causal is not None else is_causal
         causal = getattr(module, "is_causal", True) if causal is None else causal
         return packed_attention(query, key, value, packing, bool(causal), dropout_p, scaling), None
     key_padding = causal_key_padding(attention_mask)
     if key_padding is not None:
-        if n_queries == n_keys and position_bias is None:
+        if n_queries == n_keys and position_bias is None and not variants:
             out = causal_attention_with_key_padding(query, key, value, key_padding, dropout_p=dropout_p, scale=scaling,
                                                     enable_gqa=enable_gqa)
             return out.transpose(1, 2).contiguous(), None
@@ -107,6 +135,7 @@ def triton_attention_forward(
         is_causal=causal,
         scale=scaling,
         enable_gqa=enable_gqa,
+        **variants,
     )
     return out.transpose(1, 2).contiguous(), None  # the kernel's output is laid out (B, Nq, Hq, Dv): no copy
 

@@ -9,6 +9,7 @@ from kernels.shared.dropout import Dropout
 from kernels.shared.triton_availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
 from kernels.sdpa.masks import causal_keep_mask
 from kernels.sdpa.validation import check_attention_inputs, check_attention_kernel_limits, check_key_padding
+from kernels.sdpa.variants import attention_variants, run_attention_with_variants
 
 if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (see kernels/shared/triton_availability.py)
     from kernels.sdpa import custom_ops
@@ -53,6 +54,10 @@ def attention(
     scale: float | None = None,
     enable_gqa: bool = False,
     *,
+    window: tuple[int | None, int | None] | None = None,
+    softcap: float | None = None,
+    alibi_slopes: torch.Tensor | None = None,
+    sinks: torch.Tensor | None = None,
     backend: str | None = None,
 ) -> torch.Tensor:
     """torch.nn.functional.scaled_dot_product_attention, fused in Triton.
@@ -68,10 +73,22 @@ def attention(
     pass it only in training). On the Triton backend the mask comes from Philox bits seeded by one
     draw from torch's default generator, so `torch.manual_seed` repeats it, and
     `attention_dropout_mask` shows it.
+
+    The keyword-only variants (kernels/sdpa/variants.py; the Attention API guide has examples):
+    `window=(left, right)` a sliding window (i - left <= j <= i + right), `softcap=c` scores
+    c * tanh(scores / c), `alibi_slopes` (Hq,) or (B, Hq) adds -slope * |i - j|, `sinks` (Hq,) logits
+    that join each row's softmax denominator. The torch and reference backends run them, with
+    gradients; the triton backend raises NotImplementedError for them until its kernels have them.
     """
     check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    variants = None  # four `is None` tests: the plain call pays nothing more
+    if window is not None or softcap is not None or alibi_slopes is not None or sinks is not None:
+        variants = attention_variants(query, window=window, softcap=softcap, alibi_slopes=alibi_slopes, sinks=sinks)
     chosen = resolve_backend(backend, query.device)
-    if chosen == "triton":
+    if variants is not None:
+        out = run_attention_with_variants(chosen, query, key, value, attn_mask, dropout_p, is_causal, scale,
+                                          enable_gqa, variants)
+    elif chosen == "triton":
         out = _run_triton(query, key, value, attn_mask, dropout_p, is_causal, scale)
     elif chosen == "torch":
         if attn_mask is not None and attn_mask.dim() == 1:

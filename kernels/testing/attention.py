@@ -17,21 +17,28 @@ def check_attention(
     scale: float | None = None,
     enable_gqa: bool = False,
     *,
+    window: tuple[int | None, int | None] | None = None,
+    softcap: float | None = None,
+    alibi_slopes: torch.Tensor | None = None,
+    sinks: torch.Tensor | None = None,
     tolerance: Tolerance | None = None,
 ) -> ParityResult:
-    """Judge `out` (computed from these torch SDPA arguments) by the pass rule.
+    """Judge `out` (computed from these `kernels.attention` arguments, attention variants included)
+    by the pass rule.
 
     The exact result is the reference math in float64; the baseline is the same math in the inputs'
     own precision.
     """
     if dropout_p != 0.0:
         raise ValueError(f"parity needs deterministic outputs: dropout_p must be 0.0, got {dropout_p}")
-    options = dict(is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
-    float64_mask = attn_mask if attn_mask is None or attn_mask.dtype == torch.bool else attn_mask.double()
+    options = dict(is_causal=is_causal, scale=scale, enable_gqa=enable_gqa, window=window, softcap=softcap)
+    tensors = dict(attn_mask=attn_mask, alibi_slopes=alibi_slopes, sinks=sinks)
+    float64_tensors = {name: tensor.double() if tensor is not None and tensor.is_floating_point() else tensor
+                       for name, tensor in tensors.items()}
     exact = reference.scaled_dot_product_attention(
-        query.double(), key.double(), value.double(), attn_mask=float64_mask, **options
+        query.double(), key.double(), value.double(), **float64_tensors, **options
     )
-    baseline = reference.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, **options)
+    baseline = reference.scaled_dot_product_attention(query, key, value, **tensors, **options)
     return check_parity(out, exact, baseline, tolerance=tolerance)
 
 

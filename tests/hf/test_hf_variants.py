@@ -1,0 +1,96 @@
+"""Gemma 2's soft-capping and gpt-oss's sinks through attn_implementation="triton": mapped onto the
+attention variants of `kernels.attention` on the torch backend (the Triton kernels do not have them
+yet, and the triton backend refuses them by name)."""
+import copy
+
+import pytest
+import torch
+
+pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[hf]')")
+
+import transformers as tf  # noqa: E402
+
+import kernels  # noqa: E402
+import kernels.hf  # noqa: E402
+import reference  # noqa: E402
+from kernels.hf.attention import triton_attention_forward  # noqa: E402
+from support.devices import DEVICE  # noqa: E402
+
+_TINY = dict(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, head_dim=8, max_position_embeddings=64, pad_token_id=0, bos_token_id=1,
+             eos_token_id=2, sliding_window=4)  # GQA, and a window shorter than the inputs
+
+VARIANT_MODELS = {
+    "gemma2": (lambda: tf.Gemma2Config(**_TINY, attn_logit_softcapping=5.0, final_logit_softcapping=None,
+                                       query_pre_attn_scalar=8), "Gemma2ForCausalLM"),
+    "gpt_oss": (lambda: tf.GptOssConfig(**_TINY, num_local_experts=4, num_experts_per_tok=2), "GptOssForCausalLM"),
+}
+
+
+def tiny_eager_model(name: str) -> torch.nn.Module:
+    make_config, class_name = VARIANT_MODELS[name]
+    model_class = getattr(tf, class_name, None)
+    if model_class is None:
+        pytest.skip(f"transformers {tf.__version__} has no {class_name}")
+    torch.manual_seed(0)
+    config = make_config()
+    config._attn_implementation = "eager"
+    model = model_class(config).eval()
+    for layer in model.model.layers:  # gpt-oss's sinks start at zero: make them matter
+        if getattr(layer.self_attn, "sinks", None) is not None:
+            torch.nn.init.normal_(layer.self_attn.sinks)
+    return model.to(DEVICE)
+
+
+def padded_inputs() -> dict:
+    input_ids = torch.randint(3, 100, (2, 12), device=DEVICE)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, :4] = 0  # left padding, as for generation
+    return {"input_ids": input_ids.masked_fill(attention_mask == 0, 0), "attention_mask": attention_mask}
+
+
+@pytest.mark.parametrize("name", list(VARIANT_MODELS))
+def test_variant_models_match_eager_on_the_torch_backend(name):
+    eager = tiny_eager_model(name)
+    ours = copy.deepcopy(eager)
+    ours.set_attn_implementation("triton")
+    inputs = padded_inputs()
+    with torch.no_grad():
+        expected = eager(**inputs).logits
+        with kernels.use_backend("torch"), kernels.record_backends() as ran:
+            got = ours(**inputs).logits
+    assert ran == ["torch"] * 2  # one call per layer, none silently elsewhere
+    real = inputs["attention_mask"].bool()
+    torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(VARIANT_MODELS))
+def test_variant_models_are_refused_on_the_triton_backend(name):
+    model = tiny_eager_model(name)
+    model.set_attn_implementation("triton")
+    argument = {"gemma2": "softcap", "gpt_oss": "s_aux"}[name]
+    with kernels.use_backend("triton"), pytest.raises(
+            ValueError, match=f"`{argument}` given\\) only on the torch backend for now.*use_backend\\('torch'\\)"):
+        with torch.no_grad():
+            model(**padded_inputs())
+
+
+@pytest.mark.parametrize("argument, option", [("softcap", "softcap"), ("s_aux", "sinks"), ("sinks", "sinks")])
+def test_variant_arguments_reach_kernels_attention(argument, option):
+    """With a padded causal mask and GQA, against the reference (the tiny models above cover transformers'
+    own masks, the flagged key-padding one of a padded prefill included)."""
+    q = torch.randn(2, 4, 6, 8, device=DEVICE)
+    k, v = torch.randn(2, 2, 6, 8, device=DEVICE), torch.randn(2, 2, 6, 8, device=DEVICE)
+    value = 3.0 if option == "softcap" else torch.randn(4, device=DEVICE)
+    keep = torch.ones(2, 1, 6, 6, dtype=torch.bool, device=DEVICE).tril()
+    keep[0, ..., :2] = False
+
+    class Layer(torch.nn.Module):
+        is_causal = True
+
+    with kernels.use_backend("torch"):
+        out, weights = triton_attention_forward(Layer().eval(), q, k, v, keep, scaling=0.3, **{argument: value})
+    expected = reference.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=0.3, enable_gqa=True,
+                                                      **{option: value})
+    assert weights is None
+    torch.testing.assert_close(out, expected.transpose(1, 2), atol=1e-5, rtol=1e-5)
