@@ -92,10 +92,6 @@ KNOWN_BREAKS = (
                "with fp32 dots as three TF32 dots (the default) the forward compiles spill-free on tensor cores at "
                "d64/d128, but the backward's 32x32 tiles still spill: dK/dV at every head dim (2.6 KB a thread on "
                "sm_90, 21 KB on sm_80), dQ at d128 (~0.3 KB); fp32 backward tiles and d256 are still to be sized"),
-    KnownBreak("compiles", lambda row: row["dtype"] == "float64" and row["variant"] == "key_padding",
-               "Triton 3.6 fails in ConvertTritonGPUToLLVM on the fp64 kernels' bool key-padding mask tile "
-               "(forward, both backward kernels, decode) at every tile; reading the mask as a row vector "
-               "(issue 14) changes that code"),
     KnownBreak("fits shared memory",
                lambda row: (row["dtype"] in ("float32", "float64") and (row["head_dim"], row["arch"], row["kernel"])
                             == (256, "sm_80", "attention_backward_dk_dv_kernel")),

@@ -88,6 +88,16 @@ def load_mask_tile(mask_rows, offs_m, offs_n, stride_mask_n, n_rows, n_keys,
 
 
 @triton.jit
+def computed(tile):
+    """`tile` unchanged, as the result of a one-element reduction instead of a load. Triton 3.6 lays
+    out an MMA operand in registers by the narrowest tensor loaded anywhere upstream of it (kWidth), so
+    a uint8 bool mask upstream of P would give the P dots the layout of 8-bit operands: a failed
+    compile for fp64 (ConvertTritonGPUToLLVM, "fp64 don't support largeK MMA") and a 4-wide TF32
+    layout for fp32. The compiler's trace stops at a reduction, which compiles to nothing here."""
+    return tl.max(tile[:, :, None], axis=2)
+
+
+@triton.jit
 def masked_scores(
     q, k_t, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
@@ -122,7 +132,7 @@ def masked_scores_from_rows(
         mask_tile = load_mask_tile(mask_row_ptrs, offs_m, offs_n, stride_mask_n, n_rows, n_keys,
                                    SHARED_ROW=MASK_SHARED_ROW, EVEN_M=EVEN_M, EVEN_N=EVEN_N)
         if MASK_KIND == MASK_BOOL:
-            qk = tl.where(mask_tile != 0, qk, float("-inf"))
+            qk = tl.where(computed(mask_tile) != 0, qk, float("-inf"))
         else:
             bias = mask_tile.to(qk.dtype)
             bias = tl.where(bias == float("-inf"), bias, tl.maximum(bias, _MIN_FINITE_BIAS))
