@@ -43,16 +43,19 @@ def index_range(start, BLOCK: tl.constexpr, WIDE: tl.constexpr):
 
 
 @triton.jit
-def load_tile(ptrs, rows, cols, n_rows, n_cols, CHECK_ROWS: tl.constexpr, CHECK_COLS: tl.constexpr):
-    """Load a 2-D tile, bounds-checking only the dims a constexpr says may overrun."""
+def load_tile(ptrs, rows, cols, n_rows, n_cols, CHECK_ROWS: tl.constexpr, CHECK_COLS: tl.constexpr,
+              EVICTION: tl.constexpr = tl.constexpr("")):
+    """Load a 2-D tile, bounds-checking only the dims a constexpr says may overrun. EVICTION: the L2
+    eviction policy ("evict_last", "evict_first"; "" the default)."""
     if CHECK_ROWS and CHECK_COLS:
-        return tl.load(ptrs, mask=(rows[:, None] < n_rows) & (cols[None, :] < n_cols), other=0.0)
+        return tl.load(ptrs, mask=(rows[:, None] < n_rows) & (cols[None, :] < n_cols), other=0.0,
+                       eviction_policy=EVICTION)
     elif CHECK_ROWS:
-        return tl.load(ptrs, mask=rows[:, None] < n_rows, other=0.0)
+        return tl.load(ptrs, mask=rows[:, None] < n_rows, other=0.0, eviction_policy=EVICTION)
     elif CHECK_COLS:
-        return tl.load(ptrs, mask=cols[None, :] < n_cols, other=0.0)
+        return tl.load(ptrs, mask=cols[None, :] < n_cols, other=0.0, eviction_policy=EVICTION)
     else:
-        return tl.load(ptrs)
+        return tl.load(ptrs, eviction_policy=EVICTION)
 
 
 @triton.jit
