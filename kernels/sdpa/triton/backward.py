@@ -93,6 +93,21 @@ def _recompute_tile(
 
 
 @triton.jit
+def _load_query_tiles(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM: tl.constexpr,
+                      HEAD_DIM_V: tl.constexpr, EVEN_M: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
+                      DOT_IN_FP32: tl.constexpr, EVICTION: tl.constexpr):
+    """The (BLOCK_M, D) tiles of q and dO at query rows offs_m, in the dots' dtype."""
+    q = load_tile(q_ptrs, offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD_D,
+                  EVICTION=EVICTION)
+    do = load_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD_DV,
+                   EVICTION=EVICTION)
+    if DOT_IN_FP32:
+        q = q.to(tl.float32)
+        do = do.to(tl.float32)
+    return q, do
+
+
+@triton.jit
 def _accumulate_dk_dv(
     dk, dv, k, v,
     q_base, do_base, lse_base, delta_base, mask_base,
@@ -103,24 +118,31 @@ def _accumulate_dk_dv(
     BLOCK_M: tl.constexpr, MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
-    WIDE_OFFSETS: tl.constexpr,
+    WIDE_OFFSETS: tl.constexpr, REREAD_Q_DO: tl.constexpr,
 ):
     """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV."""
     for start_m in range(query_start, query_end, BLOCK_M):
         offs_m = index_range(start_m, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
-        q = load_tile(tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd),
-                      offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD_D)
-        do = load_tile(tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod),
-                       offs_m, offs_dv, n_queries, HEAD_DIM_V, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD_DV)
-        if DOT_IN_FP32:
-            q = q.to(tl.float32)
-            do = do.to(tl.float32)
+        q_ptrs = tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd)
+        do_ptrs = tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod)
+        if REREAD_Q_DO:  # read again below: ask L2 to keep them
+            q, do = _load_query_tiles(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
+                                      EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
+                                      EVICTION="evict_last")
+        else:
+            q, do = _load_query_tiles(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
+                                      EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
+                                      EVICTION="")
         p, p_applied, dp = _recompute_tile(
             q, k, v, do, _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M), qk_scale, offs_m, offs_n,
             mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys, dropout_p, dropout_scale, dropout_seed,
             batch_head, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
             APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
+        if REREAD_Q_DO:  # their last use: a second copy of each in shared memory, never live with the first
+            q, do = _load_query_tiles(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
+                                      EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
+                                      EVICTION="evict_first")
         dv = tl.dot(tl.trans(p_applied.to(do.dtype)), do, dv, input_precision=INPUT_PRECISION, out_dtype=dv.dtype)
         if EVEN_M:
             delta = tl.load(delta_base + offs_m)
@@ -149,6 +171,7 @@ def _attention_backward_dk_dv_kernel(
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
+    REREAD_Q_DO: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_n = tl.program_id(0)
@@ -204,7 +227,7 @@ def _attention_backward_dk_dv_kernel(
                 BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
                 APPLY_CAUSAL=past_diagonal == 0, USE_DROPOUT=USE_DROPOUT,
                 EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
-                WIDE_OFFSETS=WIDE_OFFSETS)
+                WIDE_OFFSETS=WIDE_OFFSETS, REREAD_Q_DO=REREAD_Q_DO)
 
     dk = dk * sm_scale
     dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh, offs_n, offs_d, stride_dkn, stride_dkd)
@@ -310,6 +333,15 @@ def _attention_backward_dq_kernel(
     tl.store(dq_ptrs, dq.to(dq_ptr.dtype.element_ty), mask=(offs_m[:, None] < n_queries) & (offs_d[None, :] < HEAD_DIM))
 
 
+def rereads_query_tiles(dtype: torch.dtype, block_d: int) -> bool:
+    """REREAD_Q_DO of the dK/dV kernel: q and dO are each an operand of two dots, contracted over the head
+    dim in one and over the query rows in the other, so they go through shared memory in two layouts.
+    Read once, both copies are live through the whole tile: at head dim 256 in float32 (tf32x3) and
+    float64 that is 192 KiB, over the A100's 163 KiB. Read again (from L2) for the dV and dK dots, each
+    copy is dead before the other is made (`python -m benchmarks compile`)."""
+    return dtype in (torch.float32, torch.float64) and block_d >= 256
+
+
 def launch_backward(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -360,7 +392,7 @@ def launch_backward(
     _attention_backward_dk_dv_kernel[lambda meta: (triton.cdiv(n_keys, meta["BLOCK_N"]), batch * n_kv_heads)](
         q, k, v, dout, lse, delta, dk, dv, mask_args.tensor, mask_args.key_range_arg,
         *q.stride(), *k.stride(), *v.stride(), *dout.stride(), *dk.stride(), *dv.stride(), *mask_args.strides,
-        *scalars, **common,
+        *scalars, **common, REREAD_Q_DO=rereads_query_tiles(q.dtype, max(common["BLOCK_D"], block_dv)),
     )
     _attention_backward_dq_kernel[lambda meta: (triton.cdiv(n_queries, meta["BLOCK_M"]), batch * n_heads)](
         q, k, v, dout, lse, delta, dq, mask_args.tensor, mask_args.key_range_arg,

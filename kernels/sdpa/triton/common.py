@@ -44,16 +44,19 @@ def index_range(start, BLOCK: tl.constexpr, WIDE: tl.constexpr):
 
 
 @triton.jit
-def load_tile(ptrs, rows, cols, n_rows, n_cols, CHECK_ROWS: tl.constexpr, CHECK_COLS: tl.constexpr):
-    """Load a 2-D tile, bounds-checking only the dims a constexpr says may overrun."""
+def load_tile(ptrs, rows, cols, n_rows, n_cols, CHECK_ROWS: tl.constexpr, CHECK_COLS: tl.constexpr,
+              EVICTION: tl.constexpr = tl.constexpr("")):
+    """Load a 2-D tile, bounds-checking only the dims a constexpr says may overrun. EVICTION: the L2
+    eviction policy ("evict_last", "evict_first"; "" the default)."""
     if CHECK_ROWS and CHECK_COLS:
-        return tl.load(ptrs, mask=(rows[:, None] < n_rows) & (cols[None, :] < n_cols), other=0.0)
+        return tl.load(ptrs, mask=(rows[:, None] < n_rows) & (cols[None, :] < n_cols), other=0.0,
+                       eviction_policy=EVICTION)
     elif CHECK_ROWS:
-        return tl.load(ptrs, mask=rows[:, None] < n_rows, other=0.0)
+        return tl.load(ptrs, mask=rows[:, None] < n_rows, other=0.0, eviction_policy=EVICTION)
     elif CHECK_COLS:
-        return tl.load(ptrs, mask=cols[None, :] < n_cols, other=0.0)
+        return tl.load(ptrs, mask=cols[None, :] < n_cols, other=0.0, eviction_policy=EVICTION)
     else:
-        return tl.load(ptrs)
+        return tl.load(ptrs, eviction_policy=EVICTION)
 
 
 @triton.jit
@@ -86,6 +89,16 @@ def load_mask_tile(mask_rows, offs_m, offs_n, stride_mask_n, n_rows, n_keys,
     else:
         return load_tile(mask_rows[:, None] + offs_n[None, :] * stride_mask_n,
                          offs_m, offs_n, n_rows, n_keys, CHECK_ROWS=not EVEN_M, CHECK_COLS=not EVEN_N)
+
+
+@triton.jit
+def computed(tile):
+    """`tile` unchanged, as the result of a one-element reduction instead of a load. Triton 3.6 lays
+    out an MMA operand in registers by the narrowest tensor loaded anywhere upstream of it (kWidth), so
+    a uint8 bool mask upstream of P would give the P dots the layout of 8-bit operands: a failed
+    compile for fp64 (ConvertTritonGPUToLLVM, "fp64 don't support largeK MMA") and a 4-wide TF32
+    layout for fp32. The compiler's trace stops at a reduction, which compiles to nothing here."""
+    return tl.max(tile[:, :, None], axis=2)
 
 
 @triton.jit
@@ -123,7 +136,7 @@ def masked_scores_from_rows(
         mask_tile = load_mask_tile(mask_row_ptrs, offs_m, offs_n, stride_mask_n, n_rows, n_keys,
                                    SHARED_ROW=MASK_SHARED_ROW, EVEN_M=EVEN_M, EVEN_N=EVEN_N)
         if MASK_KIND == MASK_BOOL:
-            qk = tl.where(mask_tile != 0, qk, float("-inf"))
+            qk = tl.where(computed(mask_tile) != 0, qk, float("-inf"))
         else:
             bias = mask_tile.to(qk.dtype)
             bias = tl.where(bias == float("-inf"), bias, tl.maximum(bias, _MIN_FINITE_BIAS))

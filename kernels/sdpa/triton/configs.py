@@ -1,10 +1,11 @@
 """Tile configurations for the attention forward, backward and decode kernels, kept as data.
 
 Each kernel has one list of candidate tiles per input dtype family (`TileSet`): 16-bit inputs run
-their dots on tensor cores, float32 inputs on exact IEEE FFMA dots (unless torch allows tf32) and
-float64 on DMMA or FFMA, so each family has its own register and shared-memory budget. Every list
-holds, for every head dim up to 256, tiles that compile, fit the per-block shared memory of
-sm_80/sm_90/sm_100 and do not spill (float64, for exact checks and gradcheck, need only launch):
+their dots on tensor cores, float32 inputs as three TF32 tensor-core dots by default
+(common.fp32_dot_precision) and float64 on DMMA or FFMA, so each family has its own register and
+shared-memory budget. Every list holds, for every head dim up to 256, tiles that compile, fit the
+per-block shared memory of sm_80/sm_90/sm_100 and do not spill (float64, for exact checks and
+gradcheck, need only launch; the known breaks of the compile gate list the exceptions):
 `python -m benchmarks compile` shows it and tests/compile/test_compile_gate.py keeps it so.
 `max_head_dim` prunes the tiles too big for a call's padded head dim (`min_head_dim` those kept
 for large head dims only). 16-bit tiles are chosen for
@@ -105,12 +106,17 @@ BACKWARD_TILES = TileSet(
         TileConfig(32, 32, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
         TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
     ),
-    # fp32 dots as three TF32 dots (tf32x3) stage more: at d256 one stage keeps sm_80 under its limit.
+    # fp32 dots as three TF32 dots (tf32x3) hold each operand twice (high and low TF32 halves), in
+    # HMMA operand layouts where every warp holds its rows' whole head dim: 16-row tiles only. 32x32
+    # spills in dK/dV at every head dim (2.7 KB a thread on sm_90, 21 KB on sm_80), 32x16 and 32x32 on
+    # 8 warps at d128. 16x32 is spill-free at d64 (<= 227 registers), 16x16 on one stage at d128
+    # (<= 255, dQ with a bool mask spills 40 bytes on sm_80); at d256 16x16 still spills ~0.4-0.8 KB.
     single=(
-        TileConfig(32, 32, num_warps=4, num_stages=2, max_head_dim=128),
-        TileConfig(32, 32, num_warps=4, num_stages=1, max_head_dim=256, min_head_dim=256),
+        TileConfig(16, 32, num_warps=4, num_stages=2, max_head_dim=64),
+        TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=256),
     ),
-    # 16x16, one stage: fp64 d256 needs 192 KiB of shared memory for dK/dV even so.
+    # fp64 (launchable is enough): 16x16, one stage; at d256 dK/dV re-reads q and dO to fit the A100
+    # (backward.rereads_query_tiles).
     double=(TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=256),),
 )
 
