@@ -102,6 +102,8 @@ def scratch_allocator(device: torch.device):
     """A context to launch a descriptor-path kernel in: `run(launch)` calls it with Triton's
     allocator set to torch memory on `device`, in a copy of the caller's context."""
     def allocate(size: int, alignment: int, stream: int | None) -> torch.Tensor:
+        # torch's CUDA caching allocator starts every block on a 512-byte boundary: any `alignment`
+        # Triton asks for (128 for descriptors) holds.
         return torch.empty(size, dtype=torch.int8, device=device)
 
     context = contextvars.copy_context()

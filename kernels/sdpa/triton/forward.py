@@ -18,6 +18,9 @@ Variants are constexpr flags of this one kernel:
   tiles in between: padded tiles cost nothing.
 - USE_DROPOUT: attention weights are dropped in the kernel with Philox bits (dropout_keep), which
   the backward regenerates instead of storing a mask.
+- USE_TMA: Q, K, V are read and O written through TMA tensor descriptors instead of pointers, on
+  sm_90+ for inputs a descriptor can describe (descriptors.py says when, and how to force either
+  path); fewer registers, no per-thread address arithmetic. The autotune key includes it.
 
 Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
 log-sum-exp is written in natural-log units, fp32 (fp64 for fp64 inputs), shape (B, Hq, Nq). Float32
