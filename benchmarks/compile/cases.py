@@ -15,11 +15,13 @@ import torch
 import triton
 
 from benchmarks.compile.recorder import Launch, recording_launches
+from benchmarks.compile.targets import Arch
 from kernels.positional.triton.encoding import Positions, launch_positional_encoding
 from kernels.sdpa.triton import configs
 from kernels.sdpa.triton.backward import launch_backward
 from kernels.sdpa.triton.common import accumulator_dtype
 from kernels.sdpa.triton.decode import launch_decode
+from kernels.sdpa.triton.descriptors import TENSOR_DESCRIPTOR_CAPABILITY, force_tensor_descriptors
 from kernels.sdpa.triton.forward import launch_forward
 from kernels.shared.dropout import Dropout
 
@@ -45,13 +47,15 @@ class Case:
     head_dim: int  # d_model for the positional encoding
     variant: str
     autotune: bool = True  # False: the one tile taken when KERNELS_AUTOTUNE=0
+    pointer_path: bool = False  # True: the forward's pointer path even where a launch would take TMA
 
 
 def cases(launchers=LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, variants=None, quick=False,
-          untimed=True) -> list[Case]:
+          untimed=True, pointer_path=False) -> list[Case]:
     """Every (launcher, dtype, head dim, variant), restricted to the given ones, autotuned and, with
     `untimed`, as KERNELS_AUTOTUNE=0 runs it (its tile is one the autotuner also times: no extra compile).
-    `quick` keeps the common variants at d64/d128 (the full set covers d256 and every mask kind)."""
+    `quick` keeps the common variants at d64/d128 (the full set covers d256 and every mask kind).
+    `pointer_path`: the forward without TMA descriptors on every arch (to compare the two paths)."""
     if quick:
         head_dims = [d for d in head_dims if d <= 128]
     found = []
@@ -61,7 +65,7 @@ def cases(launchers=LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, variants=None
             widths = (512,)
         for dtype, width, variant in itertools.product(dtypes, widths, _variants(launcher, quick)):
             if variants is None or variant in variants:
-                case = Case(launcher, dtype, width, variant)
+                case = Case(launcher, dtype, width, variant, pointer_path=pointer_path)
                 found += [case, replace(case, autotune=False)] if untimed and launcher in _AUTOTUNED else [case]
     return found
 
@@ -72,10 +76,14 @@ def _variants(launcher: str, quick: bool) -> tuple[str, ...]:
     return every[:3] if quick else every
 
 
-def record(case: Case, tiles: list[triton.Config] | None = None) -> list[Launch]:
-    """The launches `case` makes (see recording_launches for `tiles`)."""
+def record(case: Case, arch: Arch, tiles: list[triton.Config] | None = None) -> list[Launch]:
+    """The launches `case` makes on a GPU of `arch` (see recording_launches for `tiles`): the forward
+    takes its TMA descriptor path on sm_90 and later (unless `case.pointer_path`), as a launch on such
+    a card would decide."""
     torch.manual_seed(0)
-    with recording_launches(tiles) as launches, _autotuning(case.autotune):
+    descriptors = arch.capability >= TENSOR_DESCRIPTOR_CAPABILITY and not case.pointer_path
+    with (recording_launches(tiles) as launches, _autotuning(case.autotune),
+          force_tensor_descriptors(descriptors)):
         _LAUNCH[case.launcher](case, getattr(torch, case.dtype))
     return launches
 

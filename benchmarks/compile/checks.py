@@ -34,6 +34,10 @@ RULES = (
     Rule("all dots on HGMMA",
          "16-bit dots on sm_90 belong on warpgroup MMA; HMMA is the Ampere path at a fraction of the rate",
          lambda row: row["mma"] == ["HGMMA"], dtypes=("float16", "bfloat16"), kernels=DOT_KERNELS, arch="sm_90"),
+    Rule("TMA loads",
+         "on sm_90 the forward reads Q, K and V through tensor descriptors (UTMALDG): no thread computes addresses",
+         lambda row: row["tma_loads"] > 0, dtypes=("float16", "bfloat16", "float32"),
+         kernels=("attention_forward_kernel",), arch="sm_90"),
 )
 
 

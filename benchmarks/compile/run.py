@@ -38,6 +38,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="only these variants (mask kinds, dropout, ...; default: all)")
     parser.add_argument("--tile", nargs="+", type=_tile, metavar="MxN/WARPS/STAGES",
                         help="compile forward and backward kernels at these tiles instead of the shipped ones")
+    parser.add_argument("--pointer-path", action="store_true",
+                        help="compile the attention forward's pointer path on every arch (default: its TMA "
+                             "descriptor path on sm_90 and later, as a launch there takes)")
     parser.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1,
                         help="parallel compiles (default: %(default)s)")
 
@@ -67,13 +70,13 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("compile: --tile applies to the forward and backward kernels: "
                          "add --launchers forward backward")
     selected = case_list.cases(args.launchers, args.dtypes, args.head_dims, args.variants, args.quick,
-                               untimed=not args.tile)
+                               untimed=not args.tile, pointer_path=args.pointer_path)
     if not selected:
         raise SystemExit("compile: no case matches --launchers/--dtypes/--head-dims/--variants")
     start = time.perf_counter()
     rows = compile_cases(selected, [ARCHS[name] for name in args.arch], args.tile, args.jobs)
     settings = {
-        "arch": args.arch, "quick": args.quick, "jobs": args.jobs,
+        "arch": args.arch, "quick": args.quick, "jobs": args.jobs, "pointer_path": args.pointer_path,
         "tiles": [_tile_text(tile) for tile in args.tile] if args.tile else "shipped",
         "wall_seconds": round(time.perf_counter() - start, 1),
     }
@@ -90,8 +93,8 @@ def compile_cases(selected: list[Case], archs, tiles, jobs: int) -> list[dict]:
     jobs_by_key: dict[tuple, tuple[Case, int, str]] = {}
     row_keys = []
     for case in selected:
-        for index, launch in enumerate(record(case, tiles)):
-            for arch in archs:
+        for arch in archs:
+            for index, launch in enumerate(record(case, arch, tiles)):
                 source, options = bind(launch, arch)
                 key = (arch.name, source.hash(), repr(sorted(options.items())))
                 jobs_by_key.setdefault(key, (case, index, arch.name))
@@ -122,9 +125,9 @@ def _start_worker(cache_dir: str) -> None:
 
 
 @functools.cache
-def _recorded(case: Case, tiles: tuple | None):
-    return record(case, list(tiles) if tiles else None)
+def _recorded(case: Case, arch_name: str, tiles: tuple | None):
+    return record(case, ARCHS[arch_name], list(tiles) if tiles else None)
 
 
 def _compile_job(case: Case, index: int, arch_name: str, tiles) -> Compiled:
-    return compile_launch(_recorded(case, tuple(tiles) if tiles else None)[index], ARCHS[arch_name])
+    return compile_launch(_recorded(case, arch_name, tuple(tiles) if tiles else None)[index], ARCHS[arch_name])

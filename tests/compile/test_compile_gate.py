@@ -1,6 +1,6 @@
 """CI gate: the shipped kernels, compiled for sm_80 and sm_90 on this CPU (no GPU), keep the rules of
 benchmarks/compile/checks.py: every tile compiles, fits shared memory, does not spill (fp16, bf16,
-fp32), and puts every 16-bit dot on HGMMA on sm_90.
+fp32), puts every 16-bit dot on HGMMA on sm_90, and reads the forward's tiles with TMA on sm_90.
 
 A representative subset of `python -m benchmarks compile`, run in a subprocess (the test session runs
 the kernels in Triton's interpreter, which compiles nothing): every shipped tile of every dtype and
@@ -36,6 +36,9 @@ OTHER_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", *GATE_DTYPES, "--launchers
 # warpgroup MMA, and a 48-key tile is no power of two (tl.arange rejects it).
 BAD_TILE_ARGS = ["--arch", "sm_90", "--launchers", "forward", "--dtypes", "float16", "--head-dims", "128",
                  "--variants", "none", "--tile", "64x64/4/8", "128x128/4/1", "32x32/4/2", "64x48/4/2"]
+# A good tile on the forward's pointer path: no TMA load on sm_90.
+POINTER_PATH_ARGS = ["--arch", "sm_90", "--launchers", "forward", "--dtypes", "float16", "--head-dims", "128",
+                     "--variants", "none", "--tile", "128x64/8/3", "--pointer-path"]
 
 
 def compile_report(tmp_path_factory, name: str, args: list[str]) -> list[dict]:
@@ -55,7 +58,8 @@ def gate_rows(tmp_path_factory) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def bad_tile_rows(tmp_path_factory) -> list[dict]:
-    return compile_report(tmp_path_factory, "bad-tiles", BAD_TILE_ARGS)
+    return (compile_report(tmp_path_factory, "bad-tiles", BAD_TILE_ARGS)
+            + compile_report(tmp_path_factory, "pointer-path", POINTER_PATH_ARGS))
 
 
 def describe(row: dict) -> str:
@@ -132,6 +136,7 @@ def test_bad_tiles_break_every_rule(bad_tile_rows):
         "BLOCK_M=128 BLOCK_N=128": {"no spills"},
         "BLOCK_M=32 BLOCK_N=32": {"all dots on HGMMA"},
         "BLOCK_M=64 BLOCK_N=48": {"compiles"},
+        "BLOCK_M=128 BLOCK_N=64": {"TMA loads"},
     }
 
 

@@ -45,7 +45,7 @@ def test_blocks_per_sm_on_hopper(registers, warps, shared, blocks):
 
 def row(**fields) -> dict:
     base = dict(arch="sm_90", kernel="attention_forward_kernel", dtype="float16", error=None, shared_bytes=1024,
-                shared_limit=227 * 1024, spill_store_bytes=0, spill_load_bytes=0, mma=["HGMMA"])
+                shared_limit=227 * 1024, spill_store_bytes=0, spill_load_bytes=0, mma=["HGMMA"], tma_loads=7)
     return {**base, **fields}
 
 
@@ -56,7 +56,9 @@ def row(**fields) -> dict:
     ({"spill_store_bytes": 4}, ["no spills"]),
     ({"spill_store_bytes": 4, "dtype": "float64", "mma": ["DMMA"]}, []),
     ({"mma": ["HGMMA", "HMMA"]}, ["all dots on HGMMA"]),
-    ({"mma": ["HMMA"], "arch": "sm_80"}, []),
+    ({"mma": ["HMMA"], "arch": "sm_80", "tma_loads": 0}, []),
+    ({"tma_loads": 0}, ["TMA loads"]),
+    ({"tma_loads": 0, "kernel": "attention_backward_dq_kernel"}, []),
     ({"mma": [], "kernel": "row_sum_of_products_kernel"}, []),
 ])
 def test_rules(fields, broken):
