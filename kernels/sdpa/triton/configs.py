@@ -80,8 +80,9 @@ class TileSet:
 # shared memory on sm_80 and sm_90 at the variants with the highest register and shared-memory peaks
 # (causal, dropout, key padding, additive mask).
 FORWARD_TILES = TileSet(
-    # 128x128 stops at d64: at d128 it spills on sm_80 with an additive mask (255 registers) and sits
-    # at 252 registers on sm_90 when causal.
+    # 128x128 stops at d64: at d128 it spills on sm_80 with an additive mask (255 registers). (Its causal
+    # peak on sm_90, 252 registers when the causal key loop was instantiated twice, no longer applies:
+    # one loop now, see docs/benchmarks/compile.md; 128x128 at d128 is worth compiling again.)
     half=(
         TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=128),
         TileConfig(128, 128, num_warps=8, num_stages=3, max_head_dim=64),
