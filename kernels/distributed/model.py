@@ -84,10 +84,11 @@ def _sharded_forward(module: nn.Module, info: GroupInfo, method: str, layout: st
 
 
 def _sharded_attention_forward(module: Attention, info: GroupInfo, method: str, layout: str):
-    def forward(x, source=None, *, key_padding=None, causal=False, cache=None):
-        if source is not None or cache is not None:
-            raise ValueError("context_parallel supports self-attention without a KV cache (training and "
-                             "full-sequence scoring), not cross-attention or cached decoding")
+    def forward(x, source=None, *, key_padding=None, causal=False, cache=None, packing=None):
+        if source is not None or cache is not None or packing is not None:
+            raise ValueError("context_parallel supports self-attention without a KV cache over padded batches "
+                             "(training and full-sequence scoring), not cross-attention, cached decoding or "
+                             "packed batches")
         q, k, v = (module._heads(projection(x)) for projection in (module.q_proj, module.k_proj, module.v_proj))
         out = context_parallel_attention(  # (B, H, N_local, Dh)
             q, k, v, group=info.group, method=method, layout=layout, is_causal=causal, key_padding=key_padding,
@@ -97,9 +98,12 @@ def _sharded_attention_forward(module: Attention, info: GroupInfo, method: str, 
 
 
 def _sharded_embedding_forward(module: Embedding, info: GroupInfo, layout: str):
-    def forward(ids, padding=None, past_length=0):
+    def forward(ids, padding=None, past_length=0, *, positions=None):
         if past_length:
             raise ValueError("context_parallel does not run cached decoding steps (past_length > 0)")
+        if positions is not None:
+            raise ValueError("context_parallel numbers positions itself (globally): it does not take a packed "
+                             "batch's positions")
         if padding is None:
             positions = global_positions(ids.size(1), info.rank, info.world_size, layout, ids.device)[None]
         else:  # real tokens counted over the whole sequence

@@ -57,3 +57,12 @@ def test_a_model_without_attention_is_refused(monkeypatch):
     with pytest.raises(ValueError, match="Linear has no attention or position module to shard"):
         with kd.context_parallel(torch.nn.Linear(2, 2)):
             pass
+
+
+def test_a_packed_batch_is_refused(monkeypatch):
+    """A packed batch would number positions and cut sequences per shard: refused before any communication."""
+    monkeypatch.setattr(kd.model, "group_info", lambda group: None)
+    model = tiny_model(0)
+    with kd.context_parallel(model):
+        with pytest.raises(ValueError, match="numbers positions itself"):
+            model(torch.randint(2, 40, (1, 6)), cu_seqlens=torch.tensor([0, 2, 6], dtype=torch.int32))
