@@ -26,6 +26,7 @@ README = HERE / "README.md"
 TEST_REQUIRES = [
     "pytest",
     "pytest-benchmark",
+    "pytest-xdist",  # the suite runs on 2 processes (-n 2), as CI runs it
     "hypothesis",
     # Triton's interpreter (TRITON_INTERPRET=1, used by the CPU test suite) does not support numpy 2.4 yet.
     "numpy<2.4",

@@ -23,6 +23,9 @@ def device() -> str:
 
 RUN_SEED_VARIABLE = "KERNELS_TEST_SEED"
 RUN_SEED = int(os.environ.get(RUN_SEED_VARIABLE) or int.from_bytes(os.urandom(4), "little"))
+# pytest-xdist's workers (`-n 2`, as CI runs the suite) inherit this process's environment: they draw
+# the same inputs as the run seed printed here, and child processes of tests do too.
+os.environ[RUN_SEED_VARIABLE] = str(RUN_SEED)
 
 
 def pytest_sessionstart(session) -> None:
