@@ -12,6 +12,7 @@ from kernels.testing import assert_attention_close, assert_parity
 from test_attention_backward import assert_gradients_match, gradient_tolerance, reference_gradients, triton_gradients
 from test_attention_decode import assert_matches_reference_and_normal_kernel
 from test_attention_forward import make_qkv, run_triton
+from test_forward_descriptors import descriptor_path  # noqa: F401 (a fixture)
 
 # (batch, query heads, key/value heads, Nq, Nk, D, Dv)
 CHUNKED_SHAPES = [
@@ -39,8 +40,9 @@ def mask_for(kind, q, k):
 
 
 def test_only_float32_past_head_dim_128_is_chunked():
-    assert head_dim_chunk(torch.float32, 256, 256) == 64
-    assert head_dim_chunk(torch.float32, 256, 64) == 64 and head_dim_chunk(torch.float32, 64, 256) == 64
+    for block_d, block_dv in ((256, 256), (256, 64), (64, 256)):
+        chunk = head_dim_chunk(torch.float32, block_d, block_dv)
+        assert 16 <= chunk < 256 and 256 % chunk == 0, (block_d, block_dv, chunk)
     assert head_dim_chunk(torch.float32, 128, 128) == 0
     for dtype in (torch.float16, torch.bfloat16, torch.float64):
         assert head_dim_chunk(dtype, 256, 256) == 0
@@ -54,6 +56,18 @@ def test_forward(shape, variant, device):
     if variant in ("bool", "additive"):
         kwargs["attn_mask"] = mask_for(variant, q, k)
     assert_attention_close(run_triton(q, k, v, **kwargs), q, k, v, **kwargs)
+
+
+@pytest.mark.parametrize("variant", ["causal", "bool"])
+@pytest.mark.parametrize("shape", CHUNKED_SHAPES[1:], ids=lambda s: "x".join(map(str, s)))
+def test_forward_through_descriptors(shape, variant, device, descriptor_path):  # noqa: F811
+    """The TMA path: q and k read in (rows, chunk) blocks of their descriptors."""
+    q, k, v = chunked_inputs(shape, device)
+    kwargs = dict(enable_gqa=q.size(1) != k.size(1), is_causal=variant == "causal")
+    if variant == "bool":
+        kwargs["attn_mask"] = mask_for(variant, q, k)
+    assert_attention_close(run_triton(q, k, v, **kwargs), q, k, v, **kwargs)
+    descriptor_path.assert_descriptors_ran()
 
 
 @pytest.mark.parametrize("variant", ["causal", "bool", "additive"])

@@ -10,7 +10,9 @@ is ever stored. Three launches, none with atomics, so results are deterministic 
 Both gradient kernels take the forward's flags (mask kind, causal with tile skipping, key-padding
 span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims). A fully
 masked query row has lse = -inf: it is treated as +inf so its probabilities are exactly 0 and its
-gradients are 0, never NaN.
+gradients are 0, never NaN. Float32 past head dim 128 (HEAD_DIM_CHUNK, common.head_dim_chunk) sums
+q @ K^T and dO @ V^T over head-dim chunks of their operands read from memory, and reads q, dO or k
+whole only for the gradient dots, so no kernel holds two whole tf32x3 tiles across its loop.
 """
 import torch
 import triton

@@ -249,7 +249,7 @@ def head_dim_chunk(dtype: torch.dtype, block_d: int, block_dv: int) -> int:
     read their operands from memory a chunk at a time (head_dim_chunked_dot). Float32 above head dim
     128 only: there, held whole as tf32x3 operands, q, k, v and dO spill every kernel (0.5-1.6 KB a
     thread); 16-bit tiles fit whole, and chunking float64 (which need only launch) would cost reads."""
-    return 64 if dtype == torch.float32 and max(block_d, block_dv) > 128 else 0
+    return 32 if dtype == torch.float32 and max(block_d, block_dv) > 128 else 0
 
 
 def seq_bucket(length: int) -> int:

@@ -21,6 +21,9 @@ Variants are constexpr flags of this one kernel:
 - USE_TMA: Q, K, V are read and O written through TMA tensor descriptors instead of pointers, on
   sm_90+ for inputs a descriptor can describe (descriptors.py says when, and how to force either
   path); fewer registers, no per-thread address arithmetic. The autotune key includes it.
+- HEAD_DIM_CHUNK: float32 past head dim 128 sums the scores over head-dim chunks of q and k read
+  from memory (common.head_dim_chunk), so no whole q or K^T tile is held as a tf32x3 operand (at
+  d256 that spilled 1.6 KB a thread).
 
 Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
 log-sum-exp is written in natural-log units, fp32 (fp64 for fp64 inputs), shape (B, Hq, Nq). Float32
