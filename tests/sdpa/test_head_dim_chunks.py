@@ -30,13 +30,16 @@ def chunked_inputs(shape, device):
     return make_qkv(batch, heads_q, heads_kv, n_q, n_k, head_dim, torch.float32, device, head_dim_v=head_dim_v)
 
 
-def mask_for(kind, q, k):
-    """A bool mask with a fully masked query row, or an additive one with -inf entries, (B, 1, Nq, Nk)."""
-    keep = torch.rand(q.size(0), 1, q.size(2), k.size(2), device=q.device) < 0.7
-    keep[..., 0, :] = False
-    if kind == "bool":
-        return keep
-    return torch.randn(keep.shape, device=q.device).masked_fill(~keep, float("-inf"))
+def variant_kwargs(variant, q, k):
+    """kernels.attention keywords for a variant: plain, causal, or a bool or additive (B, 1, Nq, Nk)
+    mask whose first query row is fully masked."""
+    kwargs = dict(enable_gqa=q.size(1) != k.size(1), is_causal=variant == "causal")
+    if variant in ("bool", "additive"):
+        keep = torch.rand(q.size(0), 1, q.size(2), k.size(2), device=q.device) < 0.7
+        keep[..., 0, :] = False
+        mask = torch.randn(keep.shape, device=q.device).masked_fill(~keep, float("-inf"))
+        kwargs["attn_mask"] = keep if variant == "bool" else mask
+    return kwargs
 
 
 def test_only_float32_past_head_dim_128_is_chunked():
@@ -52,9 +55,7 @@ def test_only_float32_past_head_dim_128_is_chunked():
 @pytest.mark.parametrize("shape", CHUNKED_SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_forward(shape, variant, device):
     q, k, v = chunked_inputs(shape, device)
-    kwargs = dict(enable_gqa=q.size(1) != k.size(1), is_causal=variant == "causal")
-    if variant in ("bool", "additive"):
-        kwargs["attn_mask"] = mask_for(variant, q, k)
+    kwargs = variant_kwargs(variant, q, k)
     assert_attention_close(run_triton(q, k, v, **kwargs), q, k, v, **kwargs)
 
 
@@ -63,9 +64,7 @@ def test_forward(shape, variant, device):
 def test_forward_through_descriptors(shape, variant, device, descriptor_path):  # noqa: F811
     """The TMA path: q and k read in (rows, chunk) blocks of their descriptors."""
     q, k, v = chunked_inputs(shape, device)
-    kwargs = dict(enable_gqa=q.size(1) != k.size(1), is_causal=variant == "causal")
-    if variant == "bool":
-        kwargs["attn_mask"] = mask_for(variant, q, k)
+    kwargs = variant_kwargs(variant, q, k)
     assert_attention_close(run_triton(q, k, v, **kwargs), q, k, v, **kwargs)
     descriptor_path.assert_descriptors_ran()
 
@@ -74,9 +73,7 @@ def test_forward_through_descriptors(shape, variant, device, descriptor_path):  
 @pytest.mark.parametrize("shape", CHUNKED_SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_backward(shape, variant, device):
     q, k, v = chunked_inputs(shape, device)
-    kwargs = dict(enable_gqa=q.size(1) != k.size(1), is_causal=variant == "causal")
-    if variant in ("bool", "additive"):
-        kwargs["attn_mask"] = mask_for(variant, q, k)
+    kwargs = variant_kwargs(variant, q, k)
     dout = torch.randn(*q.shape[:3], v.size(3), device=device)
     assert_gradients_match(q, k, v, dout, **kwargs)
 
