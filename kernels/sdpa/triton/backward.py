@@ -359,13 +359,13 @@ def _attention_backward_dq_kernel(
     offs_m = index_range(start_m * BLOCK_M, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
     offs_d = index_range(0, BLOCK=BLOCK_D, WIDE=WIDE_OFFSETS)
     offs_dv = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
-    do_base = dout_ptr + batch * stride_dob + head * stride_doh
     if HEAD_DIM_CHUNK:  # each query row's pointer: _accumulate_dq reads q and dO a head-dim chunk at a time
         q = q_ptr + batch * stride_qb + head * stride_qh + offs_m * stride_qm
-        do = do_base + offs_m * stride_dom
+        do = dout_ptr + batch * stride_dob + head * stride_doh + offs_m * stride_dom
     else:
         q = load_tile(tile_ptrs(q_ptr + batch * stride_qb + head * stride_qh, offs_m, offs_d, stride_qm, stride_qd),
                       offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_D != HEAD_DIM)
+        do_base = dout_ptr + batch * stride_dob + head * stride_doh
         do = load_tile(tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod), offs_m, offs_dv, n_queries,
                        HEAD_DIM_V, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
         if DOT_IN_FP32:
