@@ -90,13 +90,7 @@ class KnownBreak:
 
 
 BACKWARD_KERNELS = ("attention_backward_dk_dv_kernel", "attention_backward_dq_kernel")
-ATTENTION_KERNELS = (*DOT_KERNELS, "split_attention_kernel")
 KNOWN_BREAKS = (
-    KnownBreak("no spills",
-               lambda row: row["dtype"] == "float32" and row["head_dim"] == 256 and row["kernel"] in ATTENTION_KERNELS,
-               "fp32 dots as three TF32 dots hold each operand twice (high and low halves) in HMMA layouts where each "
-               "warp holds its rows' whole head dim: the backward's 16x16 tile spills 0.4-0.8 KB a thread at d256 "
-               "(dK/dV and dQ, sm_80 and sm_90); needs the head-dim dots split into chunks"),
     KnownBreak("no spills",
                lambda row: (row["kernel"] == "positional_encoding_kernel" and row["dtype"] in ("float16", "bfloat16")
                             and row["head_dim"] == 64),

@@ -10,15 +10,18 @@ is ever stored. Three launches, none with atomics, so results are deterministic 
 Both gradient kernels take the forward's flags (mask kind, causal with tile skipping, key-padding
 span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims). A fully
 masked query row has lse = -inf: it is treated as +inf so its probabilities are exactly 0 and its
-gradients are 0, never NaN.
+gradients are 0, never NaN. Float32 past head dim 128 (HEAD_DIM_CHUNK, common.head_dim_chunk) sums
+q @ K^T and dO @ V^T over head-dim chunks of their operands read from memory, and reads q, dO or k
+whole only for the gradient dots, so no kernel holds two whole tf32x3 tiles across its loop.
 """
 import torch
 import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, index_range, key_span, load_tile, masked_scores,
-    needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates, seq_bucket, tile_ptrs,
+    INTERPRETING, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, head_dim_chunk, head_dim_chunked_dot, index_range,
+    key_span, load_tile, masked_scores, needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates,
+    seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, autotune_configs, head_dim_pruner,
@@ -77,19 +80,40 @@ def _recompute_tile(
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, INPUT_PRECISION: tl.constexpr,
 ):
     """For one (BLOCK_M, BLOCK_N) tile: the forward's probabilities P, the weights it actually
-    applied (P after dropout), and dP = dO @ V^T through the same dropout mask, regenerated."""
-    qk = masked_scores(q, tl.trans(k), qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
-                       n_queries, n_keys, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
+    applied (P after dropout), and dP = dO @ V^T through the same dropout mask, regenerated. With `k`
+    and `v` None, `q` and `do` hold the products q @ K^T and dO @ V^T already (_score_products)."""
+    qk = masked_scores(q, None if k is None else tl.trans(k), qk_scale, offs_m, offs_n, mask_base, stride_mask_m,
+                       stride_mask_n, n_queries, n_keys, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
                        APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
                        INPUT_PRECISION=INPUT_PRECISION)
     p = tl.math.exp2(qk - lse_log2[:, None])
-    dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
+    dp = do if v is None else tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
     p_applied = p
     if USE_DROPOUT:
         keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, dropout_p)
         p_applied = tl.where(keep, p * dropout_scale, 0.0)
         dp = tl.where(keep, dp * dropout_scale, 0.0)
     return p, p_applied, dp
+
+
+@triton.jit
+def _score_products(
+    q_rows, k_rows, do_rows, v_rows, offs_m, offs_n, stride_qd, stride_kd, stride_dod, stride_vd, n_queries, n_keys,
+    HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, OUT_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
+):
+    """q @ K^T and dO @ V^T of one (BLOCK_M, BLOCK_N) tile, their operands read from memory a head-dim
+    chunk at a time (common.head_dim_chunked_dot) through the pointers to each of their rows."""
+    q_dot_k = head_dim_chunked_dot(
+        q_rows, k_rows, offs_m, offs_n, 0, 0, stride_qd, stride_kd, n_queries, n_keys, HEAD_DIM=HEAD_DIM,
+        HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, CHECK_A_ROWS=not EVEN_M, CHECK_B_ROWS=not EVEN_N, USE_TMA=False,
+        OUT_DTYPE=OUT_DTYPE, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION, WIDE_OFFSETS=WIDE_OFFSETS)
+    do_dot_v = head_dim_chunked_dot(
+        do_rows, v_rows, offs_m, offs_n, 0, 0, stride_dod, stride_vd, n_queries, n_keys, HEAD_DIM=HEAD_DIM_V,
+        HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, CHECK_A_ROWS=not EVEN_M, CHECK_B_ROWS=not EVEN_N, USE_TMA=False,
+        OUT_DTYPE=OUT_DTYPE, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION, WIDE_OFFSETS=WIDE_OFFSETS)
+    return q_dot_k, do_dot_v
 
 
 @triton.jit
@@ -108,6 +132,15 @@ def _load_query_tiles(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_
 
 
 @triton.jit
+def _load_row_tile(ptrs, offs_m, offs_d, n_queries, HEAD_DIM: tl.constexpr, EVEN_M: tl.constexpr,
+                   PAD: tl.constexpr, DOT_IN_FP32: tl.constexpr):
+    """One (BLOCK_M, D) tile of q or dO at query rows offs_m, in the dots' dtype, for its last use."""
+    tile = load_tile(ptrs, offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD,
+                     EVICTION="evict_first")
+    return tile.to(tl.float32) if DOT_IN_FP32 else tile
+
+
+@triton.jit
 def _accumulate_dk_dv(
     dk, dv, k, v,
     q_base, do_base, lse_base, delta_base, mask_base,
@@ -119,13 +152,23 @@ def _accumulate_dk_dv(
     APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     WIDE_OFFSETS: tl.constexpr, REREAD_Q_DO: tl.constexpr,
+    stride_kd=0, stride_vd=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
 ):
-    """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV."""
+    """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV.
+    With HEAD_DIM_CHUNK, `k` and `v` point at each key row (columns stride_kd, stride_vd apart) and the
+    score products are read a head-dim chunk at a time (_score_products); q and dO are then read whole
+    for the dV and dK dots only."""
     for start_m in range(query_start, query_end, BLOCK_M):
         offs_m = index_range(start_m, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
         q_ptrs = tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd)
         do_ptrs = tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod)
-        if REREAD_Q_DO:  # read again below: ask L2 to keep them
+        if HEAD_DIM_CHUNK:  # q and do: the products q @ K^T and dO @ V^T
+            q, do = _score_products(
+                q_base + offs_m * stride_qm, k, do_base + offs_m * stride_dom, v, offs_m, offs_n,
+                stride_qd, stride_kd, stride_dod, stride_vd, n_queries, n_keys, HEAD_DIM=HEAD_DIM,
+                HEAD_DIM_V=HEAD_DIM_V, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, EVEN_M=EVEN_M, EVEN_N=EVEN_N, OUT_DTYPE=dk.dtype,
+                DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION, WIDE_OFFSETS=WIDE_OFFSETS)
+        elif REREAD_Q_DO:  # read again below: ask L2 to keep them
             q, do = _load_query_tiles(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
                                       EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="evict_last")
@@ -134,12 +177,16 @@ def _accumulate_dk_dv(
                                       EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="")
         p, p_applied, dp = _recompute_tile(
-            q, k, v, do, _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M), qk_scale, offs_m, offs_n,
+            q, None if HEAD_DIM_CHUNK else k, None if HEAD_DIM_CHUNK else v, do,
+            _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M), qk_scale, offs_m, offs_n,
             mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys, dropout_p, dropout_scale, dropout_seed,
             batch_head, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
             APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
-        if REREAD_Q_DO:  # their last use: a second copy of each in shared memory, never live with the first
+        if HEAD_DIM_CHUNK:  # the whole dO tile for the dV dot, the whole q tile after it: never both live
+            do = _load_row_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, EVEN_M=EVEN_M, PAD=PAD_DV,
+                                DOT_IN_FP32=DOT_IN_FP32)
+        elif REREAD_Q_DO:  # their last use: a second copy of each in shared memory, never live with the first
             q, do = _load_query_tiles(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
                                       EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="evict_first")
@@ -149,6 +196,9 @@ def _accumulate_dk_dv(
         else:
             delta = tl.load(delta_base + offs_m, mask=offs_m < n_queries, other=0.0)
         ds = p * (dp - delta[:, None])
+        if HEAD_DIM_CHUNK:
+            q = _load_row_tile(q_ptrs, offs_m, offs_d, n_queries, HEAD_DIM, EVEN_M=EVEN_M, PAD=PAD_D,
+                               DOT_IN_FP32=DOT_IN_FP32)
         dk = tl.dot(tl.trans(ds.to(q.dtype)), q, dk, input_precision=INPUT_PRECISION, out_dtype=dk.dtype)
     return dk, dv
 
@@ -171,7 +221,7 @@ def _attention_backward_dk_dv_kernel(
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
-    REREAD_Q_DO: tl.constexpr,
+    REREAD_Q_DO: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_n = tl.program_id(0)
@@ -183,13 +233,17 @@ def _attention_backward_dk_dv_kernel(
     offs_n = index_range(start_n * BLOCK_N, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
     offs_d = index_range(0, BLOCK=BLOCK_D, WIDE=WIDE_OFFSETS)
     offs_dv = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
-    k = load_tile(tile_ptrs(k_ptr + batch * stride_kb + kv_head * stride_kh, offs_n, offs_d, stride_kn, stride_kd),
-                  offs_n, offs_d, n_keys, HEAD_DIM, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_D != HEAD_DIM)
-    v = load_tile(tile_ptrs(v_ptr + batch * stride_vb + kv_head * stride_vh, offs_n, offs_dv, stride_vn, stride_vd),
-                  offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
-    if DOT_IN_FP32:
-        k = k.to(tl.float32)
-        v = v.to(tl.float32)
+    if HEAD_DIM_CHUNK:  # each key row's pointer: _accumulate_dk_dv reads k and v a head-dim chunk at a time
+        k = k_ptr + batch * stride_kb + kv_head * stride_kh + offs_n * stride_kn
+        v = v_ptr + batch * stride_vb + kv_head * stride_vh + offs_n * stride_vn
+    else:
+        k = load_tile(tile_ptrs(k_ptr + batch * stride_kb + kv_head * stride_kh, offs_n, offs_d, stride_kn, stride_kd),
+                      offs_n, offs_d, n_keys, HEAD_DIM, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_D != HEAD_DIM)
+        v = load_tile(tile_ptrs(v_ptr + batch * stride_vb + kv_head * stride_vh, offs_n, offs_dv, stride_vn, stride_vd),
+                      offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
+        if DOT_IN_FP32:
+            k = k.to(tl.float32)
+            v = v.to(tl.float32)
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=ACC_DTYPE)
     dv = tl.zeros([BLOCK_N, BLOCK_DV], dtype=ACC_DTYPE)
 
@@ -227,7 +281,8 @@ def _attention_backward_dk_dv_kernel(
                 BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
                 APPLY_CAUSAL=past_diagonal == 0, USE_DROPOUT=USE_DROPOUT,
                 EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
-                WIDE_OFFSETS=WIDE_OFFSETS, REREAD_Q_DO=REREAD_Q_DO)
+                WIDE_OFFSETS=WIDE_OFFSETS, REREAD_Q_DO=REREAD_Q_DO,
+                stride_kd=stride_kd, stride_vd=stride_vd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
 
     dk = dk * sm_scale
     dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh, offs_n, offs_d, stride_dkn, stride_dkd)
@@ -247,9 +302,11 @@ def _accumulate_dq(
     BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
-    WIDE_OFFSETS: tl.constexpr,
+    WIDE_OFFSETS: tl.constexpr, stride_qd=0, stride_dod=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
 ):
-    """Add the key tiles [key_start, key_end) to a query block's dQ."""
+    """Add the key tiles [key_start, key_end) to a query block's dQ. With HEAD_DIM_CHUNK, `q` and `do`
+    point at each query row (columns stride_qd, stride_dod apart) and the score products are read a
+    head-dim chunk at a time (_score_products); only the dQ dot takes a whole k tile."""
     for start_n in range(key_start, key_end, BLOCK_N):
         offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
         k = load_tile(tile_ptrs(k_base, offs_n, offs_d, stride_kn, stride_kd),
@@ -259,8 +316,17 @@ def _accumulate_dq(
         if DOT_IN_FP32:
             k = k.to(tl.float32)
             v = v.to(tl.float32)
+        if HEAD_DIM_CHUNK:
+            q_dot_k, do_dot_v = _score_products(
+                q, k_base + offs_n * stride_kn, do, v_base + offs_n * stride_vn, offs_m, offs_n,
+                stride_qd, stride_kd, stride_dod, stride_vd, n_queries, n_keys, HEAD_DIM=HEAD_DIM,
+                HEAD_DIM_V=HEAD_DIM_V, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, EVEN_M=EVEN_M, EVEN_N=EVEN_N, OUT_DTYPE=dq.dtype,
+                DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION, WIDE_OFFSETS=WIDE_OFFSETS)
+        else:
+            q_dot_k, do_dot_v = q, do
         p, _, dp = _recompute_tile(
-            q, k, v, do, lse_log2, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
+            q_dot_k, None if HEAD_DIM_CHUNK else k, None if HEAD_DIM_CHUNK else v, do_dot_v, lse_log2, qk_scale,
+            offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
             n_queries, n_keys, dropout_p, dropout_scale, dropout_seed, batch_head,
             MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
@@ -286,20 +352,25 @@ def _attention_backward_dq_kernel(
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
+    HEAD_DIM_CHUNK: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
     offs_m = index_range(start_m * BLOCK_M, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
     offs_d = index_range(0, BLOCK=BLOCK_D, WIDE=WIDE_OFFSETS)
     offs_dv = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
-    q = load_tile(tile_ptrs(q_ptr + batch * stride_qb + head * stride_qh, offs_m, offs_d, stride_qm, stride_qd),
-                  offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_D != HEAD_DIM)
-    do_base = dout_ptr + batch * stride_dob + head * stride_doh
-    do = load_tile(tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod), offs_m, offs_dv, n_queries, HEAD_DIM_V,
-                   CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
-    if DOT_IN_FP32:
-        q = q.to(tl.float32)
-        do = do.to(tl.float32)
+    if HEAD_DIM_CHUNK:  # each query row's pointer: _accumulate_dq reads q and dO a head-dim chunk at a time
+        q = q_ptr + batch * stride_qb + head * stride_qh + offs_m * stride_qm
+        do = dout_ptr + batch * stride_dob + head * stride_doh + offs_m * stride_dom
+    else:
+        q = load_tile(tile_ptrs(q_ptr + batch * stride_qb + head * stride_qh, offs_m, offs_d, stride_qm, stride_qd),
+                      offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_D != HEAD_DIM)
+        do_base = dout_ptr + batch * stride_dob + head * stride_doh
+        do = load_tile(tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod), offs_m, offs_dv, n_queries,
+                       HEAD_DIM_V, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
+        if DOT_IN_FP32:
+            q = q.to(tl.float32)
+            do = do.to(tl.float32)
     row_base = batch_head.to(tl.int64) * n_queries
     lse_log2 = _log2_lse(lse_ptr + row_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M)
     if EVEN_M:
@@ -326,7 +397,7 @@ def _attention_backward_dq_kernel(
             BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
             APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
-            WIDE_OFFSETS=WIDE_OFFSETS)
+            WIDE_OFFSETS=WIDE_OFFSETS, stride_qd=stride_qd, stride_dod=stride_dod, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
 
     dq = dq * sm_scale
     dq_ptrs = tile_ptrs(dq_ptr + batch * stride_dqb + head * stride_dqh, offs_m, offs_d, stride_dqm, stride_dqd)
@@ -384,7 +455,7 @@ def launch_backward(
         MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=False),
         USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
         USE_DROPOUT=dropout.active, WIDE_OFFSETS=needs_wide_offsets(q, k, v, dout, dq, dk, dv, mask),
-        **precision_flags(q.dtype),
+        HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), block_dv), **precision_flags(q.dtype),
     )
     scalars = (n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, scale,
                dropout.p, dropout.keep_scale, dropout.seed, seq_bucket(n_queries), seq_bucket(n_keys))

@@ -128,8 +128,12 @@ def masked_scores_from_rows(
     """masked_scores with the mask addressed by a pointer per tile row (`mask_row_ptrs`, BLOCK_M),
     so a tile's rows may come from different heads (the decode kernel packs a GQA group into one
     tile); with MASK_SHARED_ROW, by the one pointer of the row every tile row shares (see
-    load_mask_tile). Rows `offs_m >= n_rows` are padding: their mask is not read."""
-    qk = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
+    load_mask_tile). Rows `offs_m >= n_rows` are padding: their mask is not read. With `k_t` None, `q`
+    holds the product q @ k_t already (head_dim_chunked_dot)."""
+    if k_t is None:
+        qk = q * qk_scale
+    else:
+        qk = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
     if not EVEN_N:
         qk = tl.where(offs_n[None, :] < n_keys, qk, float("-inf"))
     if APPLY_CAUSAL:
@@ -146,6 +150,43 @@ def masked_scores_from_rows(
             bias = tl.where(bias == float("-inf"), bias, tl.maximum(bias, _MIN_FINITE_BIAS))
             qk = qk + bias * LOG2E
     return qk
+
+
+@triton.jit
+def head_dim_chunked_dot(
+    a_rows, b_rows, offs_a, offs_b, a_first_row, b_first_row, stride_ad, stride_bd, n_a, n_b,
+    HEAD_DIM: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr, CHECK_A_ROWS: tl.constexpr, CHECK_B_ROWS: tl.constexpr,
+    USE_TMA: tl.constexpr, OUT_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    WIDE_OFFSETS: tl.constexpr,
+):
+    """a @ b^T, (len(offs_a), len(offs_b)) in OUT_DTYPE, for two (rows, HEAD_DIM) matrices read from
+    memory HEAD_DIM_CHUNK columns at a time, each chunk's product added to the last (one accumulator,
+    so the sum over the head dim is that of a single dot; fp32 keeps its input precision, tf32x3).
+
+    Why: a dot operand in registers is held whole by every warp that uses it (an HMMA A operand of a
+    16-row tile by all four warps), twice over for tf32x3 (its high and low TF32 halves), so a fp32
+    tile at head dim 256 held across a loop cannot fit in registers. Read a chunk at a time, inside
+    a loop of its own (which the compiler cannot hoist out of the caller's loop), only one chunk of
+    each operand is live; the reads hit L1/L2 after the first. `a_rows` and `b_rows` point at each
+    row of the two matrices (offs_a, offs_b are their indices, checked against n_a, n_b where
+    CHECK_*_ROWS), or with USE_TMA are tensor descriptors read in (rows, HEAD_DIM_CHUNK) blocks from
+    rows a_first_row, b_first_row (descriptors.row_tile_descriptor)."""
+    product = tl.zeros([offs_a.shape[0], offs_b.shape[0]], dtype=OUT_DTYPE)
+    for start_d in range(0, HEAD_DIM, HEAD_DIM_CHUNK):
+        if USE_TMA:
+            a = a_rows.load([a_first_row, start_d])
+            b_t = tl.trans(b_rows.load([b_first_row, start_d]))
+        else:
+            offs_d = index_range(start_d, BLOCK=HEAD_DIM_CHUNK, WIDE=WIDE_OFFSETS)
+            a = load_tile(a_rows[:, None] + offs_d[None, :] * stride_ad, offs_a, offs_d, n_a, HEAD_DIM,
+                          CHECK_ROWS=CHECK_A_ROWS, CHECK_COLS=HEAD_DIM % HEAD_DIM_CHUNK != 0)
+            b_t = load_tile(b_rows[None, :] + offs_d[:, None] * stride_bd, offs_d, offs_b, HEAD_DIM, n_b,
+                            CHECK_ROWS=HEAD_DIM % HEAD_DIM_CHUNK != 0, CHECK_COLS=CHECK_B_ROWS)
+        if DOT_IN_FP32:
+            a = a.to(tl.float32)
+            b_t = b_t.to(tl.float32)
+        product = tl.dot(a, b_t, product, input_precision=INPUT_PRECISION, out_dtype=OUT_DTYPE)
+    return product
 
 
 @triton.jit
@@ -200,6 +241,15 @@ def needs_wide_offsets(*tensors: torch.Tensor | None) -> bool:
 
 def padded_head_dim(head_dim: int) -> int:
     return max(16, next_power_of_2(head_dim))
+
+
+def head_dim_chunk(dtype: torch.dtype, block_d: int, block_dv: int) -> int:
+    """HEAD_DIM_CHUNK of the attention kernels: 0 to hold whole (rows, head dim) tiles as dot operands,
+    else the columns per chunk of the score dots (q @ k^T, and dO @ v^T in the backward), which then
+    read their operands from memory a chunk at a time (head_dim_chunked_dot). Float32 above head dim
+    128 only: there, held whole as tf32x3 operands, q, k, v and dO spill every kernel (0.5-1.6 KB a
+    thread); 16-bit tiles fit whole, and chunking float64 (which need only launch) would cost reads."""
+    return 32 if dtype == torch.float32 and max(block_d, block_dv) > 128 else 0
 
 
 def seq_bucket(length: int) -> int:

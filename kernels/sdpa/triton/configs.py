@@ -95,7 +95,8 @@ FORWARD_TILES = TileSet(
         TileConfig(32, 32, num_warps=4, num_stages=2, max_head_dim=64),
         # Above d64 only 16-row tiles keep both TF32 halves of q and the accumulator in registers: 32x32
         # spills 0.5-1.5 KB at d128 (causal with one key loop; key padding on the TMA path), 16x32 none
-        # for any variant on sm_80/sm_90; at d256 every tile tried spills (a known break).
+        # for any variant on sm_80/sm_90. At d256 16x32 spilled 1.6 KB a thread on sm_90 until the
+        # scores read q and k in head-dim chunks (common.head_dim_chunk): spill-free, <= 252 registers.
         TileConfig(16, 32, num_warps=4, num_stages=2, max_head_dim=256, min_head_dim=128),
     ),
     # fp64 (exact checks, gradcheck) must launch, not be fast: one stage keeps its shared memory small.
@@ -117,10 +118,14 @@ BACKWARD_TILES = TileSet(
     # HMMA operand layouts where every warp holds its rows' whole head dim: 16-row tiles only. 32x32
     # spills in dK/dV at every head dim (2.7 KB a thread on sm_90, 21 KB on sm_80), 32x16 and 32x32 on
     # 8 warps at d128. 16x32 is spill-free at d64 (<= 227 registers), 16x16 on one stage at d128
-    # (<= 255, dQ with a bool mask spills 40 bytes on sm_80); at d256 16x16 still spills ~0.4-0.8 KB.
+    # (<= 255, dQ with a bool mask spills 40 bytes on sm_80). Above d128 the score dots read their
+    # operands in head-dim chunks (common.head_dim_chunk); what is left is dK and dV (16 x 256 fp32
+    # each) and the whole q or dO tile of the gradient dots: 16x16 on 4 warps still reached 255
+    # registers and spilled 16-300 bytes with key padding, on 8 warps it peaks at 222 (causal).
     single=(
         TileConfig(16, 32, num_warps=4, num_stages=2, max_head_dim=64),
-        TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=256),
+        TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=128),
+        TileConfig(16, 16, num_warps=8, num_stages=1, max_head_dim=256, min_head_dim=256),
     ),
     # fp64 (launchable is enough): 16x16, one stage; at d256 dK/dV re-reads q and dO to fit the A100
     # (backward.rereads_query_tiles).
@@ -142,6 +147,7 @@ DECODE_TILES = TileSet(
         DecodeTile(64, num_warps=4, num_stages=4, max_head_dim=64),
         DecodeTile(32, num_warps=4, num_stages=3, max_head_dim=256),
     ),
+    # fp32 at d256: spill-free (<= 246 registers) with the scores in head-dim chunks (common.head_dim_chunk).
     single=(DecodeTile(32, num_warps=4, num_stages=2, max_head_dim=256),),
     # Triton 3.6 fails to compile the 128-key, 3-stage tiles in fp64 for sm_90 (ConvertTritonGPUToLLVM);
     # one stage keeps fp64's shared memory small up to head dim 256.

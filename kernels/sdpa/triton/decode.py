@@ -34,8 +34,8 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, empty_attention_output, index_range, key_span, load_tile,
-    needs_wide_offsets, padded_head_dim, precision_flags, seq_bucket, tile_ptrs,
+    INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, empty_attention_output, head_dim_chunk, index_range,
+    key_span, load_tile, needs_wide_offsets, padded_head_dim, precision_flags, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     DECODE_BLOCK_M, DECODE_TILES, INTERPRETER_DECODE_BLOCK_M, INTERPRETER_DECODE_TILE,
@@ -73,7 +73,7 @@ def _split_attention_kernel(
     keys_per_split_bucket,  # only steers the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr, USE_KEY_RANGE: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
-    ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     split = tl.program_id(2)
@@ -91,10 +91,13 @@ def _split_attention_kernel(
     offs_dv = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
 
     q_row_ptrs = q_ptr + batch * stride_qb + head * stride_qh + query * stride_qm
-    q = load_tile(q_row_ptrs[:, None] + offs_d[None, :] * stride_qd,
-                  rows, offs_d, n_rows, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=HEAD_DIM != BLOCK_D)
-    if DOT_IN_FP32:
-        q = q.to(tl.float32)
+    if HEAD_DIM_CHUNK:  # attend_key_tiles reads q a head-dim chunk at a time
+        q = q_row_ptrs
+    else:
+        q = load_tile(q_row_ptrs[:, None] + offs_d[None, :] * stride_qd,
+                      rows, offs_d, n_rows, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=HEAD_DIM != BLOCK_D)
+        if DOT_IN_FP32:
+            q = q.to(tl.float32)
     if MASK_SHARED_ROW:  # every row reads one mask row, whatever its head and query
         mask_row_ptrs = mask_ptr + batch * stride_mask_b
     else:
@@ -120,7 +123,7 @@ def _split_attention_kernel(
         HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
         BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=False, USE_DROPOUT=False,
         EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
-        WIDE_OFFSETS=WIDE_OFFSETS)
+        WIDE_OFFSETS=WIDE_OFFSETS, stride_qd=stride_qd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
     out, _ = finish_rows(acc, m_i, l_i)
 
     # Workspace rows, contiguous (B, Hq, Nq, splits[, Dv]).
@@ -206,6 +209,7 @@ def launch_decode(
         MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=group_size > 1),
         USE_KEY_RANGE=mask_args.key_range is not None,
         WIDE_OFFSETS=needs_wide_offsets(q, k, v, mask), BLOCK_M=block_m, **flags,
+        HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), block_dv),
     )
     _combine_splits_kernel[(batch * n_heads * n_queries,)](
         partial_out, partial_max, partial_sum, out, partial_sum if lse is None else lse, *out.stride(),

@@ -21,6 +21,9 @@ Variants are constexpr flags of this one kernel:
 - USE_TMA: Q, K, V are read and O written through TMA tensor descriptors instead of pointers, on
   sm_90+ for inputs a descriptor can describe (descriptors.py says when, and how to force either
   path); fewer registers, no per-thread address arithmetic. The autotune key includes it.
+- HEAD_DIM_CHUNK: float32 past head dim 128 sums the scores over head-dim chunks of q and k read
+  from memory (common.head_dim_chunk), so no whole q or K^T tile is held as a tf32x3 operand (at
+  d256 that spilled 1.6 KB a thread).
 
 Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
 log-sum-exp is written in natural-log units, fp32 (fp64 for fp64 inputs), shape (B, Hq, Nq). Float32
@@ -34,9 +37,9 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, MaskArgs, dropout_keep, empty_attention_output, index_range, key_span, load_tile,
-    masked_scores_from_rows, needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates,
-    seq_bucket, tile_ptrs,
+    INTERPRETING, LN2, LOG2E, MaskArgs, dropout_keep, empty_attention_output, head_dim_chunk, head_dim_chunked_dot,
+    index_range, key_span, load_tile, masked_scores_from_rows, needs_wide_offsets, padded_head_dim, precision_flags,
+    query_block_coordinates, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -59,6 +62,7 @@ def attend_key_tiles(
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     diagonal_start=0, USE_TMA: tl.constexpr = False,
+    stride_qd=0, q_first_row=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
 ):
     """Fold the key tiles [key_start, key_end) into the running (acc, m_i, l_i) of one query block.
 
@@ -68,20 +72,34 @@ def attend_key_tiles(
     With APPLY_CAUSAL the tiles from `diagonal_start` on get the causal compare, the ones before it
     do not: one loop, whose compare is a branch on a value uniform over the block, so the loop body
     is compiled once (two loops, one per kind of tile, held 128x128 d64 at 255 registers on sm_90;
-    one loop: 168, as without causal)."""
+    one loop: 168, as without causal).
+
+    With HEAD_DIM_CHUNK (common.head_dim_chunk) the scores are read a head-dim chunk at a time
+    (head_dim_chunked_dot): `q` is then not the query tile but each row's pointer (columns `stride_qd`
+    apart), or with USE_TMA the queries' descriptor, read from row `q_first_row`; `k_tiles` is then read
+    in HEAD_DIM_CHUNK-column blocks."""
     for start_n in range(key_start, key_end, BLOCK_N):
         offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
-        # K^T tile (BLOCK_D, BLOCK_N), read straight through the strides (or the descriptor's rows,
-        # transposed in shared memory): no transpose copy.
-        if USE_TMA:
-            k = tl.trans(k_tiles.load([start_n, 0]))
+        if HEAD_DIM_CHUNK:  # q @ k^T itself, summed over head-dim chunks: no whole K^T tile
+            q_or_product = head_dim_chunked_dot(
+                q, k_tiles if USE_TMA else k_tiles + offs_n * stride_kn, offs_m, offs_n, q_first_row, start_n,
+                stride_qd, stride_kd, n_queries, n_keys, HEAD_DIM=HEAD_DIM, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK,
+                CHECK_A_ROWS=not EVEN_M, CHECK_B_ROWS=not EVEN_N, USE_TMA=USE_TMA, OUT_DTYPE=acc.dtype,
+                DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION, WIDE_OFFSETS=WIDE_OFFSETS)
+            k = None
         else:
-            k = load_tile(tile_ptrs(k_tiles, offs_d, offs_n, stride_kd, stride_kn),
-                          offs_d, offs_n, HEAD_DIM, n_keys, CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
-        if DOT_IN_FP32:
-            k = k.to(tl.float32)
-        qk = masked_scores_from_rows(q, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n, n_queries, n_keys,
-                                     MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
+            q_or_product = q
+            # K^T tile (BLOCK_D, BLOCK_N), read straight through the strides (or the descriptor's rows,
+            # transposed in shared memory): no transpose copy.
+            if USE_TMA:
+                k = tl.trans(k_tiles.load([start_n, 0]))
+            else:
+                k = load_tile(tile_ptrs(k_tiles, offs_d, offs_n, stride_kd, stride_kn),
+                              offs_d, offs_n, HEAD_DIM, n_keys, CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
+            if DOT_IN_FP32:
+                k = k.to(tl.float32)
+        qk = masked_scores_from_rows(q_or_product, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n,
+                                     n_queries, n_keys, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
                                      APPLY_CAUSAL=False, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
                                      INPUT_PRECISION=INPUT_PRECISION)
         if APPLY_CAUSAL:
@@ -146,7 +164,7 @@ def _attention_forward_kernel(
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     STORE_LSE: tl.constexpr, WIDE_OFFSETS: tl.constexpr, USE_TMA: tl.constexpr,
-    ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
@@ -160,18 +178,23 @@ def _attention_forward_kernel(
     mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
     mask_row_ptrs = mask_base if MASK_SHARED_ROW else mask_base + offs_m * stride_mask_m
 
+    # With HEAD_DIM_CHUNK, attend_key_tiles reads q and k a head-dim chunk at a time: q stays in memory.
     if USE_TMA:
         q = row_tile_descriptor(q_base, n_queries, stride_qm, N_COLS=HEAD_DIM, BLOCK_ROWS=BLOCK_M,
-                                BLOCK_COLS=BLOCK_D).load([start_m * BLOCK_M, 0])
+                                BLOCK_COLS=HEAD_DIM_CHUNK if HEAD_DIM_CHUNK else BLOCK_D)
+        if not HEAD_DIM_CHUNK:
+            q = q.load([start_m * BLOCK_M, 0])
         k_tiles = row_tile_descriptor(k_base, n_keys, stride_kn, N_COLS=HEAD_DIM, BLOCK_ROWS=BLOCK_N,
-                                      BLOCK_COLS=BLOCK_D)
+                                      BLOCK_COLS=HEAD_DIM_CHUNK if HEAD_DIM_CHUNK else BLOCK_D)
         v_tiles = row_tile_descriptor(v_base, n_keys, stride_vn, N_COLS=HEAD_DIM_V, BLOCK_ROWS=BLOCK_N,
                                       BLOCK_COLS=BLOCK_DV)
+    elif HEAD_DIM_CHUNK:
+        q, k_tiles, v_tiles = q_base + offs_m * stride_qm, k_base, v_base
     else:
         q = load_tile(tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd),
                       offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=HEAD_DIM != BLOCK_D)
         k_tiles, v_tiles = k_base, v_base
-    if DOT_IN_FP32:
+    if DOT_IN_FP32 and not HEAD_DIM_CHUNK:
         q = q.to(tl.float32)
 
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=ACC_DTYPE)
@@ -193,7 +216,8 @@ def _attention_forward_kernel(
         BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
         APPLY_CAUSAL=IS_CAUSAL, USE_DROPOUT=USE_DROPOUT,
         EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
-        WIDE_OFFSETS=WIDE_OFFSETS, diagonal_start=diagonal_start, USE_TMA=USE_TMA)
+        WIDE_OFFSETS=WIDE_OFFSETS, diagonal_start=diagonal_start, USE_TMA=USE_TMA,
+        stride_qd=stride_qd, q_first_row=start_m * BLOCK_M, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
 
     out, lse = finish_rows(acc, m_i, l_i)
     out_base = out_ptr + batch * stride_ob + head * stride_oh
@@ -268,5 +292,6 @@ def launch_forward(
         USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
         USE_DROPOUT=dropout.active, STORE_LSE=lse is not None,
         WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask), USE_TMA=use_tma, **precision_flags(q.dtype),
+        HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), padded_head_dim(head_dim_v)),
     )
     return out, lse
