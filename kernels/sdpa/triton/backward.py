@@ -8,7 +8,8 @@ is ever stored. Three launches, none with atomics, so results are deterministic 
    are never repeated.
 3. dQ: one program per (batch, query head, BLOCK_M queries), streaming key blocks.
 Both gradient kernels take the forward's flags (mask kind, causal with tile skipping, key-padding
-span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims). A fully
+span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims, VARLEN packed
+sequences with lse and delta (Hq, total_q): see sequences.py). A fully
 masked query row has lse = -inf: it is treated as +inf so its probabilities are exactly 0 and its
 gradients are 0, never NaN.
 """

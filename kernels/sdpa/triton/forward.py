@@ -21,11 +21,11 @@ Variants are constexpr flags of this one kernel:
 - USE_TMA: Q, K, V are read and O written through TMA tensor descriptors instead of pointers, on
   sm_90+ for inputs a descriptor can describe (descriptors.py says when, and how to force either
   path); fewer registers, no per-thread address arithmetic. The autotune key includes it.
+- VARLEN: packed variable-length sequences (sequences.py): a program's batch index is a sequence,
+  whose rows and lengths it reads from cu_seqlens; the lse is then (Hq, total_q).
 
 Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
-log-sum-exp is written in natural-log units, fp32 (fp64 for fp64 inputs), shape (B, Hq, Nq).
-VARLEN: packed variable-length sequences, one program per (query block, sequence, head), lse
-(Hq, total_q); see sequences.py. Float32
+log-sum-exp is written in natural-log units, fp32 (fp64 for fp64 inputs), shape (B, Hq, Nq). Float32
 inputs follow torch's float32 matmul switch (see common.fp32_dot_precision): three TF32 dots per dot
 (float32-level error) by default, TF32 where torch allows it, exact FMA math where torch is told to.
 """

@@ -20,11 +20,14 @@ def empty_varlen_lse(q: torch.Tensor, return_lse: bool) -> torch.Tensor:
 
 
 def launch_varlen_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sequences: PackedSequences,
-                          is_causal: bool, scale: float, dropout: Dropout = Dropout(),
-                          return_lse: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """(out (total_q, Hq, Dv), lse (Hq, total_q) or (0,) without `return_lse`) of validated packed inputs."""
-    out = q.new_empty(q.size(0), q.size(1), v.size(2))
-    lse = empty_varlen_lse(q, return_lse)
+                          is_causal: bool, scale: float, dropout: Dropout = Dropout(), return_lse: bool = True,
+                          outputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out (total_q, Hq, Dv), lse (Hq, total_q) or (0,) without `return_lse`) of validated packed inputs.
+    `outputs`, when given, are the contiguous (out, lse) to write into (tests poison them first)."""
+    if outputs is None:
+        outputs = q.new_empty(q.size(0), q.size(1), v.size(2)), empty_varlen_lse(q, return_lse)
+    out, lse = outputs
     if out.numel() == 0:
         return out, lse
     if sequences.max_seqlen_k == 0:  # no sequence has a key: every row is fully masked
