@@ -23,11 +23,14 @@ from kernels.sdpa.triton.common import accumulator_dtype
 from kernels.sdpa.triton.decode import launch_decode
 from kernels.sdpa.triton.descriptors import TENSOR_DESCRIPTOR_CAPABILITY, force_tensor_descriptors
 from kernels.sdpa.triton.forward import launch_forward
+from kernels.sdpa.triton.sequences import PackedSequences
+from kernels.sdpa.triton.varlen import launch_varlen_backward, launch_varlen_forward
 from kernels.shared.dropout import Dropout
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 HEAD_DIMS = (64, 128, 256)
-SDPA_VARIANTS = ("none", "causal", "key_padding", "bool_mask", "additive_mask", "dropout")
+# varlen: packed sequences (the kernels' VARLEN mode), causal: its register peak.
+SDPA_VARIANTS = ("none", "causal", "key_padding", "bool_mask", "additive_mask", "dropout", "varlen")
 DECODE_VARIANTS = ("none", "key_padding", "additive_mask")
 POSITIONAL_VARIANTS = ("add", "gather", "position_ids", "dropout", "backward")
 POSITIONAL_WIDTHS = (64, 512, 1024)  # d_model: the tile's column count follows it up to 1024
@@ -124,7 +127,19 @@ def _dropout(variant: str) -> Dropout:
     return Dropout(_DROPOUT_P, _SEED) if variant == "dropout" else Dropout()
 
 
+def _packed_inputs(dtype: torch.dtype, head_dim: int):
+    """q, k, v of _BATCH packed sequences, one of _LENGTH tokens and shorter ones of odd lengths."""
+    lengths = [_LENGTH - 7 * index for index in range(_BATCH)]
+    offsets = torch.tensor([0, *itertools.accumulate(lengths)], dtype=torch.int32)
+    q, k, v = (torch.randn(sum(lengths), _HEADS, head_dim, dtype=dtype) for _ in range(3))
+    return q, k, v, PackedSequences(offsets, offsets, max(lengths), max(lengths))
+
+
 def _launch_forward(case: Case, dtype: torch.dtype) -> None:
+    if case.variant == "varlen":
+        q, k, v, sequences = _packed_inputs(dtype, case.head_dim)
+        launch_varlen_forward(q, k, v, sequences, True, case.head_dim**-0.5)
+        return
     q, k, v = _attention_inputs(dtype, case.head_dim, _HEADS, _HEADS, _LENGTH, _LENGTH)
     lse = torch.empty(q.shape[:3], dtype=accumulator_dtype(dtype))  # training stores the lse
     launch_forward(q, k, v, _mask(case.variant, q, _LENGTH), case.variant == "causal", case.head_dim**-0.5,
@@ -132,6 +147,12 @@ def _launch_forward(case: Case, dtype: torch.dtype) -> None:
 
 
 def _launch_backward(case: Case, dtype: torch.dtype) -> None:
+    if case.variant == "varlen":
+        q, k, v, sequences = _packed_inputs(dtype, case.head_dim)
+        out, dout = torch.randn_like(q), torch.randn_like(q)
+        lse = torch.randn(q.shape[1], q.shape[0], dtype=accumulator_dtype(dtype))
+        launch_varlen_backward(q, k, v, out, lse, dout, sequences, True, case.head_dim**-0.5)
+        return
     q, k, v = _attention_inputs(dtype, case.head_dim, _HEADS, _HEADS, _LENGTH, _LENGTH)
     out, dout = torch.randn_like(q), torch.randn_like(q)
     lse = torch.randn(q.shape[:3], dtype=accumulator_dtype(dtype))

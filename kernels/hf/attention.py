@@ -104,7 +104,7 @@ def triton_attention_forward(
     n_queries, n_keys = query.size(2), key.size(2)
     dropout_p = float(dropout) if getattr(module, "training", False) else 0.0
     enable_gqa = query.size(1) != key.size(1)
-    packing = packing_to_run(attention_mask, kwargs, query.device) if position_bias is None else None
+    packing = packing_to_run(attention_mask, kwargs) if position_bias is None else None
     if packing is not None:
         if variants:
             raise ValueError(f"a padding-free (packed) batch with {', '.join(sorted(variants))}: "

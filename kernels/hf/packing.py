@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import torch
 
 from kernels.hf.masks import causal_key_padding
-from kernels.sdpa.varlen import VARLEN_BACKENDS
-from kernels.shared.backends import resolve_backend
 
 VARLEN_KWARGS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
 _MASK_PACKING = "_kernels_hf_packed_sequences"  # (mask version, PackedSequences or None) cached on the mask
@@ -31,9 +29,6 @@ class PackedSequences:
     max_seqlen_q: int
     max_seqlen_k: int
     causal: bool | None  # None: as the module says; True: the mask it was read from is causal
-
-    def same_sequences(self, other: "PackedSequences") -> bool:
-        return torch.equal(self.cu_seqlens_q, other.cu_seqlens_q) and torch.equal(self.cu_seqlens_k, other.cu_seqlens_k)
 
 
 def packing_from_kwargs(kwargs: dict) -> PackedSequences | None:
@@ -82,18 +77,9 @@ def packing_from_mask(mask: torch.Tensor | None) -> PackedSequences | None:
     return packing
 
 
-def packing_to_run(mask: torch.Tensor | None, kwargs: dict, device: torch.device) -> PackedSequences | None:
-    """The packed sequences that the attention function runs through `varlen_attention`, or None.
-
-    On the backends with a varlen path, every packed batch. On the triton backend (no varlen
-    kernel yet) a packed batch whose block-diagonal mask transformers built keeps running as that
-    mask, which means the same; FlashAttention kwargs that no such mask matches go to
-    `varlen_attention`, which refuses them with NotImplementedError rather than ignore them."""
+def packing_to_run(mask: torch.Tensor | None, kwargs: dict) -> PackedSequences | None:
+    """The packed sequences that the attention function runs through `varlen_attention`, or None: the
+    FlashAttention kwargs when given, else the block-diagonal causal mask transformers built from
+    packed position_ids (every backend runs varlen_attention, the triton one with its varlen kernel)."""
     given = packing_from_kwargs(kwargs)
-    if resolve_backend(None, device) in VARLEN_BACKENDS:
-        return given if given is not None else packing_from_mask(mask)
-    if given is not None:
-        from_mask = packing_from_mask(mask)
-        if from_mask is not None and from_mask.same_sequences(given):
-            return None
-    return given
+    return given if given is not None else packing_from_mask(mask)

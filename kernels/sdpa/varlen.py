@@ -1,22 +1,28 @@
 """`varlen_attention`: attention over packed variable-length sequences (FlashAttention's varlen layout).
 
-The state of the backends (docs/varlen.md):
+The backends (docs/varlen.md):
+- "triton": the attention kernels in their VARLEN mode (kernels/sdpa/triton/sequences.py), through the
+  custom ops of varlen_custom_ops.py: forward and backward, no padding, grids sized from max_seqlen_*,
+  no host synchronisation unless the offsets' values are checked (`check_offsets`).
 - "torch": one torch SDPA call per sequence, on views of the packed tensors (nothing padded), with
   autograd's gradients. It reads the offsets on the host to loop, which on CUDA is one device
   synchronisation per call.
 - "reference": the exact math of `reference.varlen_attention` (one block-diagonal mask; any dtype).
-- "triton": no varlen kernel yet. It raises NotImplementedError naming the backends above rather
-  than running another one silently; the default backend on CUDA (and on CPU under
-  TRITON_INTERPRET=1) is "triton", so callers there pass backend= or use `kernels.use_backend`.
 """
 import torch
 import torch.nn.functional as F
 
 import reference
 from kernels.shared.backends import note_backend_ran, resolve_backend
+from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed
+from kernels.shared.triton_availability import TRITON_AVAILABLE
+from kernels.sdpa.validation import check_attention_kernel_limits
 from kernels.sdpa.varlen_checks import check_offset_values, check_varlen_inputs
 
-VARLEN_BACKENDS = ("torch", "reference")  # the backends that run varlen_attention today
+if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton"
+    from kernels.sdpa import varlen_custom_ops
+
+VARLEN_BACKENDS = ("triton", "torch", "reference")  # the backends that run varlen_attention
 
 
 def _per_sequence_sdpa(q, k, v, offsets_q: list[int], offsets_k: list[int], dropout_p: float, is_causal: bool,
@@ -30,6 +36,19 @@ def _per_sequence_sdpa(q, k, v, offsets_q: list[int], offsets_k: list[int], drop
         )  # (Hq, length_q, Dv)
         outputs.append(out.transpose(0, 1))
     return torch.cat(outputs)  # (total_q, Hq, Dv)
+
+
+def _run_triton(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, dropout_p: float,
+                is_causal: bool, scale: float | None) -> torch.Tensor:
+    """The varlen custom op; the log-sum-exp is stored only when autograd will need it."""
+    check_attention_kernel_limits(q, v)
+    scale = reference.default_scale(q.shape[-1]) if scale is None else float(scale)
+    seed = draw_seed(ATTENTION_SEED_HIGH) if dropout_p > 0.0 else None
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    out, _ = varlen_custom_ops.varlen_attention_forward(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                                                        max_seqlen_k, is_causal, scale, float(dropout_p), seed,
+                                                        needs_grad)
+    return out
 
 
 def varlen_attention(
@@ -46,6 +65,7 @@ def varlen_attention(
     scale: float | None = None,
     enable_gqa: bool = False,
     backend: str | None = None,
+    check_offsets: bool | None = None,
 ) -> torch.Tensor:
     """Attention within each of B packed sequences of different lengths, with no padding.
 
@@ -57,23 +77,32 @@ def varlen_attention(
 
     Per sequence the semantics are `kernels.attention`'s: is_causal is top-left aligned, enable_gqa
     shares each key/value head among Hq / Hkv query heads, a query with no key to attend returns
-    zeros, dropout_p drops attention weights whenever it is given. `backend` as in `kernels.attention`;
-    only "torch" and "reference" run it yet (see this module's docstring).
+    zeros, dropout_p drops attention weights whenever it is given. `backend` as in `kernels.attention`.
+
+    `check_offsets`: whether the triton backend checks the offsets' values (start at 0, non-decreasing,
+    end at the totals, no length over max_seqlen_*), which reads them on the host. None (default):
+    except on CUDA tensors, where the read is a device synchronisation; True: always; False: never.
+    Unchecked bad offsets give undefined results (a kernel may read rows outside q, k, v). The torch
+    and reference backends read the offsets anyway and always check them.
     """
     check_varlen_inputs(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, dropout_p, is_causal,
                         scale, enable_gqa)
+    if check_offsets is not None and not isinstance(check_offsets, bool):
+        raise TypeError(f"check_offsets must be a bool or None, got {check_offsets!r}")
     chosen = resolve_backend(backend, q.device)
-    if chosen not in VARLEN_BACKENDS:
-        raise NotImplementedError(
-            f"varlen_attention has no {chosen} kernel yet; the backends that run it are {VARLEN_BACKENDS}: "
-            f"pass backend='torch' (or wrap the call in kernels.use_backend('torch'))"
-        )
-    offsets_q, offsets_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()  # the loop needs them on the host
-    check_offset_values(offsets_q, offsets_k, q.size(0), k.size(0), max_seqlen_q, max_seqlen_k)
-    if chosen == "torch":
-        out = _per_sequence_sdpa(q, k, v, offsets_q, offsets_k, dropout_p, is_causal, scale, enable_gqa)
+    if chosen == "triton":
+        if check_offsets or (check_offsets is None and q.device.type != "cuda"):
+            check_offset_values(cu_seqlens_q.tolist(), cu_seqlens_k.tolist(), q.size(0), k.size(0), max_seqlen_q,
+                                max_seqlen_k)
+        out = _run_triton(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, dropout_p, is_causal,
+                          scale)
     else:
-        out = reference.varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, dropout_p=dropout_p,
-                                         is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
+        offsets_q, offsets_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()  # the loop needs them on the host
+        check_offset_values(offsets_q, offsets_k, q.size(0), k.size(0), max_seqlen_q, max_seqlen_k)
+        if chosen == "torch":
+            out = _per_sequence_sdpa(q, k, v, offsets_q, offsets_k, dropout_p, is_causal, scale, enable_gqa)
+        else:
+            out = reference.varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, dropout_p=dropout_p,
+                                             is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
     note_backend_ran(chosen)
     return out

@@ -1,6 +1,7 @@
 """transformers' padding-free path (packed sequences, as DataCollatorWithFlattening builds them) with
-attn_implementation="triton": the packed batch runs through kernels.varlen_attention on the backends
-that have it, and gives the loss and gradients of the padded batch and of transformers' own attention."""
+attn_implementation="triton": the packed batch runs through kernels.varlen_attention on every backend
+(the triton one: its varlen kernel), and gives the loss and gradients of the padded batch and of
+transformers' own attention."""
 import pytest
 import torch
 
@@ -18,6 +19,8 @@ from support.hf_tiny_models import PAD, TINY_MODELS, VOCAB  # noqa: E402
 
 LENGTHS = [5, 9, 1, 7]  # a single-token sequence among them: it predicts nothing, and attends to itself
 PACKED_MODELS = ["llama", "qwen2"]  # GQA decoders whose attention goes through AttentionInterface
+BACKENDS = ["torch", "reference", pytest.param("triton", marks=pytest.mark.skipif(
+    resolve_backend(None, torch.device(DEVICE)) != "triton", reason="the triton backend does not run here"))]
 
 
 def sequences() -> list[list[int]]:
@@ -82,7 +85,7 @@ def varlen_calls(monkeypatch) -> list[int]:
     return calls
 
 
-@pytest.mark.parametrize("backend", ["torch", "reference"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("flash_kwargs", [False, True], ids=["position_ids", "cu_seq_lens"])
 @pytest.mark.parametrize("name", PACKED_MODELS)
 def test_packed_batch_trains_like_the_padded_batch_and_like_transformers(name, flash_kwargs, backend, varlen_calls):
@@ -98,30 +101,6 @@ def test_packed_batch_trains_like_the_padded_batch_and_like_transformers(name, f
     # transformers' own sdpa attention on the packed batch (its block-diagonal mask); its eager path
     # takes the softmax in float32, which would hide a float64 comparison behind float32 rounding
     assert_same_training_step(packed, loss_and_gradients(model(name, "sdpa"), packed_batch(ids, False)))
-
-
-def test_triton_backend_runs_a_packed_batch_as_its_block_diagonal_mask(varlen_calls):
-    """Until the Triton varlen kernel lands: the mask transformers built from the packed position_ids
-    (which the FlashAttention kwargs, when given, agree with) runs through kernels.attention."""
-    if resolve_backend(None, torch.device(DEVICE)) != "triton":
-        pytest.skip("the triton backend does not run here (no CUDA, no TRITON_INTERPRET)")
-    ids = sequences()
-    baseline = loss_and_gradients(model("llama", "sdpa"), packed_batch(ids, False))
-    ours = model("llama", "triton")
-    for flash_kwargs in (False, True):
-        with kernels.record_backends() as ran:
-            step = loss_and_gradients(ours, packed_batch(ids, flash_kwargs))
-        assert ran == ["triton"] * ours.config.num_hidden_layers and varlen_calls == []
-        torch.testing.assert_close(step[0], baseline[0], rtol=1e-9, atol=1e-12)
-
-
-def test_triton_backend_refuses_flash_kwargs_without_the_matching_mask():
-    if resolve_backend(None, torch.device(DEVICE)) != "triton":
-        pytest.skip("the triton backend does not run here (no CUDA, no TRITON_INTERPRET)")
-    batch = packed_batch(sequences(), flash_kwargs=True)
-    del batch["position_ids"]  # transformers then builds no block-diagonal mask
-    with torch.no_grad(), pytest.raises(NotImplementedError, match=r"varlen_attention has no triton kernel yet"):
-        model("llama", "triton")(**batch)
 
 
 def test_incomplete_flash_kwargs_are_refused():

@@ -1,5 +1,6 @@
-"""kernels.varlen_attention (packed variable-length sequences) on the backends that run it, against a
-float64 reference computed one sequence at a time; every bad input; the triton backend's refusal."""
+"""kernels.varlen_attention (packed variable-length sequences) on the torch and reference backends, against
+a float64 reference computed one sequence at a time; every bad input on every backend (on CPU tensors the
+triton backend checks the offsets' values too). The triton kernels: test_varlen_triton.py."""
 import itertools
 
 import pytest
@@ -131,16 +132,6 @@ def test_larger_max_seqlen_is_accepted(backend, device):
     assert torch.equal(tight, loose)
 
 
-def test_triton_backend_refuses_naming_the_backends_that_run_varlen(device):
-    q, k, v, cu_q, cu_k, max_q, max_k = make_packed([(4, 4), (3, 3)], 2, 2, 8, torch.float32, device)
-    if resolve_backend(None, q.device) != "triton":
-        pytest.skip("the triton backend does not run on these tensors here (no CUDA, no TRITON_INTERPRET)")
-    for backend in ("triton", None):  # None: the default on CUDA, and on CPU under TRITON_INTERPRET=1
-        with kernels.record_backends() as ran, pytest.raises(NotImplementedError, match=r"'torch', 'reference'"):
-            kernels.varlen_attention(q, k, v, cu_q, cu_k, max_q, max_k, backend=backend)
-        assert ran == []
-
-
 def test_use_backend_selects_a_varlen_backend(device):
     q, k, v, cu_q, cu_k, max_q, max_k = make_packed([(4, 4), (3, 3)], 2, 2, 8, torch.float32, device)
     with kernels.use_backend("torch"), kernels.record_backends() as ran:
@@ -192,7 +183,11 @@ BAD_INPUTS = {
     "heads without enable_gqa": (lambda a, d: dict(enable_gqa=False), ValueError, r"pass enable_gqa=True"),
     "dropout_p out of range": (lambda a, d: dict(dropout_p=1.5), ValueError, r"dropout_p must be a float in"),
     "is_causal not a bool": (lambda a, d: dict(is_causal=1), TypeError, r"is_causal must be a bool"),
+    "check_offsets not a bool": (lambda a, d: dict(check_offsets=1), TypeError, r"check_offsets must be a bool"),
 }
+
+VALUE_CHECKS = ("not starting at 0", "decreasing", "last entry not the total", "a length over max_seqlen_q",
+                "a length over max_seqlen_k")
 
 
 @pytest.mark.parametrize("backend", [*BACKENDS, "triton"])
@@ -203,10 +198,8 @@ def test_bad_input_gets_a_clear_error(case, backend, device):
         pytest.skip("the triton backend does not run on these tensors here")
     spoil, error, message = BAD_INPUTS[case]
     arguments.update(spoil(arguments, device))
-    value_check = case in ("not starting at 0", "decreasing", "last entry not the total", "a length over max_seqlen_q",
-                           "a length over max_seqlen_k")
-    if backend == "triton" and value_check:  # the values are read only by the backends that run varlen today
-        error, message = NotImplementedError, "no triton kernel yet"
+    if backend == "triton" and case in VALUE_CHECKS and arguments["q"].device.type == "cuda":
+        arguments["check_offsets"] = True  # skipped by default there: it costs a host synchronisation
     with kernels.record_backends() as ran, pytest.raises(error, match=message):
         kernels.varlen_attention(backend=backend, **arguments)
     assert ran == []

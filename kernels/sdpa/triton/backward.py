@@ -8,7 +8,8 @@ is ever stored. Three launches, none with atomics, so results are deterministic 
    are never repeated.
 3. dQ: one program per (batch, query head, BLOCK_M queries), streaming key blocks.
 Both gradient kernels take the forward's flags (mask kind, causal with tile skipping, key-padding
-span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims). A fully
+span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims, VARLEN packed
+sequences with lse and delta (Hq, total_q): see sequences.py). A fully
 masked query row has lse = -inf: it is treated as +inf so its probabilities are exactly 0 and its
 gradients are 0, never NaN. Float32 past head dim 128 (HEAD_DIM_CHUNK, common.head_dim_chunk) sums
 q @ K^T and dO @ V^T over head-dim chunks of their operands read from memory, and reads q, dO or k
@@ -26,17 +27,18 @@ from kernels.sdpa.triton.common import (
 from kernels.sdpa.triton.configs import (
     BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, autotune_configs, head_dim_pruner,
 )
+from kernels.sdpa.triton.sequences import PackedSequences, sequence_pointer_args, sequence_rows
 from kernels.shared.dropout import Dropout
 
 _AUTOTUNE = dict(
     configs=autotune_configs(BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, INTERPRETING),
     key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-         "IS_CAUSAL", "USE_DROPOUT"],
+         "IS_CAUSAL", "USE_DROPOUT", "VARLEN"],
     prune_configs_by={"early_config_prune": head_dim_pruner(BACKWARD_TILES)},
 )
 _EVEN_LENGTHS = {
-    "EVEN_M": lambda args: args["n_queries"] % args["BLOCK_M"] == 0,
-    "EVEN_N": lambda args: args["n_keys"] % args["BLOCK_N"] == 0,
+    "EVEN_M": lambda args: not args["VARLEN"] and args["n_queries"] % args["BLOCK_M"] == 0,
+    "EVEN_N": lambda args: not args["VARLEN"] and args["n_keys"] % args["BLOCK_N"] == 0,
 }
 
 
@@ -208,20 +210,21 @@ def _accumulate_dk_dv(
 @triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_backward_dk_dv_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, mask_ptr, key_range_ptr,
+    cu_seqlens_q_ptr, cu_seqlens_k_ptr,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
     stride_dob, stride_doh, stride_dom, stride_dod,
     stride_dkb, stride_dkh, stride_dkn, stride_dkd,
     stride_dvb, stride_dvh, stride_dvn, stride_dvd,
-    stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n,
+    stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n, stride_stat_b, stride_stat_h,
     n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
-    REREAD_Q_DO: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
+    REREAD_Q_DO: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr, VARLEN: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_n = tl.program_id(0)
@@ -229,17 +232,25 @@ def _attention_backward_dk_dv_kernel(
     batch_head = tl.program_id(1)
     batch = (batch_head // n_kv_heads).to(tl.int64)
     kv_head = (batch_head % n_kv_heads).to(tl.int64)
+    # VARLEN: batch is a packed sequence; its rows start at query_row0 / key_row0 (sequences.py).
+    query_row0, n_queries = sequence_rows(cu_seqlens_q_ptr, batch, n_queries, VARLEN=VARLEN)
+    key_row0, n_keys = sequence_rows(cu_seqlens_k_ptr, batch, n_keys, VARLEN=VARLEN)
+    if VARLEN:
+        if start_n * BLOCK_N >= n_keys:  # the grid is sized for the longest sequence
+            return
 
     offs_n = index_range(start_n * BLOCK_N, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
     offs_d = index_range(0, BLOCK=BLOCK_D, WIDE=WIDE_OFFSETS)
     offs_dv = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
+    k_base = k_ptr + batch * stride_kb + kv_head * stride_kh + key_row0 * stride_kn
+    v_base = v_ptr + batch * stride_vb + kv_head * stride_vh + key_row0 * stride_vn
     if HEAD_DIM_CHUNK:  # each key row's pointer: _accumulate_dk_dv reads k and v a head-dim chunk at a time
-        k = k_ptr + batch * stride_kb + kv_head * stride_kh + offs_n * stride_kn
-        v = v_ptr + batch * stride_vb + kv_head * stride_vh + offs_n * stride_vn
+        k = k_base + offs_n * stride_kn
+        v = v_base + offs_n * stride_vn
     else:
-        k = load_tile(tile_ptrs(k_ptr + batch * stride_kb + kv_head * stride_kh, offs_n, offs_d, stride_kn, stride_kd),
+        k = load_tile(tile_ptrs(k_base, offs_n, offs_d, stride_kn, stride_kd),
                       offs_n, offs_d, n_keys, HEAD_DIM, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_D != HEAD_DIM)
-        v = load_tile(tile_ptrs(v_ptr + batch * stride_vb + kv_head * stride_vh, offs_n, offs_dv, stride_vn, stride_vd),
+        v = load_tile(tile_ptrs(v_base, offs_n, offs_dv, stride_vn, stride_vd),
                       offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
         if DOT_IN_FP32:
             k = k.to(tl.float32)
@@ -264,9 +275,9 @@ def _attention_backward_dk_dv_kernel(
 
     for group_member in range(group_size):
         head = kv_head * group_size + group_member
-        q_base = q_ptr + batch * stride_qb + head * stride_qh
-        do_base = dout_ptr + batch * stride_dob + head * stride_doh
-        row_base = (batch * n_heads + head) * n_queries
+        q_base = q_ptr + batch * stride_qb + head * stride_qh + query_row0 * stride_qm
+        do_base = dout_ptr + batch * stride_dob + head * stride_doh + query_row0 * stride_dom
+        row_base = batch * stride_stat_b + head * stride_stat_h + query_row0
         mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
         # A causal key block visits the query tiles on its diagonal first, with the causal compare.
         for past_diagonal in tl.static_range(0 if IS_CAUSAL else 1, 2):
@@ -285,8 +296,10 @@ def _attention_backward_dk_dv_kernel(
                 stride_kd=stride_kd, stride_vd=stride_vd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
 
     dk = dk * sm_scale
-    dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh, offs_n, offs_d, stride_dkn, stride_dkd)
-    dv_ptrs = tile_ptrs(dv_ptr + batch * stride_dvb + kv_head * stride_dvh, offs_n, offs_dv, stride_dvn, stride_dvd)
+    dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh + key_row0 * stride_dkn,
+                        offs_n, offs_d, stride_dkn, stride_dkd)
+    dv_ptrs = tile_ptrs(dv_ptr + batch * stride_dvb + kv_head * stride_dvh + key_row0 * stride_dvn,
+                        offs_n, offs_dv, stride_dvn, stride_dvd)
     tl.store(dk_ptrs, dk.to(dk_ptr.dtype.element_ty), mask=(offs_n[:, None] < n_keys) & (offs_d[None, :] < HEAD_DIM))
     tl.store(dv_ptrs, dv.to(dv_ptr.dtype.element_ty), mask=(offs_n[:, None] < n_keys) & (offs_dv[None, :] < HEAD_DIM_V))
 
@@ -340,38 +353,46 @@ def _accumulate_dq(
 @triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_backward_dq_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dq_ptr, mask_ptr, key_range_ptr,
+    cu_seqlens_q_ptr, cu_seqlens_k_ptr,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
     stride_dob, stride_doh, stride_dom, stride_dod,
     stride_dqb, stride_dqh, stride_dqm, stride_dqd,
-    stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n,
+    stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n, stride_stat_b, stride_stat_h,
     n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
-    HEAD_DIM_CHUNK: tl.constexpr,
+    HEAD_DIM_CHUNK: tl.constexpr, VARLEN: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
+    # VARLEN: batch is a packed sequence; its rows start at query_row0 / key_row0 (sequences.py).
+    query_row0, n_queries = sequence_rows(cu_seqlens_q_ptr, batch, n_queries, VARLEN=VARLEN)
+    key_row0, n_keys = sequence_rows(cu_seqlens_k_ptr, batch, n_keys, VARLEN=VARLEN)
+    if VARLEN:
+        if start_m * BLOCK_M >= n_queries:  # the grid is sized for the longest sequence
+            return
     offs_m = index_range(start_m * BLOCK_M, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
     offs_d = index_range(0, BLOCK=BLOCK_D, WIDE=WIDE_OFFSETS)
     offs_dv = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
+    q_base = q_ptr + batch * stride_qb + head * stride_qh + query_row0 * stride_qm
+    do_base = dout_ptr + batch * stride_dob + head * stride_doh + query_row0 * stride_dom
     if HEAD_DIM_CHUNK:  # each query row's pointer: _accumulate_dq reads q and dO a head-dim chunk at a time
-        q = q_ptr + batch * stride_qb + head * stride_qh + offs_m * stride_qm
-        do = dout_ptr + batch * stride_dob + head * stride_doh + offs_m * stride_dom
+        q = q_base + offs_m * stride_qm
+        do = do_base + offs_m * stride_dom
     else:
-        q = load_tile(tile_ptrs(q_ptr + batch * stride_qb + head * stride_qh, offs_m, offs_d, stride_qm, stride_qd),
+        q = load_tile(tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd),
                       offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_D != HEAD_DIM)
-        do_base = dout_ptr + batch * stride_dob + head * stride_doh
         do = load_tile(tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod), offs_m, offs_dv, n_queries,
                        HEAD_DIM_V, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
         if DOT_IN_FP32:
             q = q.to(tl.float32)
             do = do.to(tl.float32)
-    row_base = batch_head.to(tl.int64) * n_queries
+    row_base = batch * stride_stat_b + head * stride_stat_h + query_row0
     lse_log2 = _log2_lse(lse_ptr + row_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M)
     if EVEN_M:
         delta = tl.load(delta_ptr + row_base + offs_m)
@@ -379,8 +400,8 @@ def _attention_backward_dq_kernel(
         delta = tl.load(delta_ptr + row_base + offs_m, mask=offs_m < n_queries, other=0.0)
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=ACC_DTYPE)
 
-    k_base = k_ptr + batch * stride_kb + kv_head * stride_kh
-    v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
+    k_base = k_ptr + batch * stride_kb + kv_head * stride_kh + key_row0 * stride_kn
+    v_base = v_ptr + batch * stride_vb + kv_head * stride_vh + key_row0 * stride_vn
     mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
     key_start, diagonal_start, diagonal_end = key_span(
         start_m, batch, key_range_ptr, n_keys,
@@ -400,7 +421,7 @@ def _attention_backward_dq_kernel(
             WIDE_OFFSETS=WIDE_OFFSETS, stride_qd=stride_qd, stride_dod=stride_dod, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
 
     dq = dq * sm_scale
-    dq_ptrs = tile_ptrs(dq_ptr + batch * stride_dqb + head * stride_dqh, offs_m, offs_d, stride_dqm, stride_dqd)
+    dq_ptrs = tile_ptrs(dq_ptr + batch * stride_dqb + head * stride_dqh + query_row0 * stride_dqm, offs_m, offs_d, stride_dqm, stride_dqd)
     tl.store(dq_ptrs, dq.to(dq_ptr.dtype.element_ty), mask=(offs_m[:, None] < n_queries) & (offs_d[None, :] < HEAD_DIM))
 
 
@@ -411,6 +432,19 @@ def rereads_query_tiles(dtype: torch.dtype, block_d: int) -> bool:
     float64 that is 192 KiB, over the A100's 163 KiB. Read again (from L2) for the dV and dK dots, each
     copy is dead before the other is made (`python -m benchmarks compile`)."""
     return dtype in (torch.float32, torch.float64) and block_d >= 256
+
+
+def row_sums_of_products(out: torch.Tensor, dout: torch.Tensor) -> torch.Tensor:
+    """delta (B, Hq, Nq) = rowsum(dO * O) of (B, Hq, Nq, Dv) tensors, contiguous, in the accumulator dtype."""
+    batch, n_heads, n_queries, head_dim_v = out.shape
+    block_dv = padded_head_dim(head_dim_v)
+    delta = torch.empty(batch, n_heads, n_queries, dtype=accumulator_dtype(out.dtype), device=out.device)
+    delta_block = 64 if block_dv <= 128 else 16  # 32 rows of fp32 d256 O and dO spill
+    _row_sum_of_products_kernel[(triton.cdiv(n_queries, delta_block), batch * n_heads)](
+        out, dout, delta, *out.stride(), *dout.stride(), n_heads, n_queries,
+        HEAD_DIM_V=head_dim_v, BLOCK_M=delta_block, BLOCK_DV=block_dv, WIDE_OFFSETS=needs_wide_offsets(out, dout),
+    )
+    return delta
 
 
 def launch_backward(
@@ -425,13 +459,15 @@ def launch_backward(
     scale: float,
     dropout: Dropout = Dropout(),
     grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    sequences: PackedSequences | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients (dq, dk, dv) of the forward that produced `out` and `lse` (see launch_forward).
 
     Takes the forward's arguments (the same `dropout`, whose mask is regenerated) plus dout
     (B, Hq, Nq, Dv), any strides. `grads`, when given, are
     the (dq, dk, dv) tensors to write into (tests poison them first); else they are allocated like
-    q, k and v.
+    q, k and v. `sequences`: packed sequences in VARLEN mode, as in launch_forward (the grads are then
+    `batched_view`s too, and lse the forward's (B, Hq, total_q) view).
     """
     batch, n_heads, n_queries, head_dim = q.shape
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
@@ -442,12 +478,11 @@ def launch_backward(
         return dq.zero_(), dk.zero_(), dv.zero_()
 
     block_dv = padded_head_dim(head_dim_v)
-    delta = torch.empty(batch, n_heads, n_queries, dtype=accumulator_dtype(q.dtype), device=q.device)
-    delta_block = 64 if block_dv <= 128 else 16  # 32 rows of fp32 d256 O and dO spill
-    _row_sum_of_products_kernel[(triton.cdiv(n_queries, delta_block), batch * n_heads)](
-        out, dout, delta, *out.stride(), *dout.stride(), n_heads, n_queries,
-        HEAD_DIM_V=head_dim_v, BLOCK_M=delta_block, BLOCK_DV=block_dv, WIDE_OFFSETS=needs_wide_offsets(out, dout),
-    )
+    if sequences is None:
+        delta = row_sums_of_products(out, dout)
+    else:  # the packed rows of all sequences are one batch element: (Hq, total_q), like the lse
+        delta = row_sums_of_products(out[:1], dout[:1]).expand(batch, -1, -1)
+        n_queries, n_keys = sequences.max_seqlen_q, sequences.max_seqlen_k  # the grids follow the longest
 
     mask_args = MaskArgs(mask, placeholder=q)
     common = dict(
@@ -455,19 +490,24 @@ def launch_backward(
         MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=False),
         USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
         USE_DROPOUT=dropout.active, WIDE_OFFSETS=needs_wide_offsets(q, k, v, dout, dq, dk, dv, mask),
-        HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), block_dv), **precision_flags(q.dtype),
+        HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), block_dv), VARLEN=sequences is not None,
+        **precision_flags(q.dtype),
     )
+    sequence_args = sequence_pointer_args(sequences, placeholder=q)
+    statistic_strides = delta.stride()[:2]  # the lse is laid out like delta
     scalars = (n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, scale,
                dropout.p, dropout.keep_scale, dropout.seed, seq_bucket(n_queries), seq_bucket(n_keys))
 
     _attention_backward_dk_dv_kernel[lambda meta: (triton.cdiv(n_keys, meta["BLOCK_N"]), batch * n_kv_heads)](
-        q, k, v, dout, lse, delta, dk, dv, mask_args.tensor, mask_args.key_range_arg,
+        q, k, v, dout, lse, delta, dk, dv, mask_args.tensor, mask_args.key_range_arg, *sequence_args,
         *q.stride(), *k.stride(), *v.stride(), *dout.stride(), *dk.stride(), *dv.stride(), *mask_args.strides,
+        *statistic_strides,
         *scalars, **common, REREAD_Q_DO=rereads_query_tiles(q.dtype, max(common["BLOCK_D"], block_dv)),
     )
     _attention_backward_dq_kernel[lambda meta: (triton.cdiv(n_queries, meta["BLOCK_M"]), batch * n_heads)](
-        q, k, v, dout, lse, delta, dq, mask_args.tensor, mask_args.key_range_arg,
+        q, k, v, dout, lse, delta, dq, mask_args.tensor, mask_args.key_range_arg, *sequence_args,
         *q.stride(), *k.stride(), *v.stride(), *dout.stride(), *dq.stride(), *mask_args.strides,
+        *statistic_strides,
         *scalars, **common,
     )
     return dq, dk, dv

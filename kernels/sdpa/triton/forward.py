@@ -24,6 +24,8 @@ Variants are constexpr flags of this one kernel:
 - HEAD_DIM_CHUNK: float32 past head dim 128 sums the scores over head-dim chunks of q and k read
   from memory (common.head_dim_chunk), so no whole q or K^T tile is held as a tf32x3 operand (at
   d256 that spilled 1.6 KB a thread).
+- VARLEN: packed variable-length sequences (sequences.py): a program's batch index is a sequence,
+  whose rows and lengths it reads from cu_seqlens; the lse is then (Hq, total_q).
 
 Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
 log-sum-exp is written in natural-log units, fp32 (fp64 for fp64 inputs), shape (B, Hq, Nq). Float32
@@ -45,6 +47,7 @@ from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
 )
 from kernels.sdpa.triton.descriptors import row_tile_descriptor, scratch_allocator, uses_tensor_descriptors
+from kernels.sdpa.triton.sequences import PackedSequences, sequence_pointer_args, sequence_rows
 from kernels.shared.dropout import Dropout
 from kernels.shared.host_math import ceil_div
 
@@ -143,38 +146,44 @@ def finish_rows(acc, m_i, l_i):
 @triton.autotune(
     configs=autotune_configs(FORWARD_TILES, INTERPRETER_FORWARD_TILE, INTERPRETING),
     key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-         "IS_CAUSAL", "USE_DROPOUT", "USE_TMA"],
+         "IS_CAUSAL", "USE_DROPOUT", "USE_TMA", "VARLEN"],
     prune_configs_by={"early_config_prune": head_dim_pruner(FORWARD_TILES)},
 )
 @triton.heuristics({
-    "EVEN_M": lambda args: args["n_queries"] % args["BLOCK_M"] == 0,
-    "EVEN_N": lambda args: args["n_keys"] % args["BLOCK_N"] == 0,
+    "EVEN_M": lambda args: not args["VARLEN"] and args["n_queries"] % args["BLOCK_M"] == 0,
+    "EVEN_N": lambda args: not args["VARLEN"] and args["n_keys"] % args["BLOCK_N"] == 0,
 })
 @triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_forward_kernel(
-    q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr, mask_ptr, key_range_ptr,
+    q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr, mask_ptr, key_range_ptr, cu_seqlens_q_ptr, cu_seqlens_k_ptr,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
     stride_ob, stride_oh, stride_om, stride_od,
-    stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n,
+    stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n, stride_lse_b, stride_lse_h,
     n_heads, group_size, n_queries, n_keys, qk_scale, dropout_p, dropout_scale, dropout_seed,
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
-    STORE_LSE: tl.constexpr, WIDE_OFFSETS: tl.constexpr, USE_TMA: tl.constexpr,
+    STORE_LSE: tl.constexpr, WIDE_OFFSETS: tl.constexpr, USE_TMA: tl.constexpr, VARLEN: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
+    # VARLEN: batch is a packed sequence; its rows start at query_row0 / key_row0 (sequences.py).
+    query_row0, n_queries = sequence_rows(cu_seqlens_q_ptr, batch, n_queries, VARLEN=VARLEN)
+    key_row0, n_keys = sequence_rows(cu_seqlens_k_ptr, batch, n_keys, VARLEN=VARLEN)
+    if VARLEN:
+        if start_m * BLOCK_M >= n_queries:  # the grid is sized for the longest sequence
+            return
     offs_m = index_range(start_m * BLOCK_M, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
     offs_d = index_range(0, BLOCK=BLOCK_D, WIDE=WIDE_OFFSETS)
     offs_dv = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
 
-    q_base = q_ptr + batch * stride_qb + head * stride_qh
-    k_base = k_ptr + batch * stride_kb + kv_head * stride_kh
-    v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
+    q_base = q_ptr + batch * stride_qb + head * stride_qh + query_row0 * stride_qm
+    k_base = k_ptr + batch * stride_kb + kv_head * stride_kh + key_row0 * stride_kn
+    v_base = v_ptr + batch * stride_vb + kv_head * stride_vh + key_row0 * stride_vn
     mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
     mask_row_ptrs = mask_base if MASK_SHARED_ROW else mask_base + offs_m * stride_mask_m
 
@@ -220,7 +229,7 @@ def _attention_forward_kernel(
         stride_qd=stride_qd, q_first_row=start_m * BLOCK_M, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
 
     out, lse = finish_rows(acc, m_i, l_i)
-    out_base = out_ptr + batch * stride_ob + head * stride_oh
+    out_base = out_ptr + batch * stride_ob + head * stride_oh + query_row0 * stride_om
     if USE_TMA:  # the descriptor drops the rows past n_queries and the padded head-dim columns
         row_tile_descriptor(out_base, n_queries, stride_om, N_COLS=HEAD_DIM_V, BLOCK_ROWS=BLOCK_M,
                             BLOCK_COLS=BLOCK_DV).store([start_m * BLOCK_M, 0], out.to(out_ptr.dtype.element_ty))
@@ -233,7 +242,7 @@ def _attention_forward_kernel(
             tl.store(out_ptrs, out, mask=(offs_m[:, None] < n_queries) & (offs_dv[None, :] < HEAD_DIM_V))
 
     if STORE_LSE:
-        lse_ptrs = lse_ptr + batch_head.to(tl.int64) * n_queries + offs_m
+        lse_ptrs = lse_ptr + batch * stride_lse_b + head * stride_lse_h + query_row0 + offs_m
         if EVEN_M:
             tl.store(lse_ptrs, lse)
         else:
@@ -250,6 +259,7 @@ def launch_forward(
     out: torch.Tensor | None = None,
     lse: torch.Tensor | None = None,
     dropout: Dropout = Dropout(),
+    sequences: PackedSequences | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Launch the kernel on validated inputs; returns (out, lse).
 
@@ -258,9 +268,13 @@ def launch_forward(
     memory laid out as (B, Nq, Hq, Dv), so merging heads afterwards is a free view. `lse`, when
     given, is a contiguous (B, Hq, Nq) tensor of `accumulator_dtype(q.dtype)` that receives the
     log-sum-exp. `dropout` (probability and Philox seed) drops attention weights in the kernel.
+    `sequences`: the inputs are packed sequences in the kernel's VARLEN mode (see sequences.py: q, k,
+    v and out are `batched_view`s, lse a (B, Hq, total_q) view of (Hq, total_q), no mask).
     """
     batch, n_heads, n_queries, head_dim = q.shape
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
+    if sequences is not None:  # the grid and the autotuner's key follow the longest sequence
+        n_queries, n_keys = sequences.max_seqlen_q, sequences.max_seqlen_k
     if out is None:
         out = empty_attention_output(q, v)
     if out.numel() == 0:
@@ -282,7 +296,9 @@ def launch_forward(
         launch = functools.partial(scratch_allocator(q.device).run, launch)
     launch(
         q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
+        *sequence_pointer_args(sequences, placeholder=q),
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
+        *((0, 0) if lse is None else lse.stride()[:2]),
         n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value,
         dropout.p, dropout.keep_scale, dropout.seed,
         seq_bucket(n_queries), seq_bucket(n_keys),
@@ -291,7 +307,8 @@ def launch_forward(
         MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=False),
         USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
         USE_DROPOUT=dropout.active, STORE_LSE=lse is not None,
-        WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask), USE_TMA=use_tma, **precision_flags(q.dtype),
+        WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask), USE_TMA=use_tma, VARLEN=sequences is not None,
+        **precision_flags(q.dtype),
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), padded_head_dim(head_dim_v)),
     )
     return out, lse
