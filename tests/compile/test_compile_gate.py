@@ -89,7 +89,6 @@ class KnownBreak:
     reason: str
 
 
-BACKWARD_KERNELS = ("attention_backward_dk_dv_kernel", "attention_backward_dq_kernel")
 ATTENTION_KERNELS = (*DOT_KERNELS, "split_attention_kernel")
 KNOWN_BREAKS = (
     KnownBreak("no spills",
@@ -97,9 +96,6 @@ KNOWN_BREAKS = (
                "fp32 dots as three TF32 dots hold each operand twice (high and low halves) in HMMA layouts where each "
                "warp holds its rows' whole head dim: the backward's 16x16 tile spills 0.4-0.8 KB a thread at d256 "
                "(dK/dV and dQ, sm_80 and sm_90); needs the head-dim dots split into chunks"),
-    KnownBreak("all dots on HGMMA", lambda row: row["head_dim"] == 256 and row["kernel"] in BACKWARD_KERNELS,
-               "no 16-bit backward tile at d256 keeps full HGMMA without spilling dK/dV (64-row tiles spill "
-               "380+ bytes): the d256 tiles have 32 rows, which HGMMA cannot take; needs a lighter dK/dV kernel"),
 )
 
 

@@ -108,14 +108,16 @@ def masked_scores(
     q, k_t, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
-    INPUT_PRECISION: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, KEYS_FIRST: tl.constexpr = False,
 ):
     """The (BLOCK_M, BLOCK_N) scores q @ k_t in log2 units (qk_scale = softmax scale * log2(e)),
-    with the key bounds, the causal diagonal and the user's mask applied."""
+    with the key bounds, the causal diagonal and the user's mask applied. KEYS_FIRST: the dot is
+    computed as (k_t^T @ q^T)^T, keys as its rows (the dK/dV kernel, see backward.scores_keys_first)."""
     mask_rows = mask_base if MASK_SHARED_ROW else mask_base + offs_m * stride_mask_m
     return masked_scores_from_rows(q, k_t, qk_scale, offs_m, offs_n, mask_rows, stride_mask_n, n_queries, n_keys,
                                    MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL,
-                                   EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
+                                   EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
+                                   KEYS_FIRST=KEYS_FIRST)
 
 
 @triton.jit
@@ -123,13 +125,16 @@ def masked_scores_from_rows(
     q, k_t, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n, n_rows, n_keys,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
-    INPUT_PRECISION: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, KEYS_FIRST: tl.constexpr = False,
 ):
     """masked_scores with the mask addressed by a pointer per tile row (`mask_row_ptrs`, BLOCK_M),
     so a tile's rows may come from different heads (the decode kernel packs a GQA group into one
     tile); with MASK_SHARED_ROW, by the one pointer of the row every tile row shares (see
     load_mask_tile). Rows `offs_m >= n_rows` are padding: their mask is not read."""
-    qk = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
+    if KEYS_FIRST:
+        qk = tl.trans(tl.dot(tl.trans(k_t), tl.trans(q), input_precision=INPUT_PRECISION)) * qk_scale
+    else:
+        qk = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
     if not EVEN_N:
         qk = tl.where(offs_n[None, :] < n_keys, qk, float("-inf"))
     if APPLY_CAUSAL:
