@@ -16,6 +16,7 @@ import triton
 
 from benchmarks.compile.recorder import Launch, recording_launches
 from benchmarks.compile.targets import Arch
+from benchmarks.compile.yardstick import launch_yardstick_forward
 from kernels.positional.triton.encoding import Positions, launch_positional_encoding
 from kernels.sdpa.triton import configs
 from kernels.sdpa.triton.backward import launch_backward
@@ -34,7 +35,11 @@ SDPA_VARIANTS = ("none", "causal", "key_padding", "bool_mask", "additive_mask", 
 DECODE_VARIANTS = ("none", "key_padding", "additive_mask")
 POSITIONAL_VARIANTS = ("add", "gather", "position_ids", "dropout", "backward")
 POSITIONAL_WIDTHS = (64, 512, 1024)  # d_model: the tile's column count follows it up to 1024
-LAUNCHERS = ("forward", "backward", "decode", "positional")
+# "yardstick": our minimal TMA forward (yardstick.py), compiled at the forward's tiles to compare with it;
+# 16-bit, no variant, and only when asked for (not in DEFAULT_LAUNCHERS).
+LAUNCHERS = ("forward", "backward", "decode", "positional", "yardstick")
+DEFAULT_LAUNCHERS = ("forward", "backward", "decode", "positional")
+YARDSTICK_DTYPES = ("float16", "bfloat16")
 _AUTOTUNED = ("forward", "backward", "decode")
 
 _BATCH, _HEADS, _LENGTH = 2, 2, 256  # forward and backward: lengths divide every tile
@@ -53,7 +58,7 @@ class Case:
     pointer_path: bool = False  # True: the forward's pointer path even where a launch would take TMA
 
 
-def cases(launchers=LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, variants=None, quick=False,
+def cases(launchers=DEFAULT_LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, variants=None, quick=False,
           untimed=True, pointer_path=False) -> list[Case]:
     """Every (launcher, dtype, head dim, variant), restricted to the given ones, autotuned and, with
     `untimed`, as KERNELS_AUTOTUNE=0 runs it (its tile is one the autotuner also times: no extra compile).
@@ -67,7 +72,9 @@ def cases(launchers=LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, variants=None
         if quick and launcher == "positional":
             widths = (512,)
         for dtype, width, variant in itertools.product(dtypes, widths, _variants(launcher, quick)):
-            if variants is None or variant in variants:
+            if launcher == "yardstick" and dtype not in YARDSTICK_DTYPES:
+                continue
+            if variants is None or variant in variants or launcher == "yardstick":
                 case = Case(launcher, dtype, width, variant, pointer_path=pointer_path)
                 found += [case, replace(case, autotune=False)] if untimed and launcher in _AUTOTUNED else [case]
     return found
@@ -75,7 +82,7 @@ def cases(launchers=LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, variants=None
 
 def _variants(launcher: str, quick: bool) -> tuple[str, ...]:
     every = {"forward": SDPA_VARIANTS, "backward": SDPA_VARIANTS, "decode": DECODE_VARIANTS,
-             "positional": POSITIONAL_VARIANTS}[launcher]
+             "positional": POSITIONAL_VARIANTS, "yardstick": ("none",)}[launcher]
     return every[:3] if quick else every
 
 
@@ -160,6 +167,12 @@ def _launch_backward(case: Case, dtype: torch.dtype) -> None:
                     case.head_dim**-0.5, dropout=_dropout(case.variant))
 
 
+def _launch_yardstick(case: Case, dtype: torch.dtype) -> None:
+    q, k, v = _attention_inputs(dtype, case.head_dim, _HEADS, _HEADS, _LENGTH, _LENGTH)
+    lse = torch.empty(q.shape[:3], dtype=accumulator_dtype(dtype))
+    launch_yardstick_forward(q, k, v, torch.empty_like(q), lse, case.head_dim**-0.5)
+
+
 def _launch_decode(case: Case, dtype: torch.dtype) -> None:
     q, k, v = _attention_inputs(dtype, case.head_dim, _DECODE_QUERY_HEADS, _DECODE_KV_HEADS, 1, _DECODE_KEYS)
     launch_decode(q, k, v, _mask(case.variant, q, _DECODE_KEYS), case.head_dim**-0.5, _DECODE_SPLITS)
@@ -181,4 +194,5 @@ _LAUNCH = {
     "backward": _launch_backward,
     "decode": _launch_decode,
     "positional": _launch_positional,
+    "yardstick": _launch_yardstick,
 }

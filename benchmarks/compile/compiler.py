@@ -20,7 +20,9 @@ from triton.compiler import ASTSource, make_backend
 from triton.runtime.jit import create_function_from_signature
 
 from benchmarks.compile.recorder import Launch
-from benchmarks.compile.sass import ASYNC_COPY, TMA_LOAD, mma_kinds, parse_ptxas_log, sass_opcodes
+from benchmarks.compile.sass import (
+    ASYNC_COPY, TMA_LOAD, key_loop_instructions, mma_kinds, parse_ptxas_log, sass_listing, sass_opcodes,
+)
 from benchmarks.compile.targets import Arch
 
 _TILE_CONSTEXPRS = ("BLOCK_M", "BLOCK_N", "BLOCK_S", "BLOCK_ROWS", "BLOCK_COLS")
@@ -46,6 +48,7 @@ class Compiled:
     tma_loads: int | None = None
     async_copies: int | None = None
     sass_instructions: int | None = None
+    loop_sass_instructions: int | None = None  # the innermost loop holding an MMA (sass.key_loop_instructions)
     compile_seconds: float | None = None
 
     @property
@@ -102,7 +105,8 @@ def compile_launch(launch: Launch, arch: Arch) -> Compiled:
     result.compile_seconds = round(time.perf_counter() - start, 2)
 
     usage = parse_ptxas_log(log.getvalue())
-    opcodes = sass_opcodes(kernel.asm["cubin"])
+    listing = sass_listing(kernel.asm["cubin"])
+    opcodes = sass_opcodes(listing)
     mma = mma_kinds(opcodes)
     result.registers = usage.registers
     result.spill_store_bytes = usage.spill_store_bytes
@@ -115,6 +119,7 @@ def compile_launch(launch: Launch, arch: Arch) -> Compiled:
     result.tma_loads = opcodes[TMA_LOAD]
     result.async_copies = opcodes[ASYNC_COPY]
     result.sass_instructions = sum(opcodes.values())
+    result.loop_sass_instructions = key_loop_instructions(listing)
     return result
 
 

@@ -16,11 +16,13 @@ from benchmarks.harness.results_file import write_results
 _SUMMARY_COLUMNS = ("launcher", "kernel", "dtype", "arch", "compiles", "failed", "max regs", "max spill st/ld B",
                     "max smem KiB (limit)", "min blocks/SM", "MMA", "TMA loads", "max SASS", "max compile s")
 _PROBLEM_COLUMNS = ("rule", "kernel", "dtype", "arch", "tile", "head dims", "variants", "worst")
+_YARDSTICK_COLUMNS = ("arch", "dtype", "head dim", "tile", "regs", "SASS", "key-loop SASS")
 
 
 def write_report(rows: list[dict], archs: list[Arch], settings: dict, out: Path) -> None:
     summary = summarise(rows)
     broken = grouped_problems(rows)
+    yardstick = yardstick_comparison(rows)
     payload = {
         "benchmark": "compile",
         "environment": run_metadata(torch.device("cpu")),
@@ -29,11 +31,14 @@ def write_report(rows: list[dict], archs: list[Arch], settings: dict, out: Path)
         "rules": {rule.name: rule.why for rule in RULES},
         "summary": summary,
         "problems": broken,
+        "yardstick": yardstick,
         "rows": rows,
     }
     console = Console(width=200)
     console.print(_table("worst case per kernel, dtype and arch", _SUMMARY_COLUMNS, summary))
     console.print(_table(f"rules broken ({len(broken)} groups)", _PROBLEM_COLUMNS, broken))
+    if yardstick:
+        console.print(_table(_YARDSTICK_TITLE, _YARDSTICK_COLUMNS, yardstick))
     json_path = write_results(out, "compile", payload)
     markdown_path = out / "compile.md"
     markdown_path.write_text(markdown(payload))
@@ -75,6 +80,27 @@ def grouped_problems(rows: list[dict]) -> list[dict]:
          "variants": " ".join(sorted({row["variant"] + ("" if row["autotune"] else " (untimed)") for row in group})),
          "worst": _worst(rule, group)}
         for (rule, kernel, dtype, arch, tile), group in sorted(groups.items())
+    ]
+
+
+_YARDSTICK_TITLE = "forward without mask (ours) / yardstick (compile/yardstick.py), same tile"
+
+
+def yardstick_comparison(rows: list[dict]) -> list[dict]:
+    """The forward's maskless rows next to the yardstick's at the same (arch, dtype, head dim, tile):
+    registers, SASS instructions and those of the key loop, as "ours / yardstick"."""
+    def key(row: dict) -> tuple:
+        return row["arch"], row["dtype"], row["head_dim"], row["tile"]
+
+    yardsticks = {key(row): row for row in rows if row["launcher"] == "yardstick" and row["error"] is None}
+    forwards = [row for row in rows if row["kernel"] == "attention_forward_kernel" and row["variant"] == "none"
+                and row["autotune"] and row["error"] is None and key(row) in yardsticks]
+    return [
+        {"arch": row["arch"], "dtype": row["dtype"], "head dim": row["head_dim"], "tile": row["tile"],
+         **{column: f"{row[field]} / {yardsticks[key(row)][field]}"
+            for column, field in (("regs", "registers"), ("SASS", "sass_instructions"),
+                                  ("key-loop SASS", "loop_sass_instructions"))}}
+        for row in forwards
     ]
 
 
@@ -131,6 +157,8 @@ def markdown(payload: dict) -> str:
         "",
         *(_markdown_table(_PROBLEM_COLUMNS, payload["problems"]) if payload["problems"] else ["None."]),
     ]
+    if payload["yardstick"]:
+        lines += ["", f"## The {_YARDSTICK_TITLE}", "", *_markdown_table(_YARDSTICK_COLUMNS, payload["yardstick"])]
     return "\n".join(lines) + "\n"
 
 

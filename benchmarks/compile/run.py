@@ -28,9 +28,10 @@ _TILE = re.compile(r"^(\d+)x(\d+)/(\d+)/(\d+)$")
 def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", nargs="+", choices=sorted(ARCHS), default=sorted(ARCHS), metavar="ARCH",
                         help=f"architectures (default: all of {', '.join(sorted(ARCHS))})")
-    parser.add_argument("--launchers", nargs="+", choices=case_list.LAUNCHERS, default=case_list.LAUNCHERS,
+    parser.add_argument("--launchers", nargs="+", choices=case_list.LAUNCHERS, default=case_list.DEFAULT_LAUNCHERS,
                         metavar="LAUNCHER",
-                        help=f"kernels by launcher (default: all of {', '.join(case_list.LAUNCHERS)})")
+                        help=f"kernels by launcher, of {', '.join(case_list.LAUNCHERS)} (default: all but the "
+                             "yardstick, a minimal TMA forward to compare the forward with: yardstick.py)")
     parser.add_argument("--dtypes", nargs="+", choices=case_list.DTYPES, default=case_list.DTYPES, metavar="DTYPE")
     parser.add_argument("--head-dims", nargs="+", type=int, default=case_list.HEAD_DIMS, metavar="D",
                         help="attention head dims (default: %(default)s)")
@@ -66,9 +67,9 @@ def _positive(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         raise SystemExit("compile: unset TRITON_INTERPRET; the interpreter compiles nothing")
-    if args.tile and not set(args.launchers) <= {"forward", "backward"}:
-        raise SystemExit("compile: --tile applies to the forward and backward kernels: "
-                         "add --launchers forward backward")
+    if args.tile and not set(args.launchers) <= {"forward", "backward", "yardstick"}:
+        raise SystemExit("compile: --tile applies to the forward and backward kernels (and the yardstick): "
+                         "add --launchers forward backward yardstick")
     selected = case_list.cases(args.launchers, args.dtypes, args.head_dims, args.variants, args.quick,
                                untimed=not args.tile, pointer_path=args.pointer_path)
     if not selected:

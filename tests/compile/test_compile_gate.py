@@ -89,17 +89,7 @@ class KnownBreak:
     reason: str
 
 
-BACKWARD_KERNELS = ("attention_backward_dk_dv_kernel", "attention_backward_dq_kernel")
 KNOWN_BREAKS = (
-    KnownBreak("no spills",
-               lambda row: (row["kernel"] == "positional_encoding_kernel" and row["dtype"] in ("float16", "bfloat16")
-                            and row["head_dim"] == 64),
-               "ptxas holds the positional encoding at 128 registers on 4 warps and spills 8 bytes on the 64x64 "
-               "tile of 16-bit d_model 64 (8 warps, tried, hold it at 64 and spill at d512/d1024 instead); the "
-               "cause is in the kernel, not the tile"),
-    KnownBreak("all dots on HGMMA", lambda row: row["head_dim"] == 256 and row["kernel"] in BACKWARD_KERNELS,
-               "no 16-bit backward tile at d256 keeps full HGMMA without spilling dK/dV (64-row tiles spill "
-               "380+ bytes): the d256 tiles have 32 rows, which HGMMA cannot take; needs a lighter dK/dV kernel"),
 )
 
 

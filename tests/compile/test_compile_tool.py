@@ -1,13 +1,17 @@
-"""The compile report's own pieces that need no compile: ptxas log and occupancy arithmetic, the
-command line's errors. The compiles themselves are tested by test_compile_gate.py."""
+"""The compile report's own pieces that need no compile: ptxas log, SASS key loop and occupancy
+arithmetic, the command line's errors, the yardstick kernel's results. The compiles themselves are
+tested by test_compile_gate.py."""
 from collections import Counter
 
 import pytest
+import torch
 
 from benchmarks.__main__ import main
 from benchmarks.compile.checks import broken_rules
-from benchmarks.compile.sass import PtxasUsage, mma_kinds, parse_ptxas_log
+from benchmarks.compile.sass import PtxasUsage, key_loop_instructions, mma_kinds, parse_ptxas_log
 from benchmarks.compile.targets import ARCHS
+from benchmarks.compile.yardstick import _yardstick_forward_kernel
+from kernels.sdpa.triton.common import LOG2E
 
 PTXAS_LOG = """ptxas info    : 0 bytes gmem
 ptxas info    : Compiling entry function '_attention_forward_kernel' for 'sm_90a'
@@ -80,3 +84,43 @@ def test_refuses_to_run_in_the_interpreter(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     with pytest.raises(SystemExit, match="unset TRITON_INTERPRET"):
         main(["compile", "--arch", "sm_90"])
+
+
+def sass_line(address: int, instruction: str) -> str:
+    return f"        /*{address:04x}*/                   {instruction} ;      /* 0x000000000000794d */"
+
+
+def test_key_loop_is_the_innermost_loop_that_holds_an_mma():
+    """The key loop 0x20-0x60 (a barrier's spin loop nested in it, counted with it; its NOP not), not
+    the retry path after the EXIT that branches back into the loop, nor the loop without an MMA."""
+    program = [
+        (0x00, "MOV R1, c[0x0][0x28]"),
+        (0x10, "@P0 BRA 0x00"),  # a loop without an MMA
+        (0x20, "SYNCS.PHASECHK.TRANS64.TRYWAIT P0, [UR4], RZ"),
+        (0x30, "@!P0 BRA 0x20"),
+        (0x40, "HGMMA.64x64x16.F32 R24, gdesc[UR12], RZ"),
+        (0x50, "NOP"),
+        (0x60, "@P1 BRA 0x20"),
+        (0x70, "EXIT"),
+        (0x80, "BRA 0x40"),  # out-of-line retry path, back into the loop
+    ]
+    listing = "\n".join(sass_line(address, text) for address, text in program)
+    assert key_loop_instructions(listing) == 4
+    assert key_loop_instructions("\n".join(sass_line(a, t) for a, t in program[:2])) is None
+
+
+def test_the_yardstick_computes_attention(device):
+    """The yardstick is compiled, not launched, by the tool; run in the interpreter (or on a GPU) it must
+    still be attention, or it measures nothing worth matching."""
+    batch, heads, n_queries, n_keys, head_dim = 2, 3, 32, 48, 16
+    q, k, v = (torch.randn(batch, heads, length, head_dim, device=device, dtype=torch.float16)
+               for length in (n_queries, n_keys, n_keys))
+    out = torch.full_like(q, float("nan"))
+    lse = torch.full((batch, heads, n_queries), float("nan"), device=device)
+    scale = head_dim**-0.5
+    grid = (n_queries // 16, batch * heads)
+    _yardstick_forward_kernel.fn[grid](q, k, v, out, lse, n_queries, n_keys, scale * LOG2E.value,
+                                       BLOCK_D=head_dim, BLOCK_DV=head_dim, BLOCK_M=16, BLOCK_N=16)
+    scores = q.double() @ k.double().transpose(-1, -2) * scale
+    torch.testing.assert_close(out.double(), torch.softmax(scores, -1) @ v.double(), atol=2e-3, rtol=0)
+    torch.testing.assert_close(lse.double(), torch.logsumexp(scores, -1), atol=1e-4, rtol=0)

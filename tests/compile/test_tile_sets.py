@@ -5,9 +5,12 @@ import pytest
 import torch
 
 from kernels.sdpa.triton import configs
-from kernels.sdpa.triton.configs import BACKWARD_TILES, DECODE_TILES, FORWARD_TILES, head_dim_pruner
+from kernels.sdpa.triton.configs import (
+    BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, DECODE_TILES, FORWARD_TILES, head_dim_pruner,
+)
 
-TILE_SETS = {"forward": FORWARD_TILES, "backward": BACKWARD_TILES, "decode": DECODE_TILES}
+TILE_SETS = {"forward": FORWARD_TILES, "backward dK/dV": BACKWARD_DK_DV_TILES, "backward dQ": BACKWARD_DQ_TILES,
+             "decode": DECODE_TILES}
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 PADDED_HEAD_DIMS = (16, 32, 64, 128, 256)
 

@@ -14,9 +14,10 @@ Variants are constexpr flags of this one kernel:
 - DROPOUT: the keep mask is a pure function of (seed, row, column), so the backward regenerates it.
 
 Precision: positions, frequencies (exp2 of a folded constant) and angles are float32, as in a
-float32 table. Angles are reduced to [-pi, pi] before tl.sin / tl.cos (Cody-Waite with a two-part
-2pi, exact while angle / 2pi < 2**16), so what is left is the float32 rounding of the frequency and
-of position * frequency: an error in proportion to the position, the same order as a float32 table's
+float32 table. Angles are reduced to [-pi, pi] (Cody-Waite with a two-part 2pi, exact while
+angle / 2pi < 2**16), then by quarter turns to [-pi/4, pi/4], where two polynomials give sin and cos
+to about one float32 ulp (_sin_cos_within_half_turn), so what is left is the float32 rounding of the
+frequency and of position * frequency: an error in proportion to the position, the same order as a float32 table's
 (measured in the interpreter: at most 2 x position x 2**-24). Positions must stay below 2**24, where
 float32 stops representing every integer. Each (2i, 2i+1) column pair shares one angle, one
 reduction, one sin and one cos.
@@ -35,6 +36,16 @@ from kernels.shared.triton_availability import INTERPRETING
 INV_TWO_PI = tl.constexpr(1 / (2 * math.pi))
 TWO_PI_HI = tl.constexpr(6.28125)  # 201 / 32: a multiple of it by any integer below 2**16 is exact in float32
 TWO_PI_LO = tl.constexpr(2 * math.pi - 6.28125)
+TWO_OVER_PI = tl.constexpr(2 / math.pi)
+HALF_PI_HI = tl.constexpr(1.5703125)  # 201 / 128: exact times the quarter-turn counts -2..2
+HALF_PI_LO = tl.constexpr(math.pi / 2 - 1.5703125)
+# Polynomials on [-pi/4, pi/4] (z = r * r), our own fit (least squares reweighted toward minimax on
+# Chebyshev nodes; evaluated in float32 they err by about one ulp of the result, 1.2 at most):
+# sin r = r + r * z * (S1 + z * (S2 + z * S3)), cos r = 1 - z / 2 + z * z * (C1 + z * (C2 + z * C3)).
+SIN_1, SIN_2, SIN_3 = tl.constexpr(-0.16666655242443085), tl.constexpr(0.008332177996635437), \
+    tl.constexpr(-0.0001951729936990887)
+COS_1, COS_2, COS_3 = tl.constexpr(0.04166664555668831), tl.constexpr(-0.001388736767694354), \
+    tl.constexpr(2.4438451873720624e-05)
 
 
 @dataclass(frozen=True)
@@ -58,8 +69,30 @@ def _sinusoid(positions, col_start, FREQ_LOG2_STEP: tl.constexpr, BLOCK_ROWS: tl
     # subtraction from the angle; the small remainder TWO_PI_LO carries the rest of 2pi.
     turns = tl.math.floor(angles * INV_TWO_PI + 0.5)
     reduced = (angles - turns * TWO_PI_HI) - turns * TWO_PI_LO
-    pe = tl.join(tl.sin(reduced), tl.cos(reduced))  # (rows, pairs, 2): column 2i + j
+    sin, cos = _sin_cos_within_half_turn(reduced)
+    pe = tl.join(sin, cos)  # (rows, pairs, 2): column 2i + j
     return tl.reshape(pe, [BLOCK_ROWS, BLOCK_COLS])
+
+
+@triton.jit
+def _sin_cos_within_half_turn(x):
+    """sin x and cos x for x in [-pi, pi], in float32 to about one ulp. tl.sin / tl.cos (libdevice) carry
+    a slow path for huge arguments (a Payne-Hanek reduction through a local-memory array), inlined for
+    every element although these angles are already reduced: it cost the 64x64 tile of a 16-bit d_model
+    64 an 8-byte spill. Here: quarter turns q = round(2x / pi) in -2..2, r = x - q pi/2 in [-pi/4, pi/4],
+    two polynomials, and the quadrant q mod 4 picks and signs them."""
+    quarter_turns = tl.math.floor(x * TWO_OVER_PI + 0.5)
+    r = (x - quarter_turns * HALF_PI_HI) - quarter_turns * HALF_PI_LO
+    z = r * r
+    sin_r = r + r * z * (SIN_1 + z * (SIN_2 + z * SIN_3))
+    cos_r = 1.0 - 0.5 * z + z * z * (COS_1 + z * (COS_2 + z * COS_3))
+    quadrant = quarter_turns.to(tl.int32) & 3  # sin, cos = (s, c), (c, -s), (-s, -c), (-c, s)
+    odd = (quadrant & 1) != 0
+    sin = tl.where(odd, cos_r, sin_r)
+    cos = tl.where(odd, sin_r, cos_r)
+    sin = tl.where(quadrant >= 2, -sin, sin)
+    cos = tl.where((quadrant == 1) | (quadrant == 2), -cos, cos)
+    return sin, cos
 
 
 @triton.jit

@@ -25,17 +25,21 @@ from kernels.sdpa.triton.common import (
     seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
-    BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, autotune_configs, head_dim_pruner,
+    BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, INTERPRETER_BACKWARD_TILE, TileSet, autotune_configs, head_dim_pruner,
 )
 from kernels.sdpa.triton.sequences import PackedSequences, sequence_pointer_args, sequence_rows
 from kernels.shared.dropout import Dropout
 
-_AUTOTUNE = dict(
-    configs=autotune_configs(BACKWARD_TILES, INTERPRETER_BACKWARD_TILE, INTERPRETING),
-    key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-         "IS_CAUSAL", "USE_DROPOUT", "VARLEN"],
-    prune_configs_by={"early_config_prune": head_dim_pruner(BACKWARD_TILES)},
-)
+
+def _autotune(tiles: TileSet) -> dict:
+    return dict(
+        configs=autotune_configs(tiles, INTERPRETER_BACKWARD_TILE, INTERPRETING),
+        key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
+             "IS_CAUSAL", "USE_DROPOUT", "VARLEN"],
+        prune_configs_by={"early_config_prune": head_dim_pruner(tiles)},
+    )
+
+
 _EVEN_LENGTHS = {
     "EVEN_M": lambda args: not args["VARLEN"] and args["n_queries"] % args["BLOCK_M"] == 0,
     "EVEN_N": lambda args: not args["VARLEN"] and args["n_keys"] % args["BLOCK_N"] == 0,
@@ -79,17 +83,23 @@ def _recompute_tile(
     q, k, v, do, lse_log2, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
     dropout_p, dropout_scale, dropout_seed, batch_head,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
-    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, INPUT_PRECISION: tl.constexpr, KEYS_FIRST: tl.constexpr,
 ):
     """For one (BLOCK_M, BLOCK_N) tile: the forward's probabilities P, the weights it actually
     applied (P after dropout), and dP = dO @ V^T through the same dropout mask, regenerated. With `k`
-    and `v` None, `q` and `do` hold the products q @ K^T and dO @ V^T already (_score_products)."""
+    and `v` None, `q` and `do` hold the products q @ K^T and dO @ V^T already (_score_products).
+    KEYS_FIRST computes both dots transposed, keys as their rows (see scores_keys_first)."""
     qk = masked_scores(q, None if k is None else tl.trans(k), qk_scale, offs_m, offs_n, mask_base, stride_mask_m,
                        stride_mask_n, n_queries, n_keys, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
                        APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
-                       INPUT_PRECISION=INPUT_PRECISION)
+                       INPUT_PRECISION=INPUT_PRECISION, KEYS_FIRST=KEYS_FIRST)
     p = tl.math.exp2(qk - lse_log2[:, None])
-    dp = do if v is None else tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
+    if v is None:
+        dp = do
+    elif KEYS_FIRST:
+        dp = tl.trans(tl.dot(v, tl.trans(do), input_precision=INPUT_PRECISION))
+    else:
+        dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
     p_applied = p
     if USE_DROPOUT:
         keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, dropout_p)
@@ -153,7 +163,7 @@ def _accumulate_dk_dv(
     BLOCK_M: tl.constexpr, MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
-    WIDE_OFFSETS: tl.constexpr, REREAD_Q_DO: tl.constexpr,
+    WIDE_OFFSETS: tl.constexpr, REREAD_Q_DO: tl.constexpr, KEYS_FIRST: tl.constexpr,
     stride_kd=0, stride_vd=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
 ):
     """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV.
@@ -184,7 +194,7 @@ def _accumulate_dk_dv(
             mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys, dropout_p, dropout_scale, dropout_seed,
             batch_head, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
             APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
-            EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION, KEYS_FIRST=KEYS_FIRST)
         if HEAD_DIM_CHUNK:  # the whole dO tile for the dV dot, the whole q tile after it: never both live
             do = _load_row_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, EVEN_M=EVEN_M, PAD=PAD_DV,
                                 DOT_IN_FP32=DOT_IN_FP32)
@@ -205,8 +215,11 @@ def _accumulate_dk_dv(
     return dk, dv
 
 
-@triton.autotune(**_AUTOTUNE)
-@triton.heuristics(_EVEN_LENGTHS)
+@triton.autotune(**_autotune(BACKWARD_DK_DV_TILES))
+@triton.heuristics({
+    **_EVEN_LENGTHS,
+    "KEYS_FIRST": lambda args: scores_keys_first(args["q_ptr"].dtype, args["BLOCK_M"], args["BLOCK_N"]),
+})
 @triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_backward_dk_dv_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, mask_ptr, key_range_ptr,
@@ -225,7 +238,7 @@ def _attention_backward_dk_dv_kernel(
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     REREAD_Q_DO: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr, VARLEN: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, KEYS_FIRST: tl.constexpr,
 ):
     start_n = tl.program_id(0)
     n_kv_heads = n_heads // group_size
@@ -292,7 +305,7 @@ def _attention_backward_dk_dv_kernel(
                 BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
                 APPLY_CAUSAL=past_diagonal == 0, USE_DROPOUT=USE_DROPOUT,
                 EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
-                WIDE_OFFSETS=WIDE_OFFSETS, REREAD_Q_DO=REREAD_Q_DO,
+                WIDE_OFFSETS=WIDE_OFFSETS, REREAD_Q_DO=REREAD_Q_DO, KEYS_FIRST=KEYS_FIRST,
                 stride_kd=stride_kd, stride_vd=stride_vd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
 
     dk = dk * sm_scale
@@ -342,13 +355,13 @@ def _accumulate_dq(
             offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
             n_queries, n_keys, dropout_p, dropout_scale, dropout_seed, batch_head,
             MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
-            EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION, KEYS_FIRST=False)
         ds = p * (dp - delta[:, None])
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=INPUT_PRECISION, out_dtype=dq.dtype)
     return dq
 
 
-@triton.autotune(**_AUTOTUNE)
+@triton.autotune(**_autotune(BACKWARD_DQ_TILES))
 @triton.heuristics(_EVEN_LENGTHS)
 @triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_backward_dq_kernel(
@@ -423,6 +436,18 @@ def _attention_backward_dq_kernel(
     dq = dq * sm_scale
     dq_ptrs = tile_ptrs(dq_ptr + batch * stride_dqb + head * stride_dqh + query_row0 * stride_dqm, offs_m, offs_d, stride_dqm, stride_dqd)
     tl.store(dq_ptrs, dq.to(dq_ptr.dtype.element_ty), mask=(offs_m[:, None] < n_queries) & (offs_d[None, :] < HEAD_DIM))
+
+
+def scores_keys_first(dtype: torch.dtype, block_m: int, block_n: int) -> bool:
+    """KEYS_FIRST of the dK/dV kernel (a heuristic of its tile): the scores and dP dots computed as
+    K @ q^T and V @ dO^T (then transposed back), so that all four of its dots take their rows (the M
+    of a warpgroup MMA, 64 per 4 warps on sm_90) from the BLOCK_N keys it owns, like its accumulators.
+    The query tiles it streams can then be shorter than the key block (16 rows at d256, where 64 keys
+    x 64 queries spill) and still run on HGMMA. 16-bit tiles with BLOCK_M < BLOCK_N only: float32's
+    three TF32 dots, in HMMA layouts, spill when transposed (dK/dV d128 causal: 255 registers and 72
+    bytes on sm_90, 254 and none query-first), and square 16-bit tiles gain nothing sure (d128 causal:
+    254 -> 210 registers on sm_90 but 172 -> 228 on sm_80)."""
+    return dtype in (torch.float16, torch.bfloat16) and block_m < block_n
 
 
 def rereads_query_tiles(dtype: torch.dtype, block_d: int) -> bool:

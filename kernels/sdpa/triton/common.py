@@ -108,14 +108,16 @@ def masked_scores(
     q, k_t, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
-    INPUT_PRECISION: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, KEYS_FIRST: tl.constexpr = False,
 ):
     """The (BLOCK_M, BLOCK_N) scores q @ k_t in log2 units (qk_scale = softmax scale * log2(e)),
-    with the key bounds, the causal diagonal and the user's mask applied."""
+    with the key bounds, the causal diagonal and the user's mask applied. KEYS_FIRST: the dot is
+    computed as (k_t^T @ q^T)^T, keys as its rows (the dK/dV kernel, see backward.scores_keys_first)."""
     mask_rows = mask_base if MASK_SHARED_ROW else mask_base + offs_m * stride_mask_m
     return masked_scores_from_rows(q, k_t, qk_scale, offs_m, offs_n, mask_rows, stride_mask_n, n_queries, n_keys,
                                    MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL,
-                                   EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION)
+                                   EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
+                                   KEYS_FIRST=KEYS_FIRST)
 
 
 @triton.jit
@@ -123,7 +125,7 @@ def masked_scores_from_rows(
     q, k_t, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n, n_rows, n_keys,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
-    INPUT_PRECISION: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, KEYS_FIRST: tl.constexpr = False,
 ):
     """masked_scores with the mask addressed by a pointer per tile row (`mask_row_ptrs`, BLOCK_M),
     so a tile's rows may come from different heads (the decode kernel packs a GQA group into one
@@ -132,6 +134,8 @@ def masked_scores_from_rows(
     holds the product q @ k_t already (head_dim_chunked_dot)."""
     if k_t is None:
         qk = q * qk_scale
+    elif KEYS_FIRST:
+        qk = tl.trans(tl.dot(tl.trans(k_t), tl.trans(q), input_precision=INPUT_PRECISION)) * qk_scale
     else:
         qk = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
     if not EVEN_N:

@@ -9,8 +9,9 @@ gradcheck, need only launch; the known breaks of the compile gate list the excep
 `python -m benchmarks compile` shows it and tests/compile/test_compile_gate.py keeps it so.
 `max_head_dim` prunes the tiles too big for a call's padded head dim (`min_head_dim` those kept
 for large head dims only). 16-bit tiles are chosen for
-Hopper (H100/H200): warpgroup MMA (HGMMA) needs 64-row dot operands per 4 warps, so no 16-bit
-tile of the forward or backward has a 32 side below head dim 256.
+Hopper (H100/H200): warpgroup MMA (HGMMA) needs 64-row dot operands per 4 warps, so every 16-bit
+tile gives the rows its kernel owns (queries in the forward and dQ, keys in dK/dV), which are the
+rows of its dots, 64 or more.
 """
 import os
 from dataclasses import dataclass
@@ -103,17 +104,16 @@ FORWARD_TILES = TileSet(
     double=(TileConfig(32, 32, num_warps=4, num_stages=1, max_head_dim=256),),
 )
 
-# Backward tiles: the dK/dV kernel owns BLOCK_N keys and streams BLOCK_M queries, the dQ kernel
-# the other way round; each kernel is tuned separately from the same lists. dK/dV holds two
-# BLOCK_N x D fp32 accumulators: 8 warps (64x64 on 4 warps spills with dropout), no 128-row tile
-# (dK/dV spills on sm_80 at d64 when causal, dQ at d128), and at d256 only, 32-row tiles: 64 rows
-# spill there, and no 16-bit tile at d256 keeps both full HGMMA and no spill.
-BACKWARD_TILES = TileSet(
-    half=(
-        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128),
-        TileConfig(32, 32, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
-        TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
-    ),
+# Backward tiles, one list per kernel: the dK/dV kernel owns BLOCK_N keys and streams BLOCK_M
+# queries, the dQ kernel the other way round. dK/dV holds two BLOCK_N x D fp32 accumulators:
+# 8 warps (64x64 on 4 warps spills with dropout), no 128-row tile (dK/dV spills on sm_80 at d64 when
+# causal, dQ at d128). HGMMA takes 64-row operands per 4 warps, and every dot of a kernel can take its
+# rows from the side the kernel owns (dK/dV computes the scores keys first when BLOCK_M < BLOCK_N,
+# backward.scores_keys_first), so at d256 each kernel owns 64 rows and streams a short tile of the
+# other side, on 8 warps: 64 keys x 16 queries for dK/dV (its accumulators take 128 registers a
+# thread; 32 queries spill 8-124 bytes on sm_80 with a mask, one stage 260-550 bytes anywhere), 64
+# queries x 32 keys for dQ (64x16 on 4 warps spills 316 bytes causal on sm_90, one stage spills).
+_BACKWARD_SINGLE = (
     # fp32 dots as three TF32 dots (tf32x3) hold each operand twice (high and low TF32 halves), in
     # HMMA operand layouts where every warp holds its rows' whole head dim: 16-row tiles only. 32x32
     # spills in dK/dV at every head dim (2.7 KB a thread on sm_90, 21 KB on sm_80), 32x16 and 32x32 on
@@ -122,14 +122,28 @@ BACKWARD_TILES = TileSet(
     # operands in head-dim chunks (common.head_dim_chunk); what is left is dK and dV (16 x 256 fp32
     # each) and the whole q or dO tile of the gradient dots: 16x16 on 4 warps still reached 255
     # registers and spilled 16-300 bytes with key padding, on 8 warps it peaks at 222 (causal).
-    single=(
-        TileConfig(16, 32, num_warps=4, num_stages=2, max_head_dim=64),
-        TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=128),
-        TileConfig(16, 16, num_warps=8, num_stages=1, max_head_dim=256, min_head_dim=256),
+    TileConfig(16, 32, num_warps=4, num_stages=2, max_head_dim=64),
+    TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=128),
+    TileConfig(16, 16, num_warps=8, num_stages=1, max_head_dim=256, min_head_dim=256),
+)
+# fp64 (launchable is enough): 16x16, one stage; at d256 dK/dV re-reads q and dO to fit the A100
+# (backward.rereads_query_tiles).
+_BACKWARD_DOUBLE = (TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=256),)
+BACKWARD_DK_DV_TILES = TileSet(
+    half=(
+        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128),
+        TileConfig(16, 64, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
     ),
-    # fp64 (launchable is enough): 16x16, one stage; at d256 dK/dV re-reads q and dO to fit the A100
-    # (backward.rereads_query_tiles).
-    double=(TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=256),),
+    single=_BACKWARD_SINGLE,
+    double=_BACKWARD_DOUBLE,
+)
+BACKWARD_DQ_TILES = TileSet(
+    half=(
+        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128),
+        TileConfig(64, 32, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
+    ),
+    single=_BACKWARD_SINGLE,
+    double=_BACKWARD_DOUBLE,
 )
 
 # Decode reads each key and value once and does little math per byte: long key tiles and deep
