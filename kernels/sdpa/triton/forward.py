@@ -41,7 +41,12 @@ from kernels.sdpa.triton.common import (
 from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
 )
+from kernels.sdpa.triton.score_variants import (
+    VARIANT_FLAGS, KernelVariants, clip_to_window, lse_without_keys, per_row_values, start_row_stats,
+    tile_straddles_window, windowed_scores,
+)
 from kernels.sdpa.triton.descriptors import row_tile_descriptor, scratch_allocator, uses_tensor_descriptors
+from kernels.sdpa.variants import AttentionVariants
 from kernels.shared.dropout import Dropout
 from kernels.shared.host_math import ceil_div
 
@@ -58,6 +63,8 @@ def attend_key_tiles(
     APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
+    query_pos, row_slopes, softcap_log2, window_left, window_right, first_row, last_row,
+    SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     diagonal_start=0, USE_TMA: tl.constexpr = False,
 ):
     """Fold the key tiles [key_start, key_end) into the running (acc, m_i, l_i) of one query block.
@@ -68,7 +75,11 @@ def attend_key_tiles(
     With APPLY_CAUSAL the tiles from `diagonal_start` on get the causal compare, the ones before it
     do not: one loop, whose compare is a branch on a value uniform over the block, so the loop body
     is compiled once (two loops, one per kind of tile, held 128x128 d64 at 255 registers on sm_90;
-    one loop: 168, as without causal)."""
+    one loop: 168, as without causal).
+
+    The score variants (score_variants.py): `query_pos` are the rows' query positions (rows of
+    queries [first_row, last_row]), `row_slopes` their ALiBi slopes in log2 units; the window
+    compare runs on the tiles that straddle the band's edges only."""
     for start_n in range(key_start, key_end, BLOCK_N):
         offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
         # K^T tile (BLOCK_D, BLOCK_N), read straight through the strides (or the descriptor's rows,
@@ -80,13 +91,19 @@ def attend_key_tiles(
                           offs_d, offs_n, HEAD_DIM, n_keys, CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
         if DOT_IN_FP32:
             k = k.to(tl.float32)
-        qk = masked_scores_from_rows(q, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n, n_queries, n_keys,
-                                     MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
-                                     APPLY_CAUSAL=False, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
-                                     INPUT_PRECISION=INPUT_PRECISION)
+        qk, _ = masked_scores_from_rows(q, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n, n_queries,
+                                        n_keys, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
+                                        APPLY_CAUSAL=False, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
+                                        INPUT_PRECISION=INPUT_PRECISION, query_pos=query_pos, row_slopes=row_slopes,
+                                        softcap_log2=softcap_log2, SOFTCAP=SOFTCAP, ALIBI=ALIBI)
         if APPLY_CAUSAL:
             if start_n >= diagonal_start:
                 qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
+        if WINDOW_LEFT or WINDOW_RIGHT:
+            if tile_straddles_window(first_row, last_row, start_n, start_n + BLOCK_N - 1, window_left, window_right,
+                                     WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT):
+                qk = windowed_scores(qk, query_pos, offs_n, window_left, window_right,
+                                     WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT)
 
         # Online softmax. A row that has seen only masked keys keeps m = -inf; using 0 in its place
         # makes every exp2 exactly 0 instead of exp2(-inf - -inf) = NaN.
@@ -125,7 +142,7 @@ def finish_rows(acc, m_i, l_i):
 @triton.autotune(
     configs=autotune_configs(FORWARD_TILES, INTERPRETER_FORWARD_TILE, INTERPRETING),
     key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-         "IS_CAUSAL", "USE_DROPOUT", "USE_TMA"],
+         "IS_CAUSAL", "USE_DROPOUT", "USE_TMA", *VARIANT_FLAGS],
     prune_configs_by={"early_config_prune": head_dim_pruner(FORWARD_TILES)},
 )
 @triton.heuristics({
@@ -135,6 +152,7 @@ def finish_rows(acc, m_i, l_i):
 @triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_forward_kernel(
     q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr, mask_ptr, key_range_ptr,
+    slopes_ptr, stride_slopes_b, sinks_ptr, softcap_log2, window_left, window_right,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -147,6 +165,8 @@ def _attention_forward_kernel(
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     STORE_LSE: tl.constexpr, WIDE_OFFSETS: tl.constexpr, USE_TMA: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
+    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
@@ -174,13 +194,21 @@ def _attention_forward_kernel(
     if DOT_IN_FP32:
         q = q.to(tl.float32)
 
-    m_i = tl.full([BLOCK_M], float("-inf"), dtype=ACC_DTYPE)
-    l_i = tl.zeros([BLOCK_M], dtype=ACC_DTYPE)
+    m_i, l_i = start_row_stats(sinks_ptr, head, True, BLOCK_M=BLOCK_M, ACC_DTYPE=ACC_DTYPE, USE_SINKS=USE_SINKS)
     acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=ACC_DTYPE)
 
     key_start, diagonal_start, diagonal_end = key_span(
         start_m, batch, key_range_ptr, n_keys,
         BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, USE_KEY_RANGE=USE_KEY_RANGE, IS_CAUSAL=IS_CAUSAL)
+    first_row = start_m * BLOCK_M
+    last_row = first_row + BLOCK_M - 1
+    key_start, diagonal_start, diagonal_end = clip_to_window(
+        key_start, diagonal_start, diagonal_end, first_row, last_row, window_left, window_right, n_keys,
+        BLOCK=BLOCK_N, HAS_BEFORE=WINDOW_LEFT, HAS_AFTER=WINDOW_RIGHT)
+    row_slopes = 0.0
+    if ALIBI:
+        row_slopes = tl.zeros([BLOCK_M], dtype=tl.float32) + per_row_values(
+            slopes_ptr, batch * stride_slopes_b + head, True, LOG2E)
 
     # Tiles before the diagonal need no causal compare, the diagonal tiles [diagonal_start,
     # diagonal_end) do (non-causal: diagonal_end is the key span's end).
@@ -193,7 +221,10 @@ def _attention_forward_kernel(
         BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
         APPLY_CAUSAL=IS_CAUSAL, USE_DROPOUT=USE_DROPOUT,
         EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
-        WIDE_OFFSETS=WIDE_OFFSETS, diagonal_start=diagonal_start, USE_TMA=USE_TMA)
+        WIDE_OFFSETS=WIDE_OFFSETS, query_pos=offs_m, row_slopes=row_slopes, softcap_log2=softcap_log2,
+        window_left=window_left, window_right=window_right, first_row=first_row, last_row=last_row,
+        SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT,
+        diagonal_start=diagonal_start, USE_TMA=USE_TMA)
 
     out, lse = finish_rows(acc, m_i, l_i)
     out_base = out_ptr + batch * stride_ob + head * stride_oh
@@ -226,6 +257,7 @@ def launch_forward(
     out: torch.Tensor | None = None,
     lse: torch.Tensor | None = None,
     dropout: Dropout = Dropout(),
+    variants: AttentionVariants | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Launch the kernel on validated inputs; returns (out, lse).
 
@@ -234,6 +266,7 @@ def launch_forward(
     memory laid out as (B, Nq, Hq, Dv), so merging heads afterwards is a free view. `lse`, when
     given, is a contiguous (B, Hq, Nq) tensor of `accumulator_dtype(q.dtype)` that receives the
     log-sum-exp. `dropout` (probability and Philox seed) drops attention weights in the kernel.
+    `variants`: the checked window / softcap / ALiBi / sinks options (kernels/sdpa/variants.py).
     """
     batch, n_heads, n_queries, head_dim = q.shape
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
@@ -244,10 +277,11 @@ def launch_forward(
     if n_keys == 0:  # every row is fully masked
         out.zero_()
         if lse is not None:
-            lse.fill_(float("-inf"))
+            lse.copy_(lse_without_keys(lse, variants))
         return out, lse
 
     mask_args = MaskArgs(mask, placeholder=q)
+    kernel_variants = KernelVariants(variants, placeholder=q)
 
     def grid(meta):
         return (ceil_div(n_queries, meta["BLOCK_M"]), batch * n_heads)
@@ -257,7 +291,7 @@ def launch_forward(
     if use_tma and not INTERPRETING:  # the kernel writes its descriptors into scratch memory
         launch = functools.partial(scratch_allocator(q.device).run, launch)
     launch(
-        q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
+        q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg, *kernel_variants.args,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
         n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value,
         dropout.p, dropout.keep_scale, dropout.seed,
@@ -268,5 +302,6 @@ def launch_forward(
         USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
         USE_DROPOUT=dropout.active, STORE_LSE=lse is not None,
         WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask), USE_TMA=use_tma, **precision_flags(q.dtype),
+        **kernel_variants.flags,
     )
     return out, lse
