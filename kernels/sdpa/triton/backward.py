@@ -441,7 +441,7 @@ def launch_backward(
         sinks_grad.copy_(sink_gradient(variants.sinks, lse, delta))
 
     mask_args = MaskArgs(mask, placeholder=q)
-    kernel_variants = KernelVariants(variants, placeholder=q)
+    kernel_variants = KernelVariants(variants, placeholder=q, accumulator=accumulator_dtype(q.dtype))
     common = dict(
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
         MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=False),

@@ -212,7 +212,7 @@ def launch_decode(
     partial_max, partial_sum = (torch.empty(batch, n_heads, n_queries, num_splits, dtype=workspace_dtype,
                                             device=q.device) for _ in range(2))
     mask_args = MaskArgs(mask, placeholder=q)
-    kernel_variants = KernelVariants(variants, placeholder=q)
+    kernel_variants = KernelVariants(variants, placeholder=q, accumulator=accumulator_dtype(q.dtype))
     block_m = decode_block_m(group_size * n_queries)
     block_dv = padded_head_dim(head_dim_v)
     flags = precision_flags(q.dtype)

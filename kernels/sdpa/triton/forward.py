@@ -34,9 +34,9 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, MaskArgs, dropout_keep, empty_attention_output, index_range, key_span, load_tile,
-    masked_scores_from_rows, needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates,
-    seq_bucket, tile_ptrs,
+    INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, empty_attention_output, index_range,
+    key_span, load_tile, masked_scores_from_rows, needs_wide_offsets, padded_head_dim, precision_flags,
+    query_block_coordinates, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -281,7 +281,7 @@ def launch_forward(
         return out, lse
 
     mask_args = MaskArgs(mask, placeholder=q)
-    kernel_variants = KernelVariants(variants, placeholder=q)
+    kernel_variants = KernelVariants(variants, placeholder=q, accumulator=accumulator_dtype(q.dtype))
 
     def grid(meta):
         return (ceil_div(n_queries, meta["BLOCK_M"]), batch * n_heads)

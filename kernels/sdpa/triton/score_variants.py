@@ -27,8 +27,8 @@ LOG2E = tl.constexpr(1.4426950408889634)  # scores are in log2 units: s * log2(e
 
 @triton.jit
 def soft_capped(qk, softcap_log2):
-    """C * tanh(qk / C) with C = softcap_log2, through exp2 (tanh(y) = 1 - 2 / (exp(2y) + 1)): exact
-    to float32 rounding at every magnitude, +-C at the extremes, no NaN."""
+    """C * tanh(qk / C) with C = softcap_log2, through exp2 (tanh(y) = 1 - 2 / (exp(2y) + 1)): an
+    absolute error of a few roundings of C (what the softmax sees), +-C at the extremes, no NaN."""
     two_y_log2 = qk * (2.0 * LOG2E / softcap_log2)
     return softcap_log2 * (1.0 - 2.0 / (tl.math.exp2(two_y_log2) + 1.0))
 
@@ -105,8 +105,9 @@ def windowed_scores(qk, query_pos, key_pos, window_left, window_right,
 
 @triton.jit
 def per_row_values(ptr, index, valid, scale):
-    """ptr[index] * scale per row (fp32), 0 where not `valid` (padding rows of a split-K tile)."""
-    return tl.load(ptr + index, mask=valid, other=0.0).to(tl.float32) * scale
+    """ptr[index] * scale, in ptr's dtype (the accumulator's: see KernelVariants), 0 where not `valid`
+    (padding rows of a split-K tile)."""
+    return tl.load(ptr + index, mask=valid, other=0.0) * scale
 
 
 @triton.jit
@@ -126,9 +127,10 @@ def start_row_stats(sinks_ptr, heads, with_sink, BLOCK_M: tl.constexpr, ACC_DTYP
 class KernelVariants:
     """One call's `AttentionVariants` (or None) as the kernels take them: `args` (slopes, slopes'
     batch stride, sinks, softcap_log2, window left, window right; placeholders where unused) and
-    `flags` (constexpr keyword arguments)."""
+    `flags` (constexpr keyword arguments). Slopes and sinks are handed over in the kernel's
+    `accumulator` dtype (common.accumulator_dtype: float64 inputs stay exact)."""
 
-    def __init__(self, variants, placeholder: torch.Tensor):
+    def __init__(self, variants, placeholder: torch.Tensor, accumulator: torch.dtype):
         window = variants.window if variants is not None else None
         left, right = window if window is not None else (None, None)
         softcap = variants.softcap if variants is not None else None
@@ -136,15 +138,24 @@ class KernelVariants:
         sinks = variants.sinks if variants is not None else None
         slopes_arg, slopes_batch_stride = placeholder, 0
         if slopes is not None:
-            slopes_arg = slopes.detach().to(torch.float32).contiguous()
+            slopes_arg = slopes.detach().to(accumulator).contiguous()
             slopes_batch_stride = slopes_arg.size(1) if slopes_arg.dim() == 2 else 0
-        sinks_arg = placeholder if sinks is None else sinks.detach().to(torch.float32).contiguous()
+        sinks_arg = placeholder if sinks is None else sinks.detach().to(accumulator).contiguous()
         self.sinks = sinks
         self.args = (slopes_arg, slopes_batch_stride, sinks_arg,
                      1.0 if softcap is None else softcap * LOG2E.value,
-                     0 if left is None else left, 0 if right is None else right)
+                     _kernel_side(left), _kernel_side(right))
         self.flags = dict(SOFTCAP=softcap is not None, ALIBI=slopes is not None, USE_SINKS=sinks is not None,
                           WINDOW_LEFT=left is not None, WINDOW_RIGHT=right is not None)
+
+
+# A window side this wide reaches every key of any sequence a kernel can take; capping it keeps the
+# kernels' band arithmetic (row + side + 1) inside int32.
+_WIDEST_SIDE = 2**30
+
+
+def _kernel_side(side: int | None) -> int:
+    return 0 if side is None else min(side, _WIDEST_SIDE)
 
 
 VARIANT_FLAGS = ["SOFTCAP", "ALIBI", "USE_SINKS", "WINDOW_LEFT", "WINDOW_RIGHT"]  # in the autotuners' cache keys
