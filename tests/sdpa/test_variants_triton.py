@@ -174,3 +174,18 @@ def test_decode_splits_outside_the_window_read_no_key(device):
     torch.testing.assert_close(out.double(), exact, atol=2e-6, rtol=1e-5)
     assert lse.dtype == accumulator_dtype(q.dtype) and torch.isfinite(lse).all()
     assert math.isfinite(out.abs().sum().item())
+
+
+def test_window_with_a_key_padding_mask(device):
+    """A (B, 1, 1, Nk) bool mask takes the kernels' key-span path (USE_KEY_RANGE), which the window's
+    band then cuts further: forward and gradients against the reference in float64."""
+    q, k, v = (torch.randn(2, 2, 37, 16, dtype=torch.float64, device=device) for _ in range(3))
+    lengths = torch.tensor([[25], [37]], device=device)
+    kwargs = dict(attn_mask=(torch.arange(37, device=device) < lengths)[:, None, None], window=(5, 3),
+                  sinks=torch.randn(2, dtype=torch.float64, device=device))
+    grad_out = torch.randn_like(q)
+    ours, our_grads = outputs_and_gradients("triton", q, k, v, kwargs, grad_out, SINKS_ONLY)
+    exact, exact_grads = outputs_and_gradients("reference", q, k, v, kwargs, grad_out, SINKS_ONLY)
+    torch.testing.assert_close(ours, exact)
+    for name, grad in exact_grads.items():
+        torch.testing.assert_close(our_grads[name], grad, msg=lambda text, name=name: f"d{name}: {text}")
