@@ -26,13 +26,18 @@ from kernels.sdpa.triton.descriptors import TENSOR_DESCRIPTOR_CAPABILITY, force_
 from kernels.sdpa.triton.forward import launch_forward
 from kernels.sdpa.triton.sequences import PackedSequences
 from kernels.sdpa.triton.varlen import launch_varlen_backward, launch_varlen_forward
+from kernels.sdpa.variants import AttentionVariants
 from kernels.shared.dropout import Dropout
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 HEAD_DIMS = (64, 128, 256)
-# varlen: packed sequences (the kernels' VARLEN mode), causal: its register peak.
-SDPA_VARIANTS = ("none", "causal", "key_padding", "bool_mask", "additive_mask", "dropout", "varlen")
-DECODE_VARIANTS = ("none", "key_padding", "additive_mask")
+# varlen: packed sequences (the kernels' VARLEN mode), causal: its register peak. The attention
+# variants (kernels/sdpa/triton/score_variants.py): each alone, and all four with causality
+# ("score_variants_causal": the register peak of the score math).
+SCORE_VARIANTS = ("window", "softcap", "alibi", "sinks")
+SDPA_VARIANTS = ("none", "causal", "key_padding", "bool_mask", "additive_mask", "dropout", "varlen", *SCORE_VARIANTS,
+                 "score_variants_causal")
+DECODE_VARIANTS = ("none", "key_padding", "additive_mask", *SCORE_VARIANTS, "score_variants")
 POSITIONAL_VARIANTS = ("add", "gather", "position_ids", "dropout", "backward")
 POSITIONAL_WIDTHS = (64, 512, 1024)  # d_model: the tile's column count follows it up to 1024
 # "yardstick": our minimal TMA forward (yardstick.py), compiled at the forward's tiles to compare with it;
@@ -130,6 +135,24 @@ def _mask(variant: str, q: torch.Tensor, n_keys: int) -> torch.Tensor | None:
     return mask.expand(batch, heads, n_queries, n_keys)
 
 
+def _score_variants(variant: str, q: torch.Tensor) -> AttentionVariants | None:
+    """The window / softcap / ALiBi / sinks options of a variant: a window with both sides bounded (both
+    edges straddle some tiles), Gemma 2's cap, per-head slopes and sinks."""
+    every = variant.startswith("score_variants")
+    heads = q.size(1)
+    options = AttentionVariants(
+        window=(100, 20) if every or variant == "window" else None,
+        softcap=30.0 if every or variant == "softcap" else None,
+        alibi_slopes=torch.rand(heads) * 0.1 if every or variant == "alibi" else None,
+        sinks=torch.randn(heads) if every or variant == "sinks" else None,
+    )
+    return options if options.names() else None
+
+
+def _causal(variant: str) -> bool:
+    return variant in ("causal", "score_variants_causal")
+
+
 def _dropout(variant: str) -> Dropout:
     return Dropout(_DROPOUT_P, _SEED) if variant == "dropout" else Dropout()
 
@@ -149,8 +172,8 @@ def _launch_forward(case: Case, dtype: torch.dtype) -> None:
         return
     q, k, v = _attention_inputs(dtype, case.head_dim, _HEADS, _HEADS, _LENGTH, _LENGTH)
     lse = torch.empty(q.shape[:3], dtype=accumulator_dtype(dtype))  # training stores the lse
-    launch_forward(q, k, v, _mask(case.variant, q, _LENGTH), case.variant == "causal", case.head_dim**-0.5,
-                   lse=lse, dropout=_dropout(case.variant))
+    launch_forward(q, k, v, _mask(case.variant, q, _LENGTH), _causal(case.variant), case.head_dim**-0.5,
+                   lse=lse, dropout=_dropout(case.variant), variants=_score_variants(case.variant, q))
 
 
 def _launch_backward(case: Case, dtype: torch.dtype) -> None:
@@ -163,8 +186,10 @@ def _launch_backward(case: Case, dtype: torch.dtype) -> None:
     q, k, v = _attention_inputs(dtype, case.head_dim, _HEADS, _HEADS, _LENGTH, _LENGTH)
     out, dout = torch.randn_like(q), torch.randn_like(q)
     lse = torch.randn(q.shape[:3], dtype=accumulator_dtype(dtype))
-    launch_backward(q, k, v, out, lse, dout, _mask(case.variant, q, _LENGTH), case.variant == "causal",
-                    case.head_dim**-0.5, dropout=_dropout(case.variant))
+    variants = _score_variants(case.variant, q)
+    launch_backward(q, k, v, out, lse, dout, _mask(case.variant, q, _LENGTH), _causal(case.variant),
+                    case.head_dim**-0.5, dropout=_dropout(case.variant), variants=variants,
+                    sinks_grad=None if variants is None or variants.sinks is None else torch.empty_like(variants.sinks))
 
 
 def _launch_yardstick(case: Case, dtype: torch.dtype) -> None:
@@ -175,7 +200,8 @@ def _launch_yardstick(case: Case, dtype: torch.dtype) -> None:
 
 def _launch_decode(case: Case, dtype: torch.dtype) -> None:
     q, k, v = _attention_inputs(dtype, case.head_dim, _DECODE_QUERY_HEADS, _DECODE_KV_HEADS, 1, _DECODE_KEYS)
-    launch_decode(q, k, v, _mask(case.variant, q, _DECODE_KEYS), case.head_dim**-0.5, _DECODE_SPLITS)
+    launch_decode(q, k, v, _mask(case.variant, q, _DECODE_KEYS), case.head_dim**-0.5, _DECODE_SPLITS,
+                  variants=_score_variants(case.variant, q))
 
 
 def _launch_positional(case: Case, dtype: torch.dtype) -> None:

@@ -3,15 +3,13 @@
 It receives what transformers' sdpa path receives (see `triton_attention_forward`) and returns what it
 returns, but runs `kernels.attention`: grouped-query attention through `enable_gqa` (no repeated
 keys/values), padding and T5's position bias as one mask, and dropout only in training. Gemma 2's
-`softcap` and gpt-oss's sinks (`s_aux`) map onto the attention variants, on the backends that run
-them (under `kernels.use_backend("torch")`; the Triton kernels do not have them yet).
+`softcap` and gpt-oss's sinks (`s_aux`) map onto the attention variants, which every backend runs.
 """
 import torch
 from torch import nn
 
 from kernels.hf.masks import causal_key_padding, with_position_bias
 from kernels.hf.packing import PackedSequences, packing_to_run
-from kernels.shared.backends import resolve_backend
 from kernels.sdpa.functional import attention, causal_attention_with_key_padding
 from kernels.sdpa.varlen import varlen_attention
 from kernels.sdpa.masks import causal_keep_mask
@@ -61,21 +59,9 @@ def check_supported_arguments(kwargs: dict) -> None:
         )
 
 
-def variant_options(kwargs: dict, device: torch.device) -> dict:
-    """The variant options the call carries, as `kernels.attention` keywords; refused (ValueError) where
-    the call would run on the triton backend, whose kernels do not implement them yet."""
-    options, given = {}, []
-    for name, variant in VARIANT_ARGUMENTS.items():
-        if kwargs.get(name) is not None:
-            options[variant] = kwargs[name]
-            given.append(f"`{name}`")
-    if options and resolve_backend(None, device) == "triton":
-        raise ValueError(
-            f"attn_implementation='triton' runs {' and '.join(sorted(set(options)))} ({', '.join(given)} given) "
-            "only on the torch backend for now: call the model inside kernels.use_backend('torch'), or use "
-            "attn_implementation='eager'"
-        )
-    return options
+def variant_options(kwargs: dict) -> dict:
+    """The variant options the call carries, as `kernels.attention` keywords."""
+    return {variant: kwargs[name] for name, variant in VARIANT_ARGUMENTS.items() if kwargs.get(name) is not None}
 
 
 def triton_attention_forward(
@@ -100,7 +86,7 @@ def triton_attention_forward(
     through `kernels.varlen_attention` (see kernels/hf/packing.py).
     """
     check_supported_arguments(kwargs)
-    variants = variant_options(kwargs, query.device)
+    variants = variant_options(kwargs)
     n_queries, n_keys = query.size(2), key.size(2)
     dropout_p = float(dropout) if getattr(module, "training", False) else 0.0
     enable_gqa = query.size(1) != key.size(1)

@@ -10,7 +10,11 @@ Fake outputs mirror the real ones exactly (`opcheck` verifies it):
 - out (B, Hq, Nq, Dv) is a transposed view of a (B, Nq, Hq, Dv) buffer, so merging heads is free;
 - lse (B, Hq, Nq), contiguous, fp32 (fp64 for fp64 inputs), or an empty (0,) tensor when
   `return_lse` is False (inference: the kernel then skips storing it);
-- dq, dk, dv are `empty_like` q, k, v.
+- dq, dk, dv are `empty_like` q, k, v; dsinks is `empty_like` the sinks, or an empty (0,) tensor.
+
+The attention variants (kernels/sdpa/variants.py) travel as five optional trailing arguments: the
+window's two sides, the soft cap, the ALiBi slopes and the sinks. Sinks get a gradient; slopes and
+a float mask do not (the backward refuses, naming them).
 """
 import torch
 from torch import Tensor
@@ -20,6 +24,14 @@ from kernels.sdpa.triton.backward import launch_backward
 from kernels.sdpa.triton.common import accumulator_dtype, empty_attention_output
 from kernels.sdpa.triton.decode import launch_decode, plan_num_splits
 from kernels.sdpa.triton.forward import launch_forward
+from kernels.sdpa.variants import AttentionVariants
+
+
+def _variants(window_left, window_right, softcap, alibi_slopes, sinks) -> AttentionVariants | None:
+    """The launchers' variants from the ops' flat arguments (checked by kernels.attention before)."""
+    window = None if window_left is None and window_right is None else (window_left, window_right)
+    variants = AttentionVariants(window, softcap, alibi_slopes, sinks)
+    return variants if variants.names() else None
 
 
 def _empty_lse(query: Tensor, return_lse: bool) -> Tensor:
@@ -31,22 +43,27 @@ def _empty_lse(query: Tensor, return_lse: bool) -> Tensor:
 def attention_forward(
     query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, is_causal: bool, scale: float,
     dropout_p: float, seed: Tensor | None, return_lse: bool,
+    window_left: int | None = None, window_right: int | None = None, softcap: float | None = None,
+    alibi_slopes: Tensor | None = None, sinks: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(out, lse) of rank-4 inputs; `mask` already broadcast to (B, Hq, Nq, Nk) (stride-0 view).
     Few queries over many keys run split-K (kernels/sdpa/triton/decode.py), the rest the normal kernel."""
     lse = _empty_lse(query, return_lse)
     out, lse_arg = empty_attention_output(query, value), lse if return_lse else None
     dropout = dropout_of(dropout_p, seed)
+    variants = _variants(window_left, window_right, softcap, alibi_slopes, sinks)
     num_splits = plan_num_splits(query, key, is_causal, dropout)
     if num_splits > 1:
-        launch_decode(query, key, value, mask, scale, num_splits, out=out, lse=lse_arg)
+        launch_decode(query, key, value, mask, scale, num_splits, out=out, lse=lse_arg, variants=variants)
     else:
-        launch_forward(query, key, value, mask, is_causal, scale, out=out, lse=lse_arg, dropout=dropout)
+        launch_forward(query, key, value, mask, is_causal, scale, out=out, lse=lse_arg, dropout=dropout,
+                       variants=variants)
     return out, lse
 
 
 @attention_forward.register_fake
-def _(query, key, value, mask, is_causal, scale, dropout_p, seed, return_lse):
+def _(query, key, value, mask, is_causal, scale, dropout_p, seed, return_lse, window_left=None, window_right=None,
+      softcap=None, alibi_slopes=None, sinks=None):
     return empty_attention_output(query, value), _empty_lse(query, return_lse)
 
 
@@ -54,37 +71,56 @@ def _(query, key, value, mask, is_causal, scale, dropout_p, seed, return_lse):
 def attention_backward(
     grad_out: Tensor, query: Tensor, key: Tensor, value: Tensor, out: Tensor, lse: Tensor, mask: Tensor | None,
     is_causal: bool, scale: float, dropout_p: float, seed: Tensor | None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(dq, dk, dv) of the forward that returned `out` and `lse` with the same other arguments."""
-    return launch_backward(query, key, value, out, lse, grad_out, mask, is_causal, scale,
-                           dropout=dropout_of(dropout_p, seed))
+    window_left: int | None = None, window_right: int | None = None, softcap: float | None = None,
+    alibi_slopes: Tensor | None = None, sinks: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(dq, dk, dv, dsinks) of the forward that returned `out` and `lse` with the same other arguments."""
+    dsinks = _empty_sink_grad(query, sinks)
+    dq, dk, dv = launch_backward(query, key, value, out, lse, grad_out, mask, is_causal, scale,
+                                 dropout=dropout_of(dropout_p, seed),
+                                 variants=_variants(window_left, window_right, softcap, alibi_slopes, sinks),
+                                 sinks_grad=None if sinks is None else dsinks)
+    return dq, dk, dv, dsinks
+
+
+def _empty_sink_grad(query: Tensor, sinks: Tensor | None) -> Tensor:
+    return query.new_empty((0,)) if sinks is None else torch.empty_like(sinks)
 
 
 @attention_backward.register_fake
-def _(grad_out, query, key, value, out, lse, mask, is_causal, scale, dropout_p, seed):
-    return torch.empty_like(query), torch.empty_like(key), torch.empty_like(value)
+def _(grad_out, query, key, value, out, lse, mask, is_causal, scale, dropout_p, seed, window_left=None,
+      window_right=None, softcap=None, alibi_slopes=None, sinks=None):
+    return torch.empty_like(query), torch.empty_like(key), torch.empty_like(value), _empty_sink_grad(query, sinks)
+
+
+_NO_GRADIENT = {3: "attn_mask", 12: "alibi_slopes"}  # attention_forward's inputs the backward cannot differentiate
 
 
 def _setup_context(ctx, inputs, output):
-    query, key, value, mask, is_causal, scale, dropout_p, seed, _ = inputs
+    query, key, value, mask, is_causal, scale, dropout_p, seed, _ = inputs[:9]
+    window_left, window_right, softcap, alibi_slopes, sinks = (*inputs[9:], *(None,) * (14 - len(inputs)))
     out, lse = output
-    ctx.save_for_backward(query, key, value, out, lse, mask, seed)
+    ctx.save_for_backward(query, key, value, out, lse, mask, seed, alibi_slopes, sinks)
     ctx.is_causal, ctx.scale, ctx.dropout_p = is_causal, scale, dropout_p
+    ctx.window_left, ctx.window_right, ctx.softcap = window_left, window_right, softcap
 
 
 def _backward(ctx, grad_out, _grad_lse):
     """The log-sum-exp is an internal statistic: its gradient is ignored (it is never used as a loss)."""
-    if ctx.needs_input_grad[3]:
-        raise NotImplementedError(
-            "the triton attention backend does not compute gradients for attn_mask; "
-            "detach the mask or use backend='torch'"
-        )
-    query, key, value, out, lse, mask, seed = ctx.saved_tensors
+    for index, name in _NO_GRADIENT.items():
+        if index < len(ctx.needs_input_grad) and ctx.needs_input_grad[index]:
+            raise NotImplementedError(
+                f"the triton attention backend does not compute gradients for {name}; "
+                f"detach it or use backend='torch'"
+            )
+    query, key, value, out, lse, mask, seed, alibi_slopes, sinks = ctx.saved_tensors
     if lse.numel() == 0 and query.numel() > 0:
         raise RuntimeError("attention_forward was called with return_lse=False: it cannot be differentiated")
-    grad_query, grad_key, grad_value = attention_backward(
-        grad_out, query, key, value, out, lse, mask, ctx.is_causal, ctx.scale, ctx.dropout_p, seed)
-    return grad_query, grad_key, grad_value, None, None, None, None, None, None
+    grad_query, grad_key, grad_value, grad_sinks = attention_backward(
+        grad_out, query, key, value, out, lse, mask, ctx.is_causal, ctx.scale, ctx.dropout_p, seed,
+        ctx.window_left, ctx.window_right, ctx.softcap, alibi_slopes, sinks)
+    grads = (grad_query, grad_key, grad_value) + (None,) * 10 + (grad_sinks if sinks is not None else None,)
+    return grads[:len(ctx.needs_input_grad)]
 
 
 attention_forward.register_autograd(_backward, setup_context=_setup_context)

@@ -9,14 +9,14 @@ from kernels.shared.dropout import Dropout
 from kernels.shared.triton_availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
 from kernels.sdpa.masks import causal_keep_mask
 from kernels.sdpa.validation import check_attention_inputs, check_attention_kernel_limits, check_key_padding
-from kernels.sdpa.variants import attention_variants, run_attention_with_variants
+from kernels.sdpa.variants import attention_variants, run_attention_with_variants, variant_op_arguments
 
 if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (see kernels/shared/triton_availability.py)
     from kernels.sdpa import custom_ops
     from kernels.sdpa.triton.dropout import dropout_keep_mask
 
 
-def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p, seed):
+def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p, seed, variants=None):
     """Run the custom op on rank-4 views; rank-3 (batch, seq, dim) inputs get a head dim of size 1.
     The log-sum-exp is stored only when autograd will need it."""
     rank3 = query.dim() == 3
@@ -30,18 +30,21 @@ def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p,
         mask = attn_mask.expand(scores_shape)  # a stride-0 view on broadcast dims, never a copy
         if rank3:
             mask = mask.unsqueeze(1)
-    needs_grad = torch.is_grad_enabled() and (
-        query.requires_grad or key.requires_grad or value.requires_grad
-        or (attn_mask is not None and attn_mask.requires_grad))
-    out, _ = custom_ops.attention_forward(query, key, value, mask, is_causal, scale, dropout_p, seed, needs_grad)
+    options = () if variants is None else variant_op_arguments(variants)
+    needs_grad = torch.is_grad_enabled() and any(
+        tensor is not None and tensor.requires_grad
+        for tensor in (query, key, value, attn_mask, *(option for option in options if torch.is_tensor(option))))
+    out, _ = custom_ops.attention_forward(query, key, value, mask, is_causal, scale, dropout_p, seed, needs_grad,
+                                          *options)
     return out.squeeze(1) if rank3 else out
 
 
-def _run_triton(query, key, value, attn_mask, dropout_p: float, is_causal: bool, scale: float | None) -> torch.Tensor:
+def _run_triton(query, key, value, attn_mask, dropout_p: float, is_causal: bool, scale: float | None,
+                variants=None) -> torch.Tensor:
     check_attention_kernel_limits(query, value)
     scale = reference.default_scale(query.shape[-1]) if scale is None else float(scale)
     seed = draw_seed(ATTENTION_SEED_HIGH) if dropout_p > 0.0 else None
-    return _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed)
+    return _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed, variants)
 
 
 def attention(
@@ -77,15 +80,17 @@ def attention(
     The keyword-only variants (kernels/sdpa/variants.py; the Attention API guide has examples):
     `window=(left, right)` a sliding window (i - left <= j <= i + right), `softcap=c` scores
     c * tanh(scores / c), `alibi_slopes` (Hq,) or (B, Hq) adds -slope * |i - j|, `sinks` (Hq,) logits
-    that join each row's softmax denominator. The torch and reference backends run them, with
-    gradients; the triton backend raises NotImplementedError for them until its kernels have them.
+    that join each row's softmax denominator. Every backend runs them, with gradients for q, k, v
+    and the sinks; gradients for the slopes (like those of a float attn_mask) only off triton.
     """
     check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
     variants = None  # four `is None` tests: the plain call pays nothing more
     if window is not None or softcap is not None or alibi_slopes is not None or sinks is not None:
         variants = attention_variants(query, window=window, softcap=softcap, alibi_slopes=alibi_slopes, sinks=sinks)
     chosen = resolve_backend(backend, query.device)
-    if variants is not None:
+    if variants is not None and chosen == "triton":
+        out = _run_triton(query, key, value, attn_mask, dropout_p, is_causal, scale, variants)
+    elif variants is not None:
         out = run_attention_with_variants(chosen, query, key, value, attn_mask, dropout_p, is_causal, scale,
                                           enable_gqa, variants)
     elif chosen == "triton":

@@ -12,9 +12,11 @@ into one frozen value, and run on the backends that implement them.
 Rank-3 (batch, seq, dim) inputs have one head, as on the Triton path: their slopes are (1,) or
 (B, 1) and their sinks (1,), so a (B,) tensor is never mistaken for per-head values.
 
-The `torch` and `reference` backends implement every variant, with gradients (slopes, sinks and a
-float `attn_mask` included); the `triton` backend refuses them with NotImplementedError until its
-kernels gain the flags.
+Every backend implements every variant. The `torch` and `reference` backends differentiate
+everything (slopes, sinks and a float `attn_mask` included); the `triton` backend runs them as
+constexpr flags of its kernels (kernels/sdpa/triton/score_variants.py), forward, backward and
+split-K decode, with gradients for q, k, v and the sinks; a gradient for the slopes (or a float
+mask) raises NotImplementedError there, naming it.
 """
 import dataclasses
 import numbers
@@ -24,9 +26,6 @@ import torch
 import reference
 from kernels.shared.checks import check_finite_float
 from kernels.sdpa.torch_variants import torch_attention_with_variants
-
-BACKENDS_WITH_VARIANTS = ("torch", "reference")
-
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class AttentionVariants:
@@ -99,21 +98,19 @@ def attention_variants(query: torch.Tensor, *, window, softcap, alibi_slopes, si
     return variants if variants.names() else None
 
 
-def refuse_on_triton(variants: AttentionVariants) -> None:
-    given = ", ".join(variants.names())
-    raise NotImplementedError(
-        f"the triton attention backend does not implement {given} yet; pass backend='torch' (or "
-        f"'reference'), which implement every attention variant: {', '.join(BACKENDS_WITH_VARIANTS)}"
-    )
+def variant_op_arguments(variants: AttentionVariants) -> tuple:
+    """The trailing arguments of the Triton custom op (kernels/sdpa/custom_ops.py): window left, window
+    right, softcap, slopes, sinks."""
+    left, right = variants.window if variants.window is not None else (None, None)
+    return left, right, variants.softcap, variants.alibi_slopes, variants.sinks
 
 
 def run_attention_with_variants(
     backend: str, query, key, value, attn_mask, dropout_p: float, is_causal: bool, scale, enable_gqa: bool,
     variants: AttentionVariants,
 ) -> torch.Tensor:
-    """`kernels.attention` with variants on `backend`, after every check. Rank-3 inputs run as one head."""
-    if backend == "triton":
-        refuse_on_triton(variants)
+    """`kernels.attention` with variants on the torch or reference backend, after every check. Rank-3
+    inputs run as one head."""
     rank3 = query.dim() == 3
     if rank3:
         query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)

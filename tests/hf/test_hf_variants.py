@@ -1,6 +1,5 @@
 """Gemma 2's soft-capping and gpt-oss's sinks through attn_implementation="triton": mapped onto the
-attention variants of `kernels.attention` on the torch backend (the Triton kernels do not have them
-yet, and the triton backend refuses them by name)."""
+attention variants of `kernels.attention`, on the torch backend and in the Triton kernels."""
 import copy
 
 import pytest
@@ -49,30 +48,20 @@ def padded_inputs() -> dict:
     return {"input_ids": input_ids.masked_fill(attention_mask == 0, 0), "attention_mask": attention_mask}
 
 
+@pytest.mark.parametrize("backend", ["torch", "triton"])
 @pytest.mark.parametrize("name", list(VARIANT_MODELS))
-def test_variant_models_match_eager_on_the_torch_backend(name):
+def test_variant_models_match_eager(name, backend):
     eager = tiny_eager_model(name)
     ours = copy.deepcopy(eager)
     ours.set_attn_implementation("triton")
     inputs = padded_inputs()
     with torch.no_grad():
         expected = eager(**inputs).logits
-        with kernels.use_backend("torch"), kernels.record_backends() as ran:
+        with kernels.use_backend(backend), kernels.record_backends() as ran:
             got = ours(**inputs).logits
-    assert ran == ["torch"] * 2  # one call per layer, none silently elsewhere
+    assert ran == [backend] * 2  # one call per layer, none silently elsewhere
     real = inputs["attention_mask"].bool()
     torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("name", list(VARIANT_MODELS))
-def test_variant_models_are_refused_on_the_triton_backend(name):
-    model = tiny_eager_model(name)
-    model.set_attn_implementation("triton")
-    argument = {"gemma2": "softcap", "gpt_oss": "s_aux"}[name]
-    with kernels.use_backend("triton"), pytest.raises(
-            ValueError, match=f"`{argument}` given\\) only on the torch backend for now.*use_backend\\('torch'\\)"):
-        with torch.no_grad():
-            model(**padded_inputs())
 
 
 @pytest.mark.parametrize("argument, option", [("softcap", "softcap"), ("s_aux", "sinks"), ("sinks", "sinks")])

@@ -1,6 +1,7 @@
 """The attention variants (window, softcap, alibi_slopes, sinks): the reference against a row-by-row
 float64 computation from the definitions, the torch backend against the reference (forward and
-every gradient), their errors, and the triton backend's refusal."""
+every gradient), their errors; the triton backend shares the cross-backend tests here, and has its
+own in test_variants_triton.py."""
 import math
 
 import pytest
@@ -118,17 +119,21 @@ def test_reference_matches_the_definitions(shape, case_name):
     assert got.abs().sum() > 0
 
 
-def leaves_of(q, k, v, kwargs):
-    """Fresh leaf tensors requiring grad: q, k, v and every float tensor option (slopes, sinks, a float mask)."""
-    names = [name for name in ("alibi_slopes", "sinks", "attn_mask")
+TENSOR_OPTIONS = ("alibi_slopes", "sinks", "attn_mask")
+
+
+def leaves_of(q, k, v, kwargs, tensor_options=TENSOR_OPTIONS):
+    """Fresh leaf tensors requiring grad: q, k, v and every float tensor option among `tensor_options`
+    (slopes, sinks, a float mask)."""
+    names = [name for name in tensor_options
              if kwargs.get(name) is not None and kwargs[name].is_floating_point()]
     tensors = [q, k, v] + [kwargs[name] for name in names]
     leaves = [tensor.detach().clone().requires_grad_() for tensor in tensors]
     return leaves, {**kwargs, **dict(zip(names, leaves[3:]))}, ["q", "k", "v"] + names
 
 
-def outputs_and_gradients(backend, q, k, v, kwargs, grad_out):
-    leaves, options, names = leaves_of(q, k, v, kwargs)
+def outputs_and_gradients(backend, q, k, v, kwargs, grad_out, tensor_options=TENSOR_OPTIONS):
+    leaves, options, names = leaves_of(q, k, v, kwargs, tensor_options)
     with kernels.record_backends() as ran:
         out = kernels.attention(*leaves[:3], backend=backend, **options)
     assert ran == [backend]
@@ -138,10 +143,16 @@ def outputs_and_gradients(backend, q, k, v, kwargs, grad_out):
 @pytest.mark.parametrize("case_name", list(CASES))
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: "x".join(map(str, shape)))
 def test_torch_backend_matches_the_reference_with_gradients(shape, case_name, device):
+    assert_matches_the_reference_with_gradients("torch", shape, case_name, device)
+
+
+def assert_matches_the_reference_with_gradients(backend, shape, case_name, device, tensor_options=TENSOR_OPTIONS):
+    """float64 inputs: `backend`'s output and gradients (q, k, v and the float `tensor_options`) against
+    the reference's at float64 tolerances."""
     q, k, v, kwargs = make_case(shape, CASES[case_name], device=device)
     grad_out = torch.randn(q.shape[:-1] + (v.size(-1),), dtype=q.dtype, device=device)
-    ours, our_grads = outputs_and_gradients("torch", q, k, v, kwargs, grad_out)
-    exact, exact_grads = outputs_and_gradients("reference", q, k, v, kwargs, grad_out)
+    ours, our_grads = outputs_and_gradients(backend, q, k, v, kwargs, grad_out, tensor_options)
+    exact, exact_grads = outputs_and_gradients("reference", q, k, v, kwargs, grad_out, tensor_options)
     torch.testing.assert_close(ours, exact)
     assert set(our_grads) == set(exact_grads)
     for name, grad in exact_grads.items():
@@ -195,7 +206,7 @@ def test_torch_backend_in_lower_precision(dtype, case_name, device):
     torch.testing.assert_close(out.double(), exact, atol=tolerance, rtol=tolerance)
 
 
-@pytest.mark.parametrize("backend", ["torch", "reference"])
+@pytest.mark.parametrize("backend", ["torch", "reference", "triton"])
 def test_float32_slopes_and_sinks_with_half_inputs(backend):
     """The documented dtypes: float32 slopes and sinks beside bf16 queries."""
     q, k, v = (torch.randn(1, 2, 7, 16, dtype=torch.bfloat16) for _ in range(3))
@@ -206,7 +217,7 @@ def test_float32_slopes_and_sinks_with_half_inputs(backend):
     torch.testing.assert_close(out.double(), exact, atol=2e-2, rtol=2e-2)
 
 
-@pytest.mark.parametrize("backend", ["torch", "reference"])
+@pytest.mark.parametrize("backend", ["torch", "reference", "triton"])
 @pytest.mark.parametrize("with_sinks", [False, True])
 def test_rows_with_nothing_to_attend_are_zero(backend, with_sinks, device):
     """A window of one key (the diagonal), which a bool mask removes for some rows: those rows return
@@ -224,7 +235,7 @@ def test_rows_with_nothing_to_attend_are_zero(backend, with_sinks, device):
     torch.testing.assert_close(out.detach().cpu(), exact)
 
 
-@pytest.mark.parametrize("backend", ["torch", "reference"])
+@pytest.mark.parametrize("backend", ["torch", "reference", "triton"])
 def test_rank3_inputs_have_one_head(backend):
     q, k, v = (torch.randn(3, 7, 8, dtype=torch.float64) for _ in range(3))
     mask = torch.rand(3, 7, 7) > 0.3
@@ -239,7 +250,7 @@ def test_rank3_inputs_have_one_head(backend):
                                                               attn_mask=mask[:, None], **options))
 
 
-@pytest.mark.parametrize("backend", ["torch", "reference"])
+@pytest.mark.parametrize("backend", ["torch", "reference", "triton"])
 def test_empty_inputs(backend):
     q, k = torch.randn(1, 2, 4, 8), torch.randn(1, 2, 0, 8)
     sinks = torch.randn(2)
@@ -329,28 +340,6 @@ def test_rank3_slopes_of_batch_size_are_refused():
     q = torch.randn(3, 5, 8)
     with pytest.raises(ValueError, match="rank-3 inputs have one head"):
         kernels.attention(q, q, q, alibi_slopes=torch.rand(3), backend="torch")
-
-
-def variant_options(device):
-    return {"window": (4, 0), "softcap": 30.0, "alibi_slopes": torch.full((H,), 0.25, device=device),
-            "sinks": torch.zeros(H, device=device)}
-
-
-@pytest.mark.parametrize("backend", ["triton", None])
-@pytest.mark.parametrize("option", ["window", "softcap", "alibi_slopes", "sinks"])
-def test_triton_backend_refuses_variants_by_name(option, backend, device):
-    """Until the kernels have the flags, no silent fallback: the error names the option and the backends
-    that run it. The default backend of these tensors is triton (CUDA, or TRITON_INTERPRET=1)."""
-    with kernels.record_backends() as ran, pytest.raises(NotImplementedError, match=(
-            f"triton attention backend does not implement {option} yet; pass backend='torch'.*torch, reference")):
-        kernels.attention(**qkv(device), **{option: variant_options(device)[option]}, backend=backend)
-    assert ran == []
-
-
-def test_triton_refusal_lists_every_option_given(device):
-    with pytest.raises(NotImplementedError, match="does not implement window, softcap, sinks yet"):
-        kernels.attention(**qkv(device), window=(1, 1), softcap=5.0, sinks=torch.zeros(H, device=device),
-                          backend="triton")
 
 
 def test_no_variant_in_effect_keeps_the_triton_path(device):

@@ -9,7 +9,9 @@ is ever stored. Three launches, none with atomics, so results are deterministic 
 3. dQ: one program per (batch, query head, BLOCK_M queries), streaming key blocks.
 Both gradient kernels take the forward's flags (mask kind, causal with tile skipping, key-padding
 span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims, VARLEN packed
-sequences with lse and delta (Hq, total_q): see sequences.py). A fully
+sequences with lse and delta (Hq, total_q): see sequences.py; and the score variants of
+score_variants.py: soft cap, ALiBi, window with tile skipping, sinks, whose own gradient torch
+reduces from lse and delta). A fully
 masked query row has lse = -inf: it is treated as +inf so its probabilities are exactly 0 and its
 gradients are 0, never NaN. Float32 past head dim 128 (HEAD_DIM_CHUNK, common.head_dim_chunk) sums
 q @ K^T and dO @ V^T over head-dim chunks of their operands read from memory, and reads q, dO or k
@@ -27,7 +29,12 @@ from kernels.sdpa.triton.common import (
 from kernels.sdpa.triton.configs import (
     BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, INTERPRETER_BACKWARD_TILE, TileSet, autotune_configs, head_dim_pruner,
 )
+from kernels.sdpa.triton.score_variants import (
+    VARIANT_FLAGS, KernelVariants, clip_to_window, per_row_values, sink_gradient, soft_cap_slope,
+    tile_straddles_window, windowed_scores,
+)
 from kernels.sdpa.triton.sequences import PackedSequences, sequence_pointer_args, sequence_rows
+from kernels.sdpa.variants import AttentionVariants
 from kernels.shared.dropout import Dropout
 
 
@@ -35,7 +42,7 @@ def _autotune(tiles: TileSet) -> dict:
     return dict(
         configs=autotune_configs(tiles, INTERPRETER_BACKWARD_TILE, INTERPRETING),
         key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-             "IS_CAUSAL", "USE_DROPOUT", "VARLEN"],
+             "IS_CAUSAL", "USE_DROPOUT", "VARLEN", *VARIANT_FLAGS],
         prune_configs_by={"early_config_prune": head_dim_pruner(tiles)},
     )
 
@@ -82,17 +89,29 @@ def _log2_lse(lse_ptrs, offs_m, n_queries, EVEN_M: tl.constexpr):
 def _recompute_tile(
     q, k, v, do, lse_log2, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
     dropout_p, dropout_scale, dropout_seed, batch_head,
+    row_slopes, softcap_log2, window_left, window_right, first_query, first_key,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
-    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, INPUT_PRECISION: tl.constexpr, KEYS_FIRST: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
+    KEYS_FIRST: tl.constexpr,
 ):
-    """For one (BLOCK_M, BLOCK_N) tile: the forward's probabilities P, the weights it actually
-    applied (P after dropout), and dP = dO @ V^T through the same dropout mask, regenerated. With `k`
+    """For one (BLOCK_M, BLOCK_N) tile (queries from `first_query`, keys from `first_key`): the
+    forward's probabilities P (times the soft cap's derivative with SOFTCAP: what dS = P (dP - delta)
+    needs), the weights it actually applied (P after dropout), and dP = dO @ V^T through the same
+    dropout mask, regenerated. The window compare runs on tiles that straddle the band only. With `k`
     and `v` None, `q` and `do` hold the products q @ K^T and dO @ V^T already (_score_products).
     KEYS_FIRST computes both dots transposed, keys as their rows (see scores_keys_first)."""
-    qk = masked_scores(q, None if k is None else tl.trans(k), qk_scale, offs_m, offs_n, mask_base, stride_mask_m,
-                       stride_mask_n, n_queries, n_keys, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
-                       APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
-                       INPUT_PRECISION=INPUT_PRECISION, KEYS_FIRST=KEYS_FIRST)
+    qk, capped = masked_scores(q, None if k is None else tl.trans(k), qk_scale, offs_m, offs_n, mask_base,
+                               stride_mask_m, stride_mask_n, n_queries, n_keys, MASK_KIND=MASK_KIND,
+                               MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
+                               INPUT_PRECISION=INPUT_PRECISION, row_slopes=row_slopes, softcap_log2=softcap_log2,
+                               SOFTCAP=SOFTCAP, ALIBI=ALIBI, KEYS_FIRST=KEYS_FIRST)
+    if WINDOW_LEFT or WINDOW_RIGHT:
+        if tile_straddles_window(first_query, first_query + offs_m.shape[0] - 1, first_key,
+                                 first_key + offs_n.shape[0] - 1, window_left, window_right,
+                                 WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT):
+            qk = windowed_scores(qk, offs_m, offs_n, window_left, window_right,
+                                 WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT)
     p = tl.math.exp2(qk - lse_log2[:, None])
     if v is None:
         dp = do
@@ -105,6 +124,8 @@ def _recompute_tile(
         keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, dropout_p)
         p_applied = tl.where(keep, p * dropout_scale, 0.0)
         dp = tl.where(keep, dp * dropout_scale, 0.0)
+    if SOFTCAP:
+        p = p * soft_cap_slope(capped, softcap_log2)
     return p, p_applied, dp
 
 
@@ -159,12 +180,14 @@ def _accumulate_dk_dv(
     stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
     offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, query_start, query_end,
     dropout_p, dropout_scale, dropout_seed, batch_head,
+    row_slopes, softcap_log2, window_left, window_right, first_key,
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
-    WIDE_OFFSETS: tl.constexpr, REREAD_Q_DO: tl.constexpr, KEYS_FIRST: tl.constexpr,
-    stride_kd=0, stride_vd=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
+    WIDE_OFFSETS: tl.constexpr, REREAD_Q_DO: tl.constexpr,
+    SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
+    KEYS_FIRST: tl.constexpr, stride_kd=0, stride_vd=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
 ):
     """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV.
     With HEAD_DIM_CHUNK, `k` and `v` point at each key row (columns stride_kd, stride_vd apart) and the
@@ -192,9 +215,11 @@ def _accumulate_dk_dv(
             q, None if HEAD_DIM_CHUNK else k, None if HEAD_DIM_CHUNK else v, do,
             _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M), qk_scale, offs_m, offs_n,
             mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys, dropout_p, dropout_scale, dropout_seed,
-            batch_head, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
+            batch_head, row_slopes, softcap_log2, window_left, window_right, start_m, first_key,
+            MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
             APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
-            EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION, KEYS_FIRST=KEYS_FIRST)
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
+            SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=KEYS_FIRST)
         if HEAD_DIM_CHUNK:  # the whole dO tile for the dV dot, the whole q tile after it: never both live
             do = _load_row_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, EVEN_M=EVEN_M, PAD=PAD_DV,
                                 DOT_IN_FP32=DOT_IN_FP32)
@@ -224,6 +249,7 @@ def _accumulate_dk_dv(
 def _attention_backward_dk_dv_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, mask_ptr, key_range_ptr,
     cu_seqlens_q_ptr, cu_seqlens_k_ptr,
+    slopes_ptr, stride_slopes_b, sinks_ptr, softcap_log2, window_left, window_right,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -238,6 +264,8 @@ def _attention_backward_dk_dv_kernel(
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     REREAD_Q_DO: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr, VARLEN: tl.constexpr,
+    SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
+    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, KEYS_FIRST: tl.constexpr,
 ):
     start_n = tl.program_id(0)
@@ -285,9 +313,18 @@ def _attention_backward_dk_dv_kernel(
         query_end = tl.where(block_attended, n_queries, 0)
     else:
         query_end = n_queries
+    # Window: the query tiles whose rows see some key of the block (row i sees keys i - left .. i + right,
+    # so key j is seen by queries j - right .. j + left).
+    query_start, diagonal_end, query_end = clip_to_window(
+        query_start, diagonal_end, query_end, start_n * BLOCK_N, start_n * BLOCK_N + BLOCK_N - 1, window_right,
+        window_left, n_queries, BLOCK=BLOCK_M, HAS_BEFORE=WINDOW_RIGHT, HAS_AFTER=WINDOW_LEFT)
 
     for group_member in range(group_size):
         head = kv_head * group_size + group_member
+        row_slopes = 0.0
+        if ALIBI:
+            row_slopes = tl.zeros([BLOCK_M], dtype=tl.float32) + per_row_values(
+                slopes_ptr, batch * stride_slopes_b + head, True, LOG2E)
         q_base = q_ptr + batch * stride_qb + head * stride_qh + query_row0 * stride_qm
         do_base = dout_ptr + batch * stride_dob + head * stride_doh + query_row0 * stride_dom
         row_base = batch * stride_stat_b + head * stride_stat_h + query_row0
@@ -301,11 +338,13 @@ def _attention_backward_dk_dv_kernel(
                 diagonal_end if past_diagonal else query_start,
                 query_end if past_diagonal else tl.minimum(diagonal_end, query_end),
                 dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
+                row_slopes, softcap_log2, window_left, window_right, start_n * BLOCK_N,
                 HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
                 BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
                 APPLY_CAUSAL=past_diagonal == 0, USE_DROPOUT=USE_DROPOUT,
                 EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
-                WIDE_OFFSETS=WIDE_OFFSETS, REREAD_Q_DO=REREAD_Q_DO, KEYS_FIRST=KEYS_FIRST,
+                WIDE_OFFSETS=WIDE_OFFSETS, REREAD_Q_DO=REREAD_Q_DO,
+                SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=KEYS_FIRST,
                 stride_kd=stride_kd, stride_vd=stride_vd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
 
     dk = dk * sm_scale
@@ -324,11 +363,14 @@ def _accumulate_dq(
     stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
     offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, key_start, key_end,
     dropout_p, dropout_scale, dropout_seed, batch_head,
+    row_slopes, softcap_log2, window_left, window_right, first_query,
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
     BLOCK_N: tl.constexpr, MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
-    WIDE_OFFSETS: tl.constexpr, stride_qd=0, stride_dod=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
+    WIDE_OFFSETS: tl.constexpr,
+    SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
+    stride_qd=0, stride_dod=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
 ):
     """Add the key tiles [key_start, key_end) to a query block's dQ. With HEAD_DIM_CHUNK, `q` and `do`
     point at each query row (columns stride_qd, stride_dod apart) and the score products are read a
@@ -354,8 +396,10 @@ def _accumulate_dq(
             q_dot_k, None if HEAD_DIM_CHUNK else k, None if HEAD_DIM_CHUNK else v, do_dot_v, lse_log2, qk_scale,
             offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
             n_queries, n_keys, dropout_p, dropout_scale, dropout_seed, batch_head,
+            row_slopes, softcap_log2, window_left, window_right, first_query, start_n,
             MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
-            EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION, KEYS_FIRST=False)
+            EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
+            SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=False)
         ds = p * (dp - delta[:, None])
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=INPUT_PRECISION, out_dtype=dq.dtype)
     return dq
@@ -367,6 +411,7 @@ def _accumulate_dq(
 def _attention_backward_dq_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dq_ptr, mask_ptr, key_range_ptr,
     cu_seqlens_q_ptr, cu_seqlens_k_ptr,
+    slopes_ptr, stride_slopes_b, sinks_ptr, softcap_log2, window_left, window_right,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -380,6 +425,8 @@ def _attention_backward_dq_kernel(
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     HEAD_DIM_CHUNK: tl.constexpr, VARLEN: tl.constexpr,
+    SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
+    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
@@ -419,6 +466,13 @@ def _attention_backward_dq_kernel(
     key_start, diagonal_start, diagonal_end = key_span(
         start_m, batch, key_range_ptr, n_keys,
         BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, USE_KEY_RANGE=USE_KEY_RANGE, IS_CAUSAL=IS_CAUSAL)
+    key_start, diagonal_start, diagonal_end = clip_to_window(
+        key_start, diagonal_start, diagonal_end, start_m * BLOCK_M, start_m * BLOCK_M + BLOCK_M - 1, window_left,
+        window_right, n_keys, BLOCK=BLOCK_N, HAS_BEFORE=WINDOW_LEFT, HAS_AFTER=WINDOW_RIGHT)
+    row_slopes = 0.0
+    if ALIBI:
+        row_slopes = tl.zeros([BLOCK_M], dtype=tl.float32) + per_row_values(
+            slopes_ptr, batch * stride_slopes_b + head, True, LOG2E)
     # As in the forward: the key tiles before the diagonal, then a causal block's diagonal tiles.
     for on_diagonal in tl.static_range(2 if IS_CAUSAL else 1):
         dq = _accumulate_dq(
@@ -427,11 +481,14 @@ def _attention_backward_dq_kernel(
             offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale,
             diagonal_start if on_diagonal else key_start, diagonal_end if on_diagonal else diagonal_start,
             dropout_p, dropout_scale, dropout_seed, batch_head,
+            row_slopes, softcap_log2, window_left, window_right, start_m * BLOCK_M,
             HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
             BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
             APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
-            WIDE_OFFSETS=WIDE_OFFSETS, stride_qd=stride_qd, stride_dod=stride_dod, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
+            WIDE_OFFSETS=WIDE_OFFSETS,
+            SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT,
+            stride_qd=stride_qd, stride_dod=stride_dod, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
 
     dq = dq * sm_scale
     dq_ptrs = tile_ptrs(dq_ptr + batch * stride_dqb + head * stride_dqh + query_row0 * stride_dqm, offs_m, offs_d, stride_dqm, stride_dqd)
@@ -485,6 +542,8 @@ def launch_backward(
     dropout: Dropout = Dropout(),
     grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     sequences: PackedSequences | None = None,
+    variants: AttentionVariants | None = None,
+    sinks_grad: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients (dq, dk, dv) of the forward that produced `out` and `lse` (see launch_forward).
 
@@ -492,14 +551,18 @@ def launch_backward(
     (B, Hq, Nq, Dv), any strides. `grads`, when given, are
     the (dq, dk, dv) tensors to write into (tests poison them first); else they are allocated like
     q, k and v. `sequences`: packed sequences in VARLEN mode, as in launch_forward (the grads are then
-    `batched_view`s too, and lse the forward's (B, Hq, total_q) view).
+    `batched_view`s too, and lse the forward's (B, Hq, total_q) view). `variants`: the forward's
+    window / softcap / ALiBi / sinks; with sinks, `sinks_grad` (like the sinks) receives their
+    gradient (score_variants.sink_gradient).
     """
     batch, n_heads, n_queries, head_dim = q.shape
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
     dq, dk, dv = grads if grads is not None else (torch.empty_like(q), torch.empty_like(k), torch.empty_like(v))
     if dq.numel() == 0 and dk.numel() == 0:
         return dq, dk, dv
-    if n_queries == 0 or n_keys == 0:  # nothing attends: every gradient is zero
+    if n_queries == 0 or n_keys == 0:  # nothing attends: every gradient is zero (a sink's too: its value is 0)
+        if sinks_grad is not None:
+            sinks_grad.zero_()
         return dq.zero_(), dk.zero_(), dv.zero_()
 
     block_dv = padded_head_dim(head_dim_v)
@@ -509,14 +572,18 @@ def launch_backward(
         delta = row_sums_of_products(out[:1], dout[:1]).expand(batch, -1, -1)
         n_queries, n_keys = sequences.max_seqlen_q, sequences.max_seqlen_k  # the grids follow the longest
 
+    if sinks_grad is not None:
+        sinks_grad.copy_(sink_gradient(variants.sinks, lse, delta))
+
     mask_args = MaskArgs(mask, placeholder=q)
+    kernel_variants = KernelVariants(variants, placeholder=q, accumulator=accumulator_dtype(q.dtype))
     common = dict(
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
         MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=False),
         USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
         USE_DROPOUT=dropout.active, WIDE_OFFSETS=needs_wide_offsets(q, k, v, dout, dq, dk, dv, mask),
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), block_dv), VARLEN=sequences is not None,
-        **precision_flags(q.dtype),
+        **precision_flags(q.dtype), **kernel_variants.flags,
     )
     sequence_args = sequence_pointer_args(sequences, placeholder=q)
     statistic_strides = delta.stride()[:2]  # the lse is laid out like delta
@@ -525,12 +592,14 @@ def launch_backward(
 
     _attention_backward_dk_dv_kernel[lambda meta: (triton.cdiv(n_keys, meta["BLOCK_N"]), batch * n_kv_heads)](
         q, k, v, dout, lse, delta, dk, dv, mask_args.tensor, mask_args.key_range_arg, *sequence_args,
+        *kernel_variants.args,
         *q.stride(), *k.stride(), *v.stride(), *dout.stride(), *dk.stride(), *dv.stride(), *mask_args.strides,
         *statistic_strides,
         *scalars, **common, REREAD_Q_DO=rereads_query_tiles(q.dtype, max(common["BLOCK_D"], block_dv)),
     )
     _attention_backward_dq_kernel[lambda meta: (triton.cdiv(n_queries, meta["BLOCK_M"]), batch * n_heads)](
         q, k, v, dout, lse, delta, dq, mask_args.tensor, mask_args.key_range_arg, *sequence_args,
+        *kernel_variants.args,
         *q.stride(), *k.stride(), *v.stride(), *dout.stride(), *dq.stride(), *mask_args.strides,
         *statistic_strides,
         *scalars, **common,

@@ -11,8 +11,7 @@ import triton.language as tl
 from kernels.shared.host_math import next_power_of_2
 from kernels.shared.triton.philox import philox_draws
 from kernels.shared.triton_availability import INTERPRETING
-
-LOG2E = tl.constexpr(1.4426950408889634)
+from kernels.sdpa.triton.score_variants import LOG2E, varied_scores
 LN2 = tl.constexpr(0.6931471805599453)
 
 # MASK_KIND values. constexpr objects so that the kernels can compare with them; launchers pass `.value`.
@@ -108,16 +107,19 @@ def masked_scores(
     q, k_t, qk_scale, offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
-    INPUT_PRECISION: tl.constexpr, KEYS_FIRST: tl.constexpr = False,
+    INPUT_PRECISION: tl.constexpr,
+    row_slopes, softcap_log2, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, KEYS_FIRST: tl.constexpr = False,
 ):
     """The (BLOCK_M, BLOCK_N) scores q @ k_t in log2 units (qk_scale = softmax scale * log2(e)),
-    with the key bounds, the causal diagonal and the user's mask applied. KEYS_FIRST: the dot is
-    computed as (k_t^T @ q^T)^T, keys as its rows (the dK/dV kernel, see backward.scores_keys_first)."""
+    with the score variants, the key bounds, the causal diagonal and the user's mask applied; and
+    the soft-capped scores (see masked_scores_from_rows). KEYS_FIRST: the dot is computed as
+    (k_t^T @ q^T)^T, keys as its rows (the dK/dV kernel, see backward.scores_keys_first)."""
     mask_rows = mask_base if MASK_SHARED_ROW else mask_base + offs_m * stride_mask_m
     return masked_scores_from_rows(q, k_t, qk_scale, offs_m, offs_n, mask_rows, stride_mask_n, n_queries, n_keys,
                                    MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL,
                                    EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
-                                   KEYS_FIRST=KEYS_FIRST)
+                                   query_pos=offs_m, row_slopes=row_slopes, softcap_log2=softcap_log2,
+                                   SOFTCAP=SOFTCAP, ALIBI=ALIBI, KEYS_FIRST=KEYS_FIRST)
 
 
 @triton.jit
@@ -125,19 +127,27 @@ def masked_scores_from_rows(
     q, k_t, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n, n_rows, n_keys,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
-    INPUT_PRECISION: tl.constexpr, KEYS_FIRST: tl.constexpr = False,
+    INPUT_PRECISION: tl.constexpr,
+    query_pos, row_slopes, softcap_log2, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
+    KEYS_FIRST: tl.constexpr = False,
 ):
     """masked_scores with the mask addressed by a pointer per tile row (`mask_row_ptrs`, BLOCK_M),
     so a tile's rows may come from different heads (the decode kernel packs a GQA group into one
     tile); with MASK_SHARED_ROW, by the one pointer of the row every tile row shares (see
-    load_mask_tile). Rows `offs_m >= n_rows` are padding: their mask is not read. With `k_t` None, `q`
-    holds the product q @ k_t already (head_dim_chunked_dot)."""
+    load_mask_tile). Rows `offs_m >= n_rows` are padding: their mask is not read. `query_pos` are
+    the rows' query positions, `row_slopes` their ALiBi slopes (score_variants.varied_scores). With
+    `k_t` None, `q` holds the product q @ k_t already (head_dim_chunked_dot).
+
+    Returns (scores, capped): `capped` are the soft-capped scores before ALiBi and masks, which the
+    backward needs for the cap's derivative (the forward drops them: no cost)."""
     if k_t is None:
-        qk = q * qk_scale
+        scores = q * qk_scale
     elif KEYS_FIRST:
-        qk = tl.trans(tl.dot(tl.trans(k_t), tl.trans(q), input_precision=INPUT_PRECISION)) * qk_scale
+        scores = tl.trans(tl.dot(tl.trans(k_t), tl.trans(q), input_precision=INPUT_PRECISION)) * qk_scale
     else:
-        qk = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
+        scores = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
+    capped = varied_scores(scores, query_pos, offs_n, row_slopes, softcap_log2, SOFTCAP=SOFTCAP, ALIBI=False)
+    qk = varied_scores(capped, query_pos, offs_n, row_slopes, softcap_log2, SOFTCAP=False, ALIBI=ALIBI)
     if not EVEN_N:
         qk = tl.where(offs_n[None, :] < n_keys, qk, float("-inf"))
     if APPLY_CAUSAL:
@@ -153,7 +163,7 @@ def masked_scores_from_rows(
             bias = mask_tile.to(qk.dtype)
             bias = tl.where(bias == float("-inf"), bias, tl.maximum(bias, _MIN_FINITE_BIAS))
             qk = qk + bias * LOG2E
-    return qk
+    return qk, capped
 
 
 @triton.jit

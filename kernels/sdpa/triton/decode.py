@@ -19,8 +19,9 @@ Here the keys are cut into `num_splits` chunks and two launches do the work:
 
 Chunks are whole BLOCK_N tiles (the last ones may be empty), intersected with the key-padding span
 when the mask gives one. Masks (bool or additive, broadcast by stride 0), head dims padded in the
-kernel, Dv != D and every dtype work as in the normal forward; dropout and causal calls never come
-here (`plan_num_splits`).
+kernel, Dv != D, every dtype and the score variants (window, softcap, ALiBi, sinks: see
+score_variants.py; the sink joins the first split's statistics only) work as in the normal forward;
+dropout and causal calls never come here (`plan_num_splits`).
 
 `choose_num_splits` decides from the grid size, the lengths and the number of SMs; off CUDA it
 returns 1. `force_num_splits(n)` overrides it for tests and benchmarks.
@@ -42,6 +43,10 @@ from kernels.sdpa.triton.configs import (
     autotune_configs, head_dim_pruner,
 )
 from kernels.sdpa.triton.forward import attend_key_tiles, finish_rows
+from kernels.sdpa.triton.score_variants import (
+    VARIANT_FLAGS, KernelVariants, clip_to_window, per_row_values, start_row_stats,
+)
+from kernels.sdpa.variants import AttentionVariants
 from kernels.shared.dropout import Dropout
 from kernels.shared.host_math import ceil_div, next_power_of_2
 
@@ -55,7 +60,8 @@ _forced_splits: contextvars.ContextVar[int | None] = contextvars.ContextVar("for
 
 @triton.autotune(
     configs=autotune_configs(DECODE_TILES, INTERPRETER_DECODE_TILE, INTERPRETING),
-    key=["keys_per_split_bucket", "BLOCK_M", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE"],
+    key=["keys_per_split_bucket", "BLOCK_M", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
+         *VARIANT_FLAGS],
     prune_configs_by={"early_config_prune": head_dim_pruner(DECODE_TILES)},
 )
 @triton.heuristics({
@@ -65,6 +71,7 @@ _forced_splits: contextvars.ContextVar[int | None] = contextvars.ContextVar("for
 @triton.jit
 def _split_attention_kernel(
     q_ptr, k_ptr, v_ptr, partial_out_ptr, partial_max_ptr, partial_sum_ptr, mask_ptr, key_range_ptr,
+    slopes_ptr, stride_slopes_b, sinks_ptr, softcap_log2, window_left, window_right,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -74,6 +81,8 @@ def _split_attention_kernel(
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr, USE_KEY_RANGE: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
+    SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
+    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     split = tl.program_id(2)
@@ -109,9 +118,17 @@ def _split_attention_kernel(
     chunk = tl.cdiv(tl.cdiv(n_keys, n_splits), BLOCK_N) * BLOCK_N
     key_start = tl.maximum(key_start, split * chunk)
     key_end = tl.minimum(key_end, (split + 1) * chunk)
+    # The tile's rows are queries 0 .. Nq - 1 (of several heads): the window of all of them.
+    key_start, _, key_end = clip_to_window(key_start, key_end, key_end, 0, n_queries - 1, window_left, window_right,
+                                           n_keys, BLOCK=BLOCK_N, HAS_BEFORE=WINDOW_LEFT, HAS_AFTER=WINDOW_RIGHT)
 
-    m_i = tl.full([BLOCK_M], float("-inf"), dtype=ACC_DTYPE)
-    l_i = tl.zeros([BLOCK_M], dtype=ACC_DTYPE)
+    row_ok = rows < n_rows
+    # The sink joins each row's denominator once: in the first split's statistics.
+    m_i, l_i = start_row_stats(sinks_ptr, head, row_ok & (split == 0), BLOCK_M=BLOCK_M, ACC_DTYPE=ACC_DTYPE,
+                               USE_SINKS=USE_SINKS)
+    row_slopes = 0.0
+    if ALIBI:
+        row_slopes = per_row_values(slopes_ptr, batch * stride_slopes_b + head, row_ok, LOG2E)
     acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=ACC_DTYPE)
     k_base = k_ptr + batch * stride_kb + kv_head * stride_kh
     v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
@@ -123,12 +140,14 @@ def _split_attention_kernel(
         HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
         BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=False, USE_DROPOUT=False,
         EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
-        WIDE_OFFSETS=WIDE_OFFSETS, stride_qd=stride_qd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
+        WIDE_OFFSETS=WIDE_OFFSETS, stride_qd=stride_qd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK,
+        query_pos=query, row_slopes=row_slopes, softcap_log2=softcap_log2,
+        window_left=window_left, window_right=window_right, first_row=0, last_row=n_queries - 1,
+        SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT)
     out, _ = finish_rows(acc, m_i, l_i)
 
     # Workspace rows, contiguous (B, Hq, Nq, splits[, Dv]).
     slots = ((batch * n_kv_heads * group_size + head) * n_queries + query) * n_splits + split
-    row_ok = rows < n_rows
     tl.store(tile_ptrs(partial_out_ptr, slots, offs_dv, HEAD_DIM_V, 1), out,
              mask=row_ok[:, None] & (offs_dv[None, :] < HEAD_DIM_V))
     tl.store(partial_max_ptr + slots, m_i, mask=row_ok)
@@ -178,6 +197,7 @@ def launch_decode(
     num_splits: int,
     out: torch.Tensor | None = None,
     lse: torch.Tensor | None = None,
+    variants: AttentionVariants | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The split-K forward on validated inputs; returns (out, lse). Same arguments and results as
     `launch_forward` without causal and dropout, plus `num_splits` (1 to MAX_SPLITS) key chunks."""
@@ -196,19 +216,20 @@ def launch_decode(
     partial_max, partial_sum = (torch.empty(batch, n_heads, n_queries, num_splits, dtype=workspace_dtype,
                                             device=q.device) for _ in range(2))
     mask_args = MaskArgs(mask, placeholder=q)
+    kernel_variants = KernelVariants(variants, placeholder=q, accumulator=accumulator_dtype(q.dtype))
     block_m = decode_block_m(group_size * n_queries)
     block_dv = padded_head_dim(head_dim_v)
     flags = precision_flags(q.dtype)
     grid = (ceil_div(group_size * n_queries, block_m), batch * n_kv_heads, num_splits)
     _split_attention_kernel[grid](
         q, k, v, partial_out, partial_max, partial_sum, mask_args.tensor, mask_args.key_range_arg,
-        *q.stride(), *k.stride(), *v.stride(), *mask_args.strides,
+        *kernel_variants.args, *q.stride(), *k.stride(), *v.stride(), *mask_args.strides,
         n_kv_heads, group_size, n_queries, n_keys, scale * LOG2E.value,
         seq_bucket(ceil_div(n_keys, num_splits)),
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
         MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=group_size > 1),
         USE_KEY_RANGE=mask_args.key_range is not None,
-        WIDE_OFFSETS=needs_wide_offsets(q, k, v, mask), BLOCK_M=block_m, **flags,
+        WIDE_OFFSETS=needs_wide_offsets(q, k, v, mask), BLOCK_M=block_m, **flags, **kernel_variants.flags,
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), block_dv),
     )
     _combine_splits_kernel[(batch * n_heads * n_queries,)](

@@ -39,15 +39,21 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, MaskArgs, dropout_keep, empty_attention_output, head_dim_chunk, head_dim_chunked_dot,
-    index_range, key_span, load_tile, masked_scores_from_rows, needs_wide_offsets, padded_head_dim, precision_flags,
+    INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, empty_attention_output, head_dim_chunk,
+    head_dim_chunked_dot, index_range, key_span, load_tile, masked_scores_from_rows, needs_wide_offsets,
+    padded_head_dim, precision_flags,
     query_block_coordinates, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
 )
+from kernels.sdpa.triton.score_variants import (
+    VARIANT_FLAGS, KernelVariants, clip_to_window, lse_without_keys, per_row_values, start_row_stats,
+    tile_straddles_window, windowed_scores,
+)
 from kernels.sdpa.triton.descriptors import row_tile_descriptor, scratch_allocator, uses_tensor_descriptors
 from kernels.sdpa.triton.sequences import PackedSequences, sequence_pointer_args, sequence_rows
+from kernels.sdpa.variants import AttentionVariants
 from kernels.shared.dropout import Dropout
 from kernels.shared.host_math import ceil_div
 
@@ -64,6 +70,8 @@ def attend_key_tiles(
     APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
+    query_pos, row_slopes, softcap_log2, window_left, window_right, first_row, last_row,
+    SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     diagonal_start=0, USE_TMA: tl.constexpr = False,
     stride_qd=0, q_first_row=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
 ):
@@ -80,7 +88,11 @@ def attend_key_tiles(
     With HEAD_DIM_CHUNK (common.head_dim_chunk) the scores are read a head-dim chunk at a time
     (head_dim_chunked_dot): `q` is then not the query tile but each row's pointer (columns `stride_qd`
     apart), or with USE_TMA the queries' descriptor, read from row `q_first_row`; `k_tiles` is then read
-    in HEAD_DIM_CHUNK-column blocks."""
+    in HEAD_DIM_CHUNK-column blocks.
+
+    The score variants (score_variants.py): `query_pos` are the rows' query positions (rows of
+    queries [first_row, last_row]), `row_slopes` their ALiBi slopes in log2 units; the window
+    compare runs on the tiles that straddle the band's edges only."""
     for start_n in range(key_start, key_end, BLOCK_N):
         offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
         if HEAD_DIM_CHUNK:  # q @ k^T itself, summed over head-dim chunks: no whole K^T tile
@@ -101,13 +113,19 @@ def attend_key_tiles(
                               offs_d, offs_n, HEAD_DIM, n_keys, CHECK_ROWS=PAD_D, CHECK_COLS=not EVEN_N)
             if DOT_IN_FP32:
                 k = k.to(tl.float32)
-        qk = masked_scores_from_rows(q_or_product, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n,
-                                     n_queries, n_keys, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
-                                     APPLY_CAUSAL=False, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
-                                     INPUT_PRECISION=INPUT_PRECISION)
+        qk, _ = masked_scores_from_rows(q_or_product, k, qk_scale, offs_m, offs_n, mask_row_ptrs, stride_mask_n,
+                                        n_queries, n_keys, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
+                                        APPLY_CAUSAL=False, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
+                                        INPUT_PRECISION=INPUT_PRECISION, query_pos=query_pos, row_slopes=row_slopes,
+                                        softcap_log2=softcap_log2, SOFTCAP=SOFTCAP, ALIBI=ALIBI)
         if APPLY_CAUSAL:
             if start_n >= diagonal_start:
                 qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
+        if WINDOW_LEFT or WINDOW_RIGHT:
+            if tile_straddles_window(first_row, last_row, start_n, start_n + BLOCK_N - 1, window_left, window_right,
+                                     WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT):
+                qk = windowed_scores(qk, query_pos, offs_n, window_left, window_right,
+                                     WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT)
 
         # Online softmax. A row that has seen only masked keys keeps m = -inf; using 0 in its place
         # makes every exp2 exactly 0 instead of exp2(-inf - -inf) = NaN.
@@ -146,7 +164,7 @@ def finish_rows(acc, m_i, l_i):
 @triton.autotune(
     configs=autotune_configs(FORWARD_TILES, INTERPRETER_FORWARD_TILE, INTERPRETING),
     key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-         "IS_CAUSAL", "USE_DROPOUT", "USE_TMA", "VARLEN"],
+         "IS_CAUSAL", "USE_DROPOUT", "USE_TMA", "VARLEN", *VARIANT_FLAGS],
     prune_configs_by={"early_config_prune": head_dim_pruner(FORWARD_TILES)},
 )
 @triton.heuristics({
@@ -156,6 +174,7 @@ def finish_rows(acc, m_i, l_i):
 @triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_forward_kernel(
     q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr, mask_ptr, key_range_ptr, cu_seqlens_q_ptr, cu_seqlens_k_ptr,
+    slopes_ptr, stride_slopes_b, sinks_ptr, softcap_log2, window_left, window_right,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -168,6 +187,8 @@ def _attention_forward_kernel(
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     STORE_LSE: tl.constexpr, WIDE_OFFSETS: tl.constexpr, USE_TMA: tl.constexpr, VARLEN: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
+    SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
+    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
@@ -206,13 +227,21 @@ def _attention_forward_kernel(
     if DOT_IN_FP32 and not HEAD_DIM_CHUNK:
         q = q.to(tl.float32)
 
-    m_i = tl.full([BLOCK_M], float("-inf"), dtype=ACC_DTYPE)
-    l_i = tl.zeros([BLOCK_M], dtype=ACC_DTYPE)
+    m_i, l_i = start_row_stats(sinks_ptr, head, True, BLOCK_M=BLOCK_M, ACC_DTYPE=ACC_DTYPE, USE_SINKS=USE_SINKS)
     acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=ACC_DTYPE)
 
     key_start, diagonal_start, diagonal_end = key_span(
         start_m, batch, key_range_ptr, n_keys,
         BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, USE_KEY_RANGE=USE_KEY_RANGE, IS_CAUSAL=IS_CAUSAL)
+    first_row = start_m * BLOCK_M
+    last_row = first_row + BLOCK_M - 1
+    key_start, diagonal_start, diagonal_end = clip_to_window(
+        key_start, diagonal_start, diagonal_end, first_row, last_row, window_left, window_right, n_keys,
+        BLOCK=BLOCK_N, HAS_BEFORE=WINDOW_LEFT, HAS_AFTER=WINDOW_RIGHT)
+    row_slopes = 0.0
+    if ALIBI:
+        row_slopes = tl.zeros([BLOCK_M], dtype=tl.float32) + per_row_values(
+            slopes_ptr, batch * stride_slopes_b + head, True, LOG2E)
 
     # Tiles before the diagonal need no causal compare, the diagonal tiles [diagonal_start,
     # diagonal_end) do (non-causal: diagonal_end is the key span's end).
@@ -225,7 +254,10 @@ def _attention_forward_kernel(
         BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
         APPLY_CAUSAL=IS_CAUSAL, USE_DROPOUT=USE_DROPOUT,
         EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
-        WIDE_OFFSETS=WIDE_OFFSETS, diagonal_start=diagonal_start, USE_TMA=USE_TMA,
+        WIDE_OFFSETS=WIDE_OFFSETS, query_pos=offs_m, row_slopes=row_slopes, softcap_log2=softcap_log2,
+        window_left=window_left, window_right=window_right, first_row=first_row, last_row=last_row,
+        SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT,
+        diagonal_start=diagonal_start, USE_TMA=USE_TMA,
         stride_qd=stride_qd, q_first_row=start_m * BLOCK_M, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
 
     out, lse = finish_rows(acc, m_i, l_i)
@@ -260,6 +292,7 @@ def launch_forward(
     lse: torch.Tensor | None = None,
     dropout: Dropout = Dropout(),
     sequences: PackedSequences | None = None,
+    variants: AttentionVariants | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Launch the kernel on validated inputs; returns (out, lse).
 
@@ -270,6 +303,7 @@ def launch_forward(
     log-sum-exp. `dropout` (probability and Philox seed) drops attention weights in the kernel.
     `sequences`: the inputs are packed sequences in the kernel's VARLEN mode (see sequences.py: q, k,
     v and out are `batched_view`s, lse a (B, Hq, total_q) view of (Hq, total_q), no mask).
+    `variants`: the checked window / softcap / ALiBi / sinks options (kernels/sdpa/variants.py).
     """
     batch, n_heads, n_queries, head_dim = q.shape
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
@@ -282,10 +316,11 @@ def launch_forward(
     if n_keys == 0:  # every row is fully masked
         out.zero_()
         if lse is not None:
-            lse.fill_(float("-inf"))
+            lse.copy_(lse_without_keys(lse, variants))
         return out, lse
 
     mask_args = MaskArgs(mask, placeholder=q)
+    kernel_variants = KernelVariants(variants, placeholder=q, accumulator=accumulator_dtype(q.dtype))
 
     def grid(meta):
         return (ceil_div(n_queries, meta["BLOCK_M"]), batch * n_heads)
@@ -296,7 +331,7 @@ def launch_forward(
         launch = functools.partial(scratch_allocator(q.device).run, launch)
     launch(
         q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
-        *sequence_pointer_args(sequences, placeholder=q),
+        *sequence_pointer_args(sequences, placeholder=q), *kernel_variants.args,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
         *((0, 0) if lse is None else lse.stride()[:2]),
         n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value,
@@ -308,7 +343,7 @@ def launch_forward(
         USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
         USE_DROPOUT=dropout.active, STORE_LSE=lse is not None,
         WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask), USE_TMA=use_tma, VARLEN=sequences is not None,
-        **precision_flags(q.dtype),
+        **precision_flags(q.dtype), **kernel_variants.flags,
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), padded_head_dim(head_dim_v)),
     )
     return out, lse
