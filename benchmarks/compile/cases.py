@@ -37,7 +37,8 @@ HEAD_DIMS = (64, 128, 256)
 SCORE_VARIANTS = ("window", "softcap", "alibi", "sinks")
 SDPA_VARIANTS = ("none", "causal", "key_padding", "bool_mask", "additive_mask", "dropout", "varlen", *SCORE_VARIANTS,
                  "score_variants_causal")
-DECODE_VARIANTS = ("none", "key_padding", "additive_mask", *SCORE_VARIANTS, "score_variants")
+# wide_group: a GQA group of 64 query heads with a key-padding mask, decode's tallest tile.
+DECODE_VARIANTS = ("none", "key_padding", "additive_mask", *SCORE_VARIANTS, "score_variants", "wide_group")
 POSITIONAL_VARIANTS = ("add", "gather", "position_ids", "dropout", "backward")
 POSITIONAL_WIDTHS = (64, 512, 1024)  # d_model: the tile's column count follows it up to 1024
 # "yardstick": our minimal TMA forward (yardstick.py), compiled at the forward's tiles to compare with it;
@@ -49,6 +50,7 @@ _AUTOTUNED = ("forward", "backward", "decode")
 
 _BATCH, _HEADS, _LENGTH = 2, 2, 256  # forward and backward: lengths divide every tile
 _DECODE_QUERY_HEADS, _DECODE_KV_HEADS, _DECODE_KEYS, _DECODE_SPLITS = 8, 2, 1024, 4
+_WIDE_GROUP = 64
 _POSITIONAL_TOKENS, _VOCAB = 128, 1000
 _DROPOUT_P, _SEED = 0.1, 1234
 
@@ -199,8 +201,10 @@ def _launch_yardstick(case: Case, dtype: torch.dtype) -> None:
 
 
 def _launch_decode(case: Case, dtype: torch.dtype) -> None:
-    q, k, v = _attention_inputs(dtype, case.head_dim, _DECODE_QUERY_HEADS, _DECODE_KV_HEADS, 1, _DECODE_KEYS)
-    launch_decode(q, k, v, _mask(case.variant, q, _DECODE_KEYS), case.head_dim**-0.5, _DECODE_SPLITS,
+    query_heads = _WIDE_GROUP * _DECODE_KV_HEADS if case.variant == "wide_group" else _DECODE_QUERY_HEADS
+    q, k, v = _attention_inputs(dtype, case.head_dim, query_heads, _DECODE_KV_HEADS, 1, _DECODE_KEYS)
+    mask_variant = "key_padding" if case.variant == "wide_group" else case.variant
+    launch_decode(q, k, v, _mask(mask_variant, q, _DECODE_KEYS), case.head_dim**-0.5, _DECODE_SPLITS,
                   variants=_score_variants(case.variant, q))
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from kernels.sdpa.triton import configs
+from kernels.sdpa.triton.common import INTERPRETING
 from kernels.sdpa.triton.configs import (
     BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, DECODE_TILES, FORWARD_TILES, head_dim_pruner,
 )
@@ -46,3 +47,20 @@ def test_the_autotuner_always_prunes(kernel):
     """Triton's autotuner calls the pruner only when it has more than one config."""
     candidates = TILE_SETS[kernel].candidates()
     assert len(candidates) > 1 and len(set(candidates)) == len(candidates)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("head_dim", (24, 64, 80, 128, 200, 256))
+def test_decode_rows_stay_within_the_dtype_cap(dtype, head_dim):
+    """A big GQA group takes several query blocks rather than one tile taller than its dtype's cap at
+    this head dim (configs.DECODE_MAX_ROWS: taller tiles spill or do not fit a block)."""
+    from kernels.sdpa.triton.decode import decode_block_m
+
+    cap = next(rows for max_head_dim, rows in configs.DECODE_MAX_ROWS.for_dtype(dtype) if head_dim <= max_head_dim)
+    smallest, largest = configs.INTERPRETER_DECODE_BLOCK_M if INTERPRETING else configs.DECODE_BLOCK_M
+    for rows in (1, 16, 17, 33, 64, 500):
+        block_m = decode_block_m(rows, dtype, head_dim)
+        assert smallest <= block_m <= min(cap, largest)
+        assert block_m == min(cap, largest) or block_m >= rows, (rows, block_m)
+    if dtype == torch.float32 and head_dim > 128:
+        assert decode_block_m(64, dtype, head_dim) == 16  # 32 and 64 rows spill 0.6-2.1 KB a thread

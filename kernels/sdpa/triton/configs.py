@@ -172,6 +172,13 @@ DECODE_TILES = TileSet(
 # (smallest, largest) BLOCK_M of the decode kernel: tl.dot needs 16 rows; a group of group_size x Nq
 # rows larger than the largest takes several query blocks.
 DECODE_BLOCK_M = (16, 64)
+# The largest decode BLOCK_M per dtype family and head dim, as (max head dim, rows) steps: a taller
+# tile (a big GQA group, or several queries a step) holds more score and output rows in registers.
+# Measured with a key-padding mask on sm_80/sm_90 (`python -m benchmarks compile --variants
+# wide_group`): 64 rows spill from fp32 d128 (32 B on sm_90, 1.3 KB on sm_80; 32 rows still 12 B) and
+# 16-bit d256 (16 B on sm_80; 32 rows none, two blocks per sm_90 SM); fp32 d256 spills 0.6-2.1 KB with
+# 32 or 64 rows, and fp64 d256 on 64 rows does not fit an A100 block at all.
+DECODE_MAX_ROWS = TileSet(half=((128, 64), (256, 32)), single=((64, 64), (256, 16)), double=((64, 64), (256, 16)))
 
 # The interpreter runs one config, no timing. Small and unequal tiles make the tests cross tile
 # boundaries and exercise blocks that straddle two tiles on the causal diagonal.

@@ -39,7 +39,7 @@ from kernels.sdpa.triton.common import (
     key_span, load_tile, needs_wide_offsets, padded_head_dim, precision_flags, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
-    DECODE_BLOCK_M, DECODE_TILES, INTERPRETER_DECODE_BLOCK_M, INTERPRETER_DECODE_TILE,
+    DECODE_BLOCK_M, DECODE_MAX_ROWS, DECODE_TILES, INTERPRETER_DECODE_BLOCK_M, INTERPRETER_DECODE_TILE,
     autotune_configs, head_dim_pruner,
 )
 from kernels.sdpa.triton.forward import attend_key_tiles, finish_rows
@@ -217,7 +217,7 @@ def launch_decode(
                                             device=q.device) for _ in range(2))
     mask_args = MaskArgs(mask, placeholder=q)
     kernel_variants = KernelVariants(variants, placeholder=q, accumulator=accumulator_dtype(q.dtype))
-    block_m = decode_block_m(group_size * n_queries)
+    block_m = decode_block_m(group_size * n_queries, q.dtype, max(head_dim, head_dim_v))
     block_dv = padded_head_dim(head_dim_v)
     flags = precision_flags(q.dtype)
     grid = (ceil_div(group_size * n_queries, block_m), batch * n_kv_heads, num_splits)
@@ -241,9 +241,12 @@ def launch_decode(
     return out, lse
 
 
-def decode_block_m(rows: int) -> int:
-    """BLOCK_M for a group of `rows` (query head, query) rows: a power of two within the configured bounds."""
+def decode_block_m(rows: int, dtype: torch.dtype, head_dim: int) -> int:
+    """BLOCK_M for a group of `rows` (query head, query) rows: a power of two within the configured
+    bounds, and no taller than the dtype's tiles take at this head dim (configs.DECODE_MAX_ROWS)."""
     smallest, largest = INTERPRETER_DECODE_BLOCK_M if INTERPRETING else DECODE_BLOCK_M
+    largest = min(largest, next(rows_cap for max_head_dim, rows_cap in DECODE_MAX_ROWS.for_dtype(dtype)
+                                if head_dim <= max_head_dim))
     return min(largest, max(smallest, next_power_of_2(rows)))
 
 
@@ -289,7 +292,7 @@ def plan_num_splits(q: torch.Tensor, k: torch.Tensor, is_causal: bool, dropout: 
     batch, n_heads, n_queries, _ = q.shape
     n_kv_heads, n_keys = k.shape[1], k.shape[2]
     rows = n_heads // n_kv_heads * n_queries
-    programs = batch * n_kv_heads * ceil_div(rows, decode_block_m(rows))
+    programs = batch * n_kv_heads * ceil_div(rows, decode_block_m(rows, q.dtype, q.size(3)))
     return choose_num_splits(programs, n_queries, n_keys, multiprocessor_count(q.device))
 
 
