@@ -5,8 +5,9 @@ their dots on tensor cores, float32 inputs as three TF32 tensor-core dots by def
 (common.fp32_dot_precision) and float64 on DMMA or FFMA, so each family has its own register and
 shared-memory budget. Every list holds, for every head dim up to 256, tiles that compile, fit the
 per-block shared memory of sm_80/sm_90/sm_100 and do not spill (float64, for exact checks and
-gradcheck, need only launch; the known breaks of the compile gate list the exceptions):
-`python -m benchmarks compile` shows it and tests/compile/test_compile_gate.py keeps it so.
+gradcheck, need only launch; the compile gate's known breaks would list any exception, none today):
+`python -m benchmarks compile` shows it and tests/compile/test_compile_gate.py keeps it so, at the
+shapes it compiles (docs/benchmarks/compile.md lists the small spills seen outside them).
 `max_head_dim` prunes the tiles too big for a call's padded head dim (`min_head_dim` those kept
 for large head dims only). 16-bit tiles are chosen for
 Hopper (H100/H200): warpgroup MMA (HGMMA) needs 64-row dot operands per 4 warps, so every 16-bit
@@ -62,7 +63,8 @@ Tile = TileConfig | DecodeTile
 
 @dataclass(frozen=True)
 class TileSet:
-    """One kernel's candidate tiles per input dtype family, each list in order of preference."""
+    """One kernel's candidate tiles per input dtype family, each list in order of preference (or, for
+    DECODE_MAX_ROWS, other per-family data)."""
 
     half: tuple[Tile, ...]  # float16 and bfloat16
     single: tuple[Tile, ...]  # float32
