@@ -150,10 +150,11 @@ def _score_products(
 
 
 @triton.jit
-def _load_query_tiles(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM: tl.constexpr,
-                      HEAD_DIM_V: tl.constexpr, EVEN_M: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
-                      DOT_IN_FP32: tl.constexpr, EVICTION: tl.constexpr):
-    """The (BLOCK_M, D) tiles of q and dO at query rows offs_m, in the dots' dtype."""
+def _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM: tl.constexpr,
+                    HEAD_DIM_V: tl.constexpr, EVEN_M: tl.constexpr, PAD_D: tl.constexpr, PAD_DV: tl.constexpr,
+                    DOT_IN_FP32: tl.constexpr, EVICTION: tl.constexpr = tl.constexpr("")):
+    """The (rows, D) and (rows, Dv) tiles at rows offs_m of q and dO (or of k and v: the names are the
+    dQ side's), in the dots' dtype."""
     q = load_tile(q_ptrs, offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD_D,
                   EVICTION=EVICTION)
     do = load_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD_DV,
@@ -204,11 +205,11 @@ def _accumulate_dk_dv(
                 HEAD_DIM_V=HEAD_DIM_V, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, EVEN_M=EVEN_M, EVEN_N=EVEN_N, OUT_DTYPE=dk.dtype,
                 DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION, WIDE_OFFSETS=WIDE_OFFSETS)
         elif REREAD_Q_DO:  # read again below: ask L2 to keep them
-            q, do = _load_query_tiles(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
+            q, do = _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
                                       EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="evict_last")
         else:
-            q, do = _load_query_tiles(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
+            q, do = _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
                                       EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="")
         p, p_applied, dp = _recompute_tile(
@@ -224,7 +225,7 @@ def _accumulate_dk_dv(
             do = _load_row_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, EVEN_M=EVEN_M, PAD=PAD_DV,
                                 DOT_IN_FP32=DOT_IN_FP32)
         elif REREAD_Q_DO:  # their last use: a second copy of each in shared memory, never live with the first
-            q, do = _load_query_tiles(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
+            q, do = _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
                                       EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="evict_first")
         dv = tl.dot(tl.trans(p_applied.to(do.dtype)), do, dv, input_precision=INPUT_PRECISION, out_dtype=dv.dtype)
@@ -289,13 +290,10 @@ def _attention_backward_dk_dv_kernel(
         k = k_base + offs_n * stride_kn
         v = v_base + offs_n * stride_vn
     else:
-        k = load_tile(tile_ptrs(k_base, offs_n, offs_d, stride_kn, stride_kd),
-                      offs_n, offs_d, n_keys, HEAD_DIM, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_D != HEAD_DIM)
-        v = load_tile(tile_ptrs(v_base, offs_n, offs_dv, stride_vn, stride_vd),
-                      offs_n, offs_dv, n_keys, HEAD_DIM_V, CHECK_ROWS=not EVEN_N, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
-        if DOT_IN_FP32:
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
+        k, v = _load_tile_pair(tile_ptrs(k_base, offs_n, offs_d, stride_kn, stride_kd),
+                               tile_ptrs(v_base, offs_n, offs_dv, stride_vn, stride_vd), offs_n, offs_d, offs_dv,
+                               n_keys, HEAD_DIM, HEAD_DIM_V, EVEN_M=EVEN_N, PAD_D=BLOCK_D != HEAD_DIM,
+                               PAD_DV=BLOCK_DV != HEAD_DIM_V, DOT_IN_FP32=DOT_IN_FP32)
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=ACC_DTYPE)
     dv = tl.zeros([BLOCK_N, BLOCK_DV], dtype=ACC_DTYPE)
 
@@ -445,13 +443,10 @@ def _attention_backward_dq_kernel(
         q = q_base + offs_m * stride_qm
         do = do_base + offs_m * stride_dom
     else:
-        q = load_tile(tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd),
-                      offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_D != HEAD_DIM)
-        do = load_tile(tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod), offs_m, offs_dv, n_queries,
-                       HEAD_DIM_V, CHECK_ROWS=not EVEN_M, CHECK_COLS=BLOCK_DV != HEAD_DIM_V)
-        if DOT_IN_FP32:
-            q = q.to(tl.float32)
-            do = do.to(tl.float32)
+        q, do = _load_tile_pair(tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd),
+                                tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod), offs_m, offs_d, offs_dv,
+                                n_queries, HEAD_DIM, HEAD_DIM_V, EVEN_M=EVEN_M, PAD_D=BLOCK_D != HEAD_DIM,
+                                PAD_DV=BLOCK_DV != HEAD_DIM_V, DOT_IN_FP32=DOT_IN_FP32)
     row_base = batch * stride_stat_b + head * stride_stat_h + query_row0
     lse_log2 = _log2_lse(lse_ptr + row_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M)
     if EVEN_M:
