@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from kernels.hf.masks import causal_key_padding, with_position_bias
-from kernels.hf.packing import PackedSequences, packing_to_run
+from kernels.hf.packing import HFPacking, packing_to_run
 from kernels.sdpa.functional import attention, causal_attention_with_key_padding
 from kernels.sdpa.varlen import varlen_attention
 from kernels.sdpa.masks import causal_keep_mask
@@ -126,7 +126,7 @@ def triton_attention_forward(
     return out.transpose(1, 2).contiguous(), None  # the kernel's output is laid out (B, Nq, Hq, Dv): no copy
 
 
-def packed_attention(query, key, value, packing: PackedSequences, causal: bool, dropout_p: float,
+def packed_attention(query, key, value, packing: HFPacking, causal: bool, dropout_p: float,
                      scale: float | None) -> torch.Tensor:
     """(B, H, N, D) tensors whose rows hold packed sequences -> (B, Nq, Hq, Dv), by `varlen_attention`
     on the flattened (B * N, H, D) tokens (a view when the heads were split off a (B, N, H * D) tensor)."""

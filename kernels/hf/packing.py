@@ -18,12 +18,15 @@ import torch
 from kernels.hf.masks import causal_key_padding
 
 VARLEN_KWARGS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
-_MASK_PACKING = "_kernels_hf_packed_sequences"  # (mask version, PackedSequences or None) cached on the mask
+_MASK_PACKING = "_kernels_hf_packed_sequences"  # (mask version, HFPacking or None) cached on the mask
 
 
 @dataclass(frozen=True)
-class PackedSequences:
-    """The sequences of a packed batch, in the flattened (batch * N) token order."""
+class HFPacking:
+    """The sequences of a packed Hugging Face batch, in the flattened (batch * N) token order, and how
+    the packing was learned (`causal`). The Triton launchers take the same offsets and bounds as
+    kernels/sdpa/triton/sequences.PackedSequences, which this module cannot import (it runs without
+    triton)."""
     cu_seqlens_q: torch.Tensor
     cu_seqlens_k: torch.Tensor
     max_seqlen_q: int
@@ -31,7 +34,7 @@ class PackedSequences:
     causal: bool | None  # None: as the module says; True: the mask it was read from is causal
 
 
-def packing_from_kwargs(kwargs: dict) -> PackedSequences | None:
+def packing_from_kwargs(kwargs: dict) -> HFPacking | None:
     """The packing FlashAttention's varlen kwargs describe, or None when none is given."""
     given = [name for name in VARLEN_KWARGS if kwargs.get(name) is not None]
     if not given:
@@ -41,10 +44,10 @@ def packing_from_kwargs(kwargs: dict) -> PackedSequences | None:
         raise ValueError(f"a padding-free batch needs all of {VARLEN_KWARGS}; {given} were given without {missing}")
     cu_q, cu_k, max_q, max_k = (kwargs[name] for name in VARLEN_KWARGS)
     as_int = [int(value) if isinstance(value, torch.Tensor) and value.dim() == 0 else value for value in (max_q, max_k)]
-    return PackedSequences(cu_q, cu_k, *as_int, causal=None)
+    return HFPacking(cu_q, cu_k, *as_int, causal=None)
 
 
-def _read_block_diagonal_causal(mask: torch.Tensor) -> PackedSequences | None:
+def _read_block_diagonal_causal(mask: torch.Tensor) -> HFPacking | None:
     """The packing a (B, 1, N, N) bool mask encodes when it is block-diagonal causal with at least one
     row holding several blocks; None for any other mask."""
     batch, _, length, _ = mask.shape
@@ -59,10 +62,10 @@ def _read_block_diagonal_causal(mask: torch.Tensor) -> PackedSequences | None:
     total = torch.tensor([batch * length], device=mask.device)
     cu_seqlens = torch.cat([offsets, total]).to(torch.int32)
     longest = int(cu_seqlens.diff().max())
-    return PackedSequences(cu_seqlens, cu_seqlens, longest, longest, causal=True)
+    return HFPacking(cu_seqlens, cu_seqlens, longest, longest, causal=True)
 
 
-def packing_from_mask(mask: torch.Tensor | None) -> PackedSequences | None:
+def packing_from_mask(mask: torch.Tensor | None) -> HFPacking | None:
     """The packing of transformers' block-diagonal causal mask for packed `position_ids` (see the module
     docstring), or None. Eager mode only: under torch.compile the mask runs as a mask."""
     if (mask is None or torch.compiler.is_compiling() or mask.dtype != torch.bool or mask.dim() != 4
@@ -77,7 +80,7 @@ def packing_from_mask(mask: torch.Tensor | None) -> PackedSequences | None:
     return packing
 
 
-def packing_to_run(mask: torch.Tensor | None, kwargs: dict) -> PackedSequences | None:
+def packing_to_run(mask: torch.Tensor | None, kwargs: dict) -> HFPacking | None:
     """The packed sequences that the attention function runs through `varlen_attention`, or None: the
     FlashAttention kwargs when given, else the block-diagonal causal mask transformers built from
     packed position_ids (every backend runs varlen_attention, the triton one with its varlen kernel)."""
