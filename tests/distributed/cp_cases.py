@@ -33,9 +33,14 @@ class Case:
 
 
 def feature_cases(method: str, layout: str, **options) -> list[Case]:
-    """Every combination of causal x GQA x key padding for one method and layout."""
+    """Half of the combinations of causal x GQA x key padding for one method and layout, the half whose
+    count of features on is even for the contiguous layout and odd for zigzag: each layout still meets
+    every pair of the three features in all four of its settings, and the two layouts together run
+    every combination (the full product on both layouts cost 4 minutes of the CI's 2 cores)."""
+    parity = 1 if layout == "zigzag" else 0
     return [Case(method, layout, causal, gqa, padding, **options)
-            for causal in (False, True) for gqa in (False, True) for padding in (False, True)]
+            for causal in (False, True) for gqa in (False, True) for padding in (False, True)
+            if (causal + gqa + padding) % 2 == parity]
 
 
 def poison_kernel_buffers() -> None:
