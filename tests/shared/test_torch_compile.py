@@ -98,6 +98,25 @@ def test_opcheck_attention_backward():
     torch.library.opcheck(attention_ops.attention_backward, args)
 
 
+def test_opcheck_attention_ops_with_the_score_variants():
+    """The five trailing variant arguments (window sides, soft cap, ALiBi slopes, sinks) through the
+    schema, fake tensors, autograd registration and AOT dispatch, forward and backward."""
+    q, k, v = leaves(*qkv(n_q=12, n_k=12))
+    sinks = torch.randn(2, device=DEVICE, requires_grad=True)
+    slopes = torch.rand(1, 2, device=DEVICE)
+    variants = (3, None, 5.0, slopes, sinks)
+    torch.library.opcheck(attention_ops.attention_forward, (q, k, v, None, True, 0.25, 0.0, None, True, *variants))
+    mask = (torch.rand(1, 1, 1, 12, device=DEVICE) > 0.3).expand(1, 2, 12, 12)
+    windowed = (2, 4, None, None, sinks)
+    torch.library.opcheck(attention_ops.attention_forward,
+                          (q, k, v, mask, False, 0.25, 0.3, torch.tensor(5), True, *windowed))
+    with torch.no_grad():
+        out, lse = attention_ops.attention_forward(q, k, v, None, True, 0.25, 0.0, None, True, *variants)
+    args = (torch.randn_like(out), q.detach(), k.detach(), v.detach(), out, lse, None, True, 0.25, 0.0, None,
+            3, None, 5.0, slopes, sinks.detach())
+    torch.library.opcheck(attention_ops.attention_backward, args)
+
+
 def test_opcheck_positional_ops():
     x = torch.randn(5, 2, 24, device=DEVICE).transpose(0, 1).requires_grad_()  # (B, N, d), non-contiguous
     ids = torch.randint(0, 50, (1, 5), device=DEVICE).expand(2, 5)
