@@ -49,8 +49,15 @@ def _chunks(inputs: AttentionInputs) -> Iterator[Rows]:
 
 def _reference_rows(inputs: AttentionInputs, rows: Rows, qkv: list[torch.Tensor]) -> torch.Tensor:
     return reference.scaled_dot_product_attention(
-        *qkv, attn_mask=_mask_rows(inputs.attn_mask, rows), is_causal=inputs.is_causal
+        *qkv, attn_mask=_mask_rows(inputs.attn_mask, rows), is_causal=inputs.is_causal,
+        **_variant_rows(inputs.variants, rows)
     )
+
+
+def _variant_rows(variants: dict, rows: Rows) -> dict:
+    """The variants for these heads: per-head slopes and sinks sliced (float64, as the inputs are)."""
+    _, head_rows = rows
+    return {name: value[head_rows].double() if torch.is_tensor(value) else value for name, value in variants.items()}
 
 
 def _mask_rows(mask: torch.Tensor | None, rows: Rows) -> torch.Tensor | None:

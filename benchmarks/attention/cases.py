@@ -2,7 +2,7 @@
 `backward` and `masked` sweeps, and the cases' random inputs."""
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -22,6 +22,12 @@ class MaskKind(str, enum.Enum):
     SLIDING_WINDOW = "sliding-window"  # bool (N, N): query i sees keys i - N/4 < j <= i (Mistral-style)
     ADDITIVE_BIAS = "additive-bias"  # float (B, 1, N, N) in q's dtype: -slope * |i - j|, ALiBi-like
     CAUSAL_KEY_PADDING = "causal-key-padding"  # bool (B, 1, N, N): causal and ~25% key padding in one mask
+    # The score variants (`kernels.attention`'s keyword options), each on causal attention as the models
+    # that use them run it; SDPA gets the equivalent mask tensor where one exists (cases.sdpa_equivalent).
+    WINDOW = "window"  # window=(N/4 - 1, 0) with is_causal: the band SLIDING_WINDOW's mask holds (Mistral)
+    SOFTCAP = "softcap"  # softcap=50 (Gemma 2's attention cap), causal
+    ALIBI = "alibi"  # ALiBi slopes 2^(-8h/H), h = 1..H, causal (Bloom)
+    SINKS = "sinks"  # one standard-normal sink logit per head, causal (gpt-oss)
 
 
 @dataclass(frozen=True)
@@ -33,12 +39,17 @@ class AttentionCase:
     mask: MaskKind
     mode: Mode = Mode.FORWARD
 
-    measured_fields = ("tflops", "ceiling_fraction", "speedup_vs_sdpa_default", "max_abs_error", "max_abs_errors",
-                       "peak_memory_bytes")
+    measured_fields = ("tflops", "ceiling_fraction", "speedup_vs_sdpa_default", "speedup_vs_flex",
+                       "rate_vs_causal", "max_abs_error", "max_abs_errors", "peak_memory_bytes")
 
     @property
     def causal(self) -> bool:
-        return self.mask is MaskKind.CAUSAL
+        return self.mask in CAUSAL_KINDS
+
+    @property
+    def window(self) -> int | None:
+        """The keys each query sees under a WINDOW case (itself and the `window - 1` before it)."""
+        return max(1, self.seq_len // _WINDOW_FRACTION) if self.mask is MaskKind.WINDOW else None
 
     @property
     def flops(self) -> int:
@@ -71,15 +82,19 @@ class CaseSet:
     cpu_lengths: tuple[int, int] = (128, 512)
 
 
+CAUSAL_KINDS = frozenset({MaskKind.CAUSAL, MaskKind.WINDOW, MaskKind.SOFTCAP, MaskKind.ALIBI, MaskKind.SINKS})
+SCORE_VARIANT_KINDS = (MaskKind.WINDOW, MaskKind.SOFTCAP, MaskKind.ALIBI, MaskKind.SINKS)
 ATTENTION_CASES = CaseSet((MaskKind.NONE, MaskKind.CAUSAL, MaskKind.KEY_PADDING))
 # The masks users have, each a tensor the kernel reads (causal + padding included, as Hugging Face builds it).
 MASKED_CASES = CaseSet(
     (
+        MaskKind.CAUSAL,  # the plain kernel the score variants are measured against (rate_vs_causal)
         MaskKind.KEY_PADDING,
         MaskKind.KEY_PADDING_HALF,
         MaskKind.SLIDING_WINDOW,
         MaskKind.ADDITIVE_BIAS,
         MaskKind.CAUSAL_KEY_PADDING,
+        *SCORE_VARIANT_KINDS,
     ),
     gpu_head_dims=(128,),
     gpu_lengths=(2048, 16384),
@@ -128,6 +143,8 @@ class AttentionInputs:
     attn_mask: torch.Tensor | None
     is_causal: bool
     dout: torch.Tensor | None = None  # (B, H, N, D): the output's gradient, when q, k, v require grad
+    # `kernels.attention`'s score-variant keywords (window, softcap, alibi_slopes, sinks) of the case.
+    variants: dict = field(default_factory=dict)
 
     @property
     def leaves(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -160,10 +177,11 @@ def make_inputs(
     shape = (case.batch, case.heads, case.seq_len, case.head_dim)
     q, k, v = (torch.randn(shape, generator=generator, device=device, dtype=dtype) for _ in range(3))
     mask = _mask(case, dtype, device, generator)
+    variants = _variants(case, device, generator)
     if not gradients:
-        return AttentionInputs(q, k, v, mask, case.causal)
+        return AttentionInputs(q, k, v, mask, case.causal, variants=variants)
     dout = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    return AttentionInputs(*(t.requires_grad_() for t in (q, k, v)), mask, case.causal, dout)
+    return AttentionInputs(*(t.requires_grad_() for t in (q, k, v)), mask, case.causal, dout, variants)
 
 
 # Valid key lengths as fractions of N, [low, high]: every query row keeps keys, and the FLOP count (all N
@@ -171,6 +189,45 @@ def make_inputs(
 _VALID_LENGTHS = {MaskKind.KEY_PADDING: (1 / 2, 1), MaskKind.KEY_PADDING_HALF: (1 / 4, 3 / 4)}
 _WINDOW_FRACTION = 4  # the sliding window spans N / 4 keys
 _SLOPES = (1 / 16, 1 / 2)  # range of the ALiBi-like slopes, one per batch row (per head in ALiBi itself)
+
+
+_SOFTCAP = 50.0  # Gemma 2's attention logit cap
+
+
+def alibi_slopes(heads: int, device: torch.device) -> torch.Tensor:
+    """ALiBi's geometric slopes (heads,), fp32: 2^(-8h/H) for h = 1..H."""
+    return torch.exp2(-8.0 * torch.arange(1, heads + 1, device=device, dtype=torch.float32) / heads)
+
+
+def _variants(case: AttentionCase, device: torch.device, generator: torch.Generator) -> dict:
+    if case.mask is MaskKind.WINDOW:
+        return {"window": (case.window - 1, 0)}
+    if case.mask is MaskKind.SOFTCAP:
+        return {"softcap": _SOFTCAP}
+    if case.mask is MaskKind.ALIBI:
+        return {"alibi_slopes": alibi_slopes(case.heads, device)}
+    if case.mask is MaskKind.SINKS:
+        return {"sinks": torch.randn(case.heads, generator=generator, device=device)}
+    return {}
+
+
+def sdpa_equivalent(inputs: AttentionInputs) -> tuple[torch.Tensor | None, bool]:
+    """(attn_mask, is_causal) that give torch SDPA the inputs' attention: the window's causal band as a
+    bool mask, causal ALiBi as a float (1, H, N, N) bias; NotImplementedError for soft-capping and sinks,
+    which SDPA cannot express."""
+    variants = inputs.variants
+    if not variants:
+        return inputs.attn_mask, inputs.is_causal
+    n_queries, n_keys, device = inputs.q.size(-2), inputs.k.size(-2), inputs.q.device
+    distance = torch.arange(n_queries, device=device).view(-1, 1) - torch.arange(n_keys, device=device)
+    if "window" in variants:
+        left, _ = variants["window"]
+        return (distance >= 0) & (distance <= left), False
+    if "alibi_slopes" in variants:
+        bias = -variants["alibi_slopes"].view(-1, 1, 1) * distance.abs()
+        bias = bias.masked_fill(distance < 0, float("-inf")).unsqueeze(0).to(inputs.q.dtype)
+        return bias, False
+    raise NotImplementedError(f"torch SDPA has no {' or '.join(variants)}")
 
 
 def _mask(

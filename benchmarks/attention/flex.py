@@ -2,7 +2,8 @@
 
 A mask tensor becomes what a FlexAttention user would pass: a bool mask a `mask_mod` reading it, turned
 into a block mask (fully masked blocks are skipped), a float mask a `score_mod` adding it, `is_causal` a
-`q_idx >= kv_idx` block mask (top-left, as torch SDPA). Block masks are built once per mask tensor, by
+`q_idx >= kv_idx` block mask (top-left, as torch SDPA). The score variants: a sliding window its band's
+block mask, soft-capping and ALiBi a `score_mod`, sinks the output rescaled by the log-sum-exp. Block masks are built once per mask tensor, by
 `prepare`, outside the timed calls; the compiled kernels are built on the first call of each mask kind
 and shape.
 """
@@ -61,7 +62,7 @@ class FlexAttention:
         dynamic = None if device.type == "cuda" else False
         self._compiled = torch.compile(flex_attention, fullgraph=True, dynamic=dynamic)
         self._by_mask: WeakIdKeyDictionary = WeakIdKeyDictionary()  # mask tensor -> flex_attention kwargs
-        self._causal: dict[tuple, BlockMask] = {}  # (Nq, Nk, device) -> causal block mask
+        self._causal: dict[tuple, BlockMask] = {}  # (Nq, Nk, device[, window]) -> causal or band block mask
 
     def prepare(self, inputs: AttentionInputs) -> None:
         """Build the block mask (or score_mod) of these inputs now, outside any timing."""
@@ -71,15 +72,32 @@ class FlexAttention:
         if inputs.q.device.type == "cpu" and inputs.q.requires_grad:  # torch's own error is a compile trace
             raise NotImplementedError("FlexAttention has no backward on the CPU")
         mask_arguments = self._mask_arguments(inputs)
-        return self._compiled(inputs.q, inputs.k, inputs.v, enable_gqa=inputs.grouped, **mask_arguments)
+        sinks = inputs.variants.get("sinks")
+        if sinks is None:
+            return self._compiled(inputs.q, inputs.k, inputs.v, enable_gqa=inputs.grouped, **mask_arguments)
+        # Sinks as a FlexAttention user adds them: a sink joins the row's denominator, so the output
+        # scales by exp(lse) / (exp(lse) + exp(sink)) = sigmoid(lse - sink).
+        if inputs.q.device.type == "cpu":  # torch's own error is a long inductor trace
+            raise NotImplementedError("FlexAttention's log-sum-exp (return_lse), which sinks need, does not "
+                                      "compile for the CPU")
+        out, lse = self._compiled(inputs.q, inputs.k, inputs.v, enable_gqa=inputs.grouped, return_lse=True,
+                                  **mask_arguments)
+        return out * torch.sigmoid(lse - sinks.view(-1, 1)).unsqueeze(-1).to(out.dtype)
 
     def _mask_arguments(self, inputs: AttentionInputs) -> dict:
         mask, (batch, heads, q_len, _), kv_len = inputs.attn_mask, inputs.q.shape, inputs.k.size(-2)
+        variants = inputs.variants
+        if "window" in variants:
+            key = (q_len, kv_len, inputs.q.device, variants["window"])
+            if key not in self._causal:
+                self._causal[key] = create_block_mask(_band(variants["window"][0]), None, None, q_len, kv_len,
+                                                      device=inputs.q.device)
+            return {"block_mask": self._causal[key]}
         if inputs.is_causal:
             key = (q_len, kv_len, inputs.q.device)
             if key not in self._causal:
                 self._causal[key] = create_block_mask(_causal, None, None, q_len, kv_len, device=inputs.q.device)
-            return {"block_mask": self._causal[key]}
+            return {"block_mask": self._causal[key], **_score_mod(variants)}
         if mask is None:
             return {}
         if mask not in self._by_mask:
@@ -89,6 +107,34 @@ class FlexAttention:
 
 def _causal(b, h, q_idx, kv_idx):
     return q_idx >= kv_idx
+
+
+def _band(left: int):
+    """The mask_mod of a causal sliding window: each query sees itself and the `left` keys before it."""
+
+    def in_band(b, h, q_idx, kv_idx):
+        return (q_idx >= kv_idx) & (q_idx - kv_idx <= left)
+
+    return in_band
+
+
+def _score_mod(variants: dict) -> dict:
+    """flex_attention's score_mod for soft-capping or ALiBi (the variants a score_mod expresses)."""
+    if "softcap" in variants:
+        cap = variants["softcap"]
+
+        def capped(score, b, h, q_idx, kv_idx):
+            return cap * torch.tanh(score / cap)
+
+        return {"score_mod": capped}
+    if "alibi_slopes" in variants:
+        slopes = variants["alibi_slopes"]
+
+        def alibi(score, b, h, q_idx, kv_idx):
+            return score - slopes[h] * (q_idx - kv_idx).abs()
+
+        return {"score_mod": alibi}
+    return {}
 
 
 def _from_mask(mask: torch.Tensor, shape: tuple[int, int, int, int]) -> dict:

@@ -11,9 +11,16 @@ import torch
 
 from benchmarks.attention.accuracy import max_abs_errors
 from benchmarks.attention.calls import checked_outputs, float64_expected, timed_call
-from benchmarks.attention.cases import AttentionCase, AttentionInputs, make_inputs, smallest_shape_cases
+from benchmarks.attention.cases import (
+    SCORE_VARIANT_KINDS,
+    AttentionCase,
+    AttentionInputs,
+    MaskKind,
+    make_inputs,
+    smallest_shape_cases,
+)
 from benchmarks.attention.modes import Mode
-from benchmarks.attention.providers import SDPA_DEFAULT
+from benchmarks.attention.providers import FLEX, SDPA_DEFAULT
 from benchmarks.harness.ceilings import Ceilings
 from benchmarks.harness.measure import Measurement, measure_row
 from benchmarks.harness.providers import Provider
@@ -50,7 +57,23 @@ def measure_cases(
                 on_step(f"{case_in_mode.label}: {provider.name}")
                 rows.append(_measure(provider, case_in_mode, input_sets, expected[mode], stopwatch, ceilings,
                                      case in smallest))
-            yield with_speedup_over(rows, SDPA_DEFAULT, "speedup_vs_sdpa_default")
+            yield with_speedup_over(with_speedup_over(rows, SDPA_DEFAULT, "speedup_vs_sdpa_default"), FLEX,
+                                    "speedup_vs_flex")
+
+
+def with_rates_vs_causal(rows: list[Row]) -> list[Row]:
+    """Each timed row of a score-variant case with `rate_vs_causal` = its TFLOP/s over the same
+    provider's on the plain causal case of the same shape and mode: the share of the plain kernel's speed
+    a variant keeps (a sliding window's FLOPs count its band only, so its rate is per attended score)."""
+    causal = {(row.case.batch, row.case.heads, row.case.seq_len, row.case.head_dim, row.case.mode, row.provider):
+              row["tflops"] for row in rows if row.case.mask is MaskKind.CAUSAL and row.timing}
+    rated = []
+    for row in rows:
+        key = (row.case.batch, row.case.heads, row.case.seq_len, row.case.head_dim, row.case.mode, row.provider)
+        if row.case.mask in SCORE_VARIANT_KINDS and row.timing and causal.get(key):
+            row = row.with_values(rate_vs_causal=row["tflops"] / causal[key])
+        rated.append(row)
+    return rated
 
 
 def _measure(

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from benchmarks.attention.flops import attention_backward_flops, attention_forward_flops
 
-_FLOPS = "FLOPs: forward 4*B*H*N*N*D, halved when causal"
+_FLOPS = "FLOPs: forward 4*B*H*N*N*D, halved when causal; a sliding window counts the pairs in its band"
 
 
 class Mode(str, enum.Enum):
@@ -25,7 +25,7 @@ class Mode(str, enum.Enum):
 
     def flops(self, case) -> int:
         """The FLOPs of an `AttentionCase`'s shape in this mode."""
-        shape = (case.batch, case.heads, case.seq_len, case.seq_len, case.head_dim, case.causal)
+        shape = (case.batch, case.heads, case.seq_len, case.seq_len, case.head_dim, case.causal, case.window)
         forward, backward = attention_forward_flops(*shape), attention_backward_flops(*shape)
         return {Mode.FORWARD: forward, Mode.BACKWARD: backward, Mode.FORWARD_BACKWARD: forward + backward}[self]
 

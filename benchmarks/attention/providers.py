@@ -8,7 +8,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import kernels
 import reference
-from benchmarks.attention.cases import AttentionInputs
+from benchmarks.attention.cases import AttentionInputs, sdpa_equivalent
 from benchmarks.attention.flex import FlexAttention, flex_unavailable_reason, recompile_budget
 from benchmarks.harness.providers import Provider, ours_provider
 
@@ -39,12 +39,16 @@ def attention_providers(device: torch.device, names: list[str] | None = None,
 
 def call_ours(x: AttentionInputs) -> torch.Tensor:
     return kernels.attention(
-        x.q, x.k, x.v, attn_mask=x.attn_mask, is_causal=x.is_causal, enable_gqa=x.grouped, backend="triton"
+        x.q, x.k, x.v, attn_mask=x.attn_mask, is_causal=x.is_causal, enable_gqa=x.grouped, backend="triton",
+        **x.variants,
     )
 
 
 def _torch_sdpa(x: AttentionInputs) -> torch.Tensor:
-    return F.scaled_dot_product_attention(x.q, x.k, x.v, attn_mask=x.attn_mask, is_causal=x.is_causal,
+    """SDPA on the inputs, a score variant given as its equivalent mask (cases.sdpa_equivalent; built per
+    call, inside the timing, as a user without the variant would pay it)."""
+    attn_mask, is_causal = sdpa_equivalent(x)
+    return F.scaled_dot_product_attention(x.q, x.k, x.v, attn_mask=attn_mask, is_causal=is_causal,
                                           enable_gqa=x.grouped)
 
 
@@ -60,7 +64,7 @@ def _sdpa(name: str, backend: SDPBackend) -> Provider:
 def _reference() -> Provider:
     def call(x: AttentionInputs) -> torch.Tensor:
         return reference.scaled_dot_product_attention(
-            x.q, x.k, x.v, attn_mask=x.attn_mask, is_causal=x.is_causal, enable_gqa=x.grouped
+            x.q, x.k, x.v, attn_mask=x.attn_mask, is_causal=x.is_causal, enable_gqa=x.grouped, **x.variants
         )
 
     return Provider(REFERENCE, "reference eager", call)

@@ -71,7 +71,10 @@ def measure(benchmark, case: AttentionCase, mode: Mode, provider: Provider) -> N
     with provider.context():
         for inputs in input_sets:  # per-input state (FlexAttention's block mask): not timed
             provider.prepare(inputs)
-        outputs = checked_outputs(mode, provider, input_sets[0])
+        try:
+            outputs = checked_outputs(mode, provider, input_sets[0])
+        except NotImplementedError as cannot:  # e.g. SDPA on soft-capping: nothing to time
+            pytest.skip(f"{provider.name} cannot run {case.label}: {cannot}")
         errors = max_abs_errors(outputs, float64_expected([mode], input_sets[0])[mode])
         calls = [timed_call(mode, provider, inputs) for inputs in input_sets]
         median = benchmark_call(benchmark, STOPWATCH, rotating(lambda call: call(), calls))

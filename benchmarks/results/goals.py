@@ -6,7 +6,9 @@ holds only where it holds on every case it names. Rows are the dicts of a result
 Fields each benchmark's rows must carry for its goals (benchmarks written later must write these):
 - every row: "provider" ("ours" for our kernels) and "available" (false when the provider did not run);
 - attention, backward, masked: "mode" ("forward", "backward", "fwd+bwd"), "mask", "seq_len",
-  "speedup_vs_sdpa_default" (SDPA default's median time / ours, same case and mode);
+  "speedup_vs_sdpa_default" (SDPA default's median time / ours, same case and mode), "speedup_vs_flex"
+  (FlexAttention's likewise); masked, score-variant rows: "rate_vs_causal" (our TFLOP/s / ours on the
+  causal case of the same shape; a window's FLOPs count its band);
 - positional: "op" ("encode", "embed"), "seq_len", "copy_fraction" (GB/s / the measured copy GB/s),
   "speedups" ({baseline provider: its median time / ours});
 - decode: "context" (keys in the cache), "copy_fraction" (our GB/s, bytes read + written, over the copy
@@ -24,6 +26,7 @@ GOAL_LENGTH = 2048  # the attention goals hold from this sequence length up
 DECODE_CONTEXT = 8192  # the decode goal: caches long enough that reading them dominates a step
 UNMASKED = ("none", "causal")
 PADDING_MASKS = ("key-padding", "key-padding-50")  # bool (B, 1, 1, N) key padding, ~25% and ~50%
+SCORE_VARIANTS = ("window", "softcap", "alibi", "sinks")  # kernels.attention's keyword variants, on causal
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,10 @@ class Outcome:
 
 def _sdpa_speedup(row: dict) -> float | None:
     return row.get("speedup_vs_sdpa_default")
+
+
+def _field(name: str) -> Callable[[dict], float | None]:
+    return lambda row: row.get(name)
 
 
 def _copy_fraction(row: dict) -> float | None:
@@ -104,4 +111,10 @@ GOALS = (
          1.5, "x", lambda row: row["op"] == "embed", _speedup_over("torch-eager")),
     Goal("pipelines", "HF pipelines >= 1.2x sdpa with identical predictions (every task)",
          1.2, "x", lambda row: True, _pipeline_speedup),
+    Goal("masked", f"sliding window >= 90% of causal's TFLOP/s per attended score (N >= {GOAL_LENGTH})",
+         0.90, "%", _attention("forward", ("window",)), _field("rate_vs_causal")),
+    Goal("masked", f"softcap, ALiBi, sinks >= 95% of causal's TFLOP/s (N >= {GOAL_LENGTH})",
+         0.95, "%", _attention("forward", ("softcap", "alibi", "sinks")), _field("rate_vs_causal")),
+    Goal("masked", f"score variants >= 1.0x FlexAttention (N >= {GOAL_LENGTH})",
+         1.0, "x", _attention("forward", SCORE_VARIANTS), _field("speedup_vs_flex")),
 )

@@ -11,15 +11,19 @@ import pytest
 import torch
 
 import benchmarks.commands
+import reference
 from benchmarks.all import run as all_command
 from benchmarks.attention import flex as flex_module
 from benchmarks.attention.cases import (
+    CAUSAL_KINDS,
     MASKED_CASES,
+    SCORE_VARIANT_KINDS,
     AttentionCase,
     AttentionInputs,
     MaskKind,
     attention_cases,
     make_inputs,
+    sdpa_equivalent,
 )
 from benchmarks.attention.flops import attention_backward_flops, attention_forward_flops
 from benchmarks.attention.measure import measure_cases
@@ -48,8 +52,18 @@ def test_forward_flops_by_hand():
 
 
 def test_masked_cases_count_the_dense_work_whatever_the_mask():
-    for kind in MASKED_CASES.masks:  # causal-key-padding is a mask tensor, not is_causal: not halved
+    for kind in set(MASKED_CASES.masks) - CAUSAL_KINDS:  # causal-key-padding is a mask tensor: not halved
         assert Mode.FORWARD.flops(AttentionCase(2, 8, 1024, 64, kind)) == 2**32
+    for kind in CAUSAL_KINDS - {MaskKind.WINDOW}:  # softcap, ALiBi and sinks on causal attention
+        assert Mode.FORWARD.flops(AttentionCase(2, 8, 1024, 64, kind)) == 2**31
+
+
+def test_a_sliding_window_counts_the_pairs_in_its_band():
+    # N = 1024, window 256: rows 0..255 see 1..256 keys, the 768 others 256 each.
+    pairs = 256 * 257 // 2 + 768 * 256
+    assert Mode.FORWARD.flops(AttentionCase(2, 8, 1024, 64, MaskKind.WINDOW)) == 4 * 2 * 8 * pairs * 64
+    assert attention_forward_flops(1, 1, 8, 8, 1, causal=True, window=8) == 4 * 36  # the whole triangle
+    assert attention_backward_flops(1, 1, 8, 8, 1, causal=True, window=2) == 4 * 15 * 5 // 2  # 1 + 7 * 2
 
 
 def test_ceilings_convert_times_to_tflops_and_gbps():
@@ -101,6 +115,39 @@ def test_causal_key_padding_is_one_bool_mask_of_both():
     padding = torch.arange(64) < lengths.view(8, 1, 1, 1)
     assert torch.equal(mask, torch.ones(64, 64, dtype=torch.bool).tril() & padding)
     assert lengths.min() >= 32 and mask.any(-1).all()  # no fully masked query row
+
+
+@pytest.mark.parametrize("kind", SCORE_VARIANT_KINDS, ids=lambda kind: kind.value)
+def test_score_variant_cases_match_the_reference_and_sdpa_where_it_can_express_them(kind):
+    """Each variant case's keywords on the reference, against its definition written out here, and SDPA
+    on the equivalent mask where one exists."""
+    inputs = make_inputs(AttentionCase(2, 4, 24, 8, kind), torch.float64, CPU, seed=5)
+    q, k, v = inputs.leaves
+    scores = q @ k.transpose(-1, -2) / 8**0.5
+    distance = torch.arange(24).view(24, 1) - torch.arange(24)
+    keep = distance >= 0
+    sink = None
+    if kind is MaskKind.WINDOW:
+        keep = keep & (distance < 24 // 4)
+    elif kind is MaskKind.SOFTCAP:
+        scores = 50.0 * torch.tanh(scores / 50.0)
+    elif kind is MaskKind.ALIBI:
+        slopes = 2.0 ** (-8.0 * torch.arange(1, 5) / 4)
+        scores = scores - slopes.view(4, 1, 1).double() * distance.abs()
+    else:
+        sink = inputs.variants["sinks"].double().view(1, 4, 1, 1).expand(2, 4, 24, 1)
+    scores = scores.masked_fill(~keep, float("-inf"))
+    weights = torch.softmax(scores if sink is None else torch.cat([scores, sink], -1), -1)[..., :24]
+    expected = weights @ v
+    got = reference.scaled_dot_product_attention(q, k, v, is_causal=inputs.is_causal, **inputs.variants)
+    torch.testing.assert_close(got, expected)
+    if kind in (MaskKind.SOFTCAP, MaskKind.SINKS):
+        with pytest.raises(NotImplementedError, match="torch SDPA has no"):
+            sdpa_equivalent(inputs)
+        return
+    attn_mask, is_causal = sdpa_equivalent(inputs)
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
+    torch.testing.assert_close(sdpa, expected)
 
 
 def test_masked_sweep_has_its_own_cases():
@@ -162,6 +209,7 @@ def test_flex_reports_no_backward_on_the_cpu():
 # --- `masked --quick --device cpu`, end to end ------------------------------------------------------------
 
 PROVIDERS = {p.name for p in attention_providers(CPU)}
+NO_SDPA_EQUIVALENT = {MaskKind.SOFTCAP, MaskKind.SINKS}
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +238,7 @@ SCHEMA = {  # field -> the JSON types it may hold (None: null, for a provider th
     "available": (bool,), "reason": (str, type(None)), "median_ms": (float, type(None)),
     "p20_ms": (float, type(None)), "p80_ms": (float, type(None)), "tflops": (float, type(None)),
     "ceiling_fraction": (float, type(None)), "speedup_vs_sdpa_default": (float, type(None)),
+    "speedup_vs_flex": (float, type(None)), "rate_vs_causal": (float, type(None)),
     "max_abs_error": (float, type(None)), "max_abs_errors": (dict, type(None)),
     "peak_memory_bytes": (int, type(None)), "samples": (int, type(None)), "too_noisy_to_rank": (bool, type(None)),
 }
@@ -212,18 +261,43 @@ def test_masked_rows_that_ran_have_consistent_units(masked_run):
     results = masked_run[1]
     ran = [r for r in results["rows"] if r["available"] and r["provider"] != "ours"]  # ours: checked, not timed
     assert {(r["mask"], r["provider"]) for r in ran} >= {
-        (m.value, p) for m in MASKED_CASES.masks for p in ("sdpa-default", "sdpa-math", FLEX, "reference")}
+        (m.value, p) for m in MASKED_CASES.masks for p in ("sdpa-default", "sdpa-math", FLEX, "reference")
+        if not (p.startswith("sdpa") and m in NO_SDPA_EQUIVALENT) and not (p == FLEX and m is MaskKind.SINKS)}
     for row in ran:
-        assert row["flops"] == 4 * row["batch"] * row["heads"] * row["seq_len"] ** 2 * row["head_dim"]
+        case = AttentionCase(row["batch"], row["heads"], row["seq_len"], row["head_dim"], MaskKind(row["mask"]))
+        assert row["flops"] == Mode.FORWARD.flops(case)  # by hand above
         assert row["p20_ms"] <= row["median_ms"] <= row["p80_ms"]
         assert row["tflops"] == pytest.approx(row["flops"] / (row["median_ms"] * 1e-3) / 1e12)  # TFLOP/s, ms
         assert row["ceiling_fraction"] == pytest.approx(row["tflops"] / results["ceilings"]["matmul_tflops"])
         assert 0 <= row["max_abs_error"] < 1e-4, row  # fp32 against float64, FlexAttention included
-    for mask in MASKED_CASES.masks:
+    for mask in set(MASKED_CASES.masks) - NO_SDPA_EQUIVALENT - {MaskKind.SINKS}:
         default = next(r for r in ran if r["provider"] == "sdpa-default" and r["mask"] == mask.value)
         assert default["speedup_vs_sdpa_default"] == 1.0
         flex = next(r for r in ran if r["provider"] == FLEX and r["mask"] == mask.value)
         assert flex["speedup_vs_sdpa_default"] == pytest.approx(default["median_ms"] / flex["median_ms"])
+
+
+def test_score_variant_rows_are_rated_against_the_causal_row_and_flex(masked_run):
+    ran = [r for r in masked_run[1]["rows"] if r["median_ms"] is not None]
+    causal = {r["provider"]: r["tflops"] for r in ran if r["mask"] == MaskKind.CAUSAL.value}
+    flex_ms = {r["mask"]: r["median_ms"] for r in ran if r["provider"] == FLEX}
+    rated = 0
+    for row in ran:
+        variant = MaskKind(row["mask"]) in SCORE_VARIANT_KINDS
+        assert (row["rate_vs_causal"] is not None) == (variant and row["provider"] in causal), row
+        if row["rate_vs_causal"] is not None:
+            assert row["rate_vs_causal"] == pytest.approx(row["tflops"] / causal[row["provider"]])
+            rated += 1
+        if row["mask"] in flex_ms:
+            assert row["speedup_vs_flex"] == pytest.approx(flex_ms[row["mask"]] / row["median_ms"])
+    assert rated >= 2 * len(SCORE_VARIANT_KINDS)  # the reference and sdpa-math at least, where they ran
+
+
+def test_masked_rows_say_why_a_provider_cannot_run_a_variant(masked_run):
+    reasons = {(r["mask"], r["provider"]): r["reason"] for r in masked_run[1]["rows"]}
+    for mask in NO_SDPA_EQUIVALENT:
+        assert reasons[(mask.value, "sdpa-default")] == f"NotImplementedError: torch SDPA has no {mask.value}"
+    assert "return_lse" in reasons[(MaskKind.SINKS.value, FLEX)]  # FlexAttention on the CPU
 
 
 def test_masked_run_checks_ours_in_the_interpreter_without_timing_it(masked_run):

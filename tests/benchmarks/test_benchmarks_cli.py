@@ -66,13 +66,19 @@ def test_key_padding_mask_keeps_a_random_prefix_of_at_least_half_the_keys():
     assert inputs.q.std() > 0.5  # random normal, never zeros
 
 
+def float64_variants(inputs) -> dict:
+    """The case's score-variant keywords, their tensors (slopes, sinks) in float64."""
+    return {name: value.double() if torch.is_tensor(value) else value for name, value in inputs.variants.items()}
+
+
 @pytest.mark.parametrize("mask", list(MaskKind))
 def test_chunked_float64_reference_equals_the_whole_computation(monkeypatch, mask):
     inputs = make_inputs(AttentionCase(3, 4, 16, 8, mask), torch.float32, CPU, seed=1)
     monkeypatch.setattr(accuracy, "_SCORE_ELEMENTS_PER_CHUNK", 2 * 16 * 16)  # two heads per chunk
     chunked = accuracy.float64_reference(inputs)
     whole = reference.scaled_dot_product_attention(
-        inputs.q.double(), inputs.k.double(), inputs.v.double(), inputs.attn_mask, is_causal=inputs.is_causal
+        inputs.q.double(), inputs.k.double(), inputs.v.double(), inputs.attn_mask, is_causal=inputs.is_causal,
+        **float64_variants(inputs)
     )
     assert chunked.dtype == torch.float64
     torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-12)
@@ -272,7 +278,8 @@ def test_chunked_float64_gradients_equal_autograd_through_the_whole_reference(mo
     monkeypatch.setattr(accuracy, "_SCORE_ELEMENTS_PER_CHUNK", 2 * 16 * 16)  # two heads per chunk
     chunked = accuracy.float64_reference_gradients(inputs)
     leaves = [t.detach().double().requires_grad_() for t in inputs.leaves]
-    out = reference.scaled_dot_product_attention(*leaves, inputs.attn_mask, is_causal=inputs.is_causal)
+    out = reference.scaled_dot_product_attention(*leaves, inputs.attn_mask, is_causal=inputs.is_causal,
+                                                 **float64_variants(inputs))
     whole = torch.autograd.grad(out, leaves, inputs.dout.double())
     for got, want in zip(chunked, whole, strict=True):
         assert got.dtype == torch.float64 and got.abs().max() > 0
