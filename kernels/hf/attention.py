@@ -3,7 +3,9 @@
 It receives what transformers' sdpa path receives (see `triton_attention_forward`) and returns what it
 returns, but runs `kernels.attention`: grouped-query attention through `enable_gqa` (no repeated
 keys/values), padding and T5's position bias as one mask, and dropout only in training. Gemma 2's
-`softcap` and gpt-oss's sinks (`s_aux`) map onto the attention variants, which every backend runs.
+`softcap` and gpt-oss's sinks (`s_aux`) map onto the attention variants, which every backend runs; so
+does a layer's `sliding_window` in a padding-free batch, where no mask carries it (a padded batch's mask
+holds the window already).
 """
 import torch
 from torch import nn
@@ -92,13 +94,11 @@ def triton_attention_forward(
     enable_gqa = query.size(1) != key.size(1)
     packing = packing_to_run(attention_mask, kwargs) if position_bias is None else None
     if packing is not None:
-        if variants:
-            raise ValueError(f"a padding-free (packed) batch with {', '.join(sorted(variants))}: "
-                             "kernels.varlen_attention does not take the attention variants yet; pad the batch "
-                             "or use attn_implementation='eager'")
         causal = packing.causal if packing.causal is not None else is_causal
         causal = getattr(module, "is_causal", True) if causal is None else causal
-        return packed_attention(query, key, value, packing, bool(causal), dropout_p, scaling), None
+        if kwargs.get("sliding_window") is not None:  # no mask carries it here: transformers' key > query - window
+            variants["window"] = (int(kwargs["sliding_window"]) - 1, 0)
+        return packed_attention(query, key, value, packing, bool(causal), dropout_p, scaling, variants), None
     key_padding = causal_key_padding(attention_mask)
     if key_padding is not None:
         if n_queries == n_keys and position_bias is None and not variants:
@@ -127,12 +127,13 @@ def triton_attention_forward(
 
 
 def packed_attention(query, key, value, packing: HFPacking, causal: bool, dropout_p: float,
-                     scale: float | None) -> torch.Tensor:
+                     scale: float | None, variants: dict) -> torch.Tensor:
     """(B, H, N, D) tensors whose rows hold packed sequences -> (B, Nq, Hq, Dv), by `varlen_attention`
-    on the flattened (B * N, H, D) tokens (a view when the heads were split off a (B, N, H * D) tensor)."""
+    on the flattened (B * N, H, D) tokens (a view when the heads were split off a (B, N, H * D) tensor);
+    `variants` (softcap, sinks) apply per sequence."""
     batch, heads_q, n_queries, _ = query.shape
     q, k, v = (t.transpose(1, 2).reshape(-1, t.size(1), t.size(3)) for t in (query, key, value))
     out = varlen_attention(q, k, v, packing.cu_seqlens_q, packing.cu_seqlens_k, packing.max_seqlen_q,
                            packing.max_seqlen_k, dropout_p=dropout_p, is_causal=causal, scale=scale,
-                           enable_gqa=heads_q != key.size(1))
+                           enable_gqa=heads_q != key.size(1), **variants)
     return out.view(batch, n_queries, heads_q, -1)

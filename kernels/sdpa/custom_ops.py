@@ -27,8 +27,9 @@ from kernels.sdpa.triton.forward import launch_forward
 from kernels.sdpa.variants import AttentionVariants
 
 
-def _variants(window_left, window_right, softcap, alibi_slopes, sinks) -> AttentionVariants | None:
-    """The launchers' variants from the ops' flat arguments (checked by kernels.attention before)."""
+def op_variants(window_left, window_right, softcap, alibi_slopes, sinks) -> AttentionVariants | None:
+    """The launchers' variants from the ops' flat arguments (checked by kernels.attention before); the
+    varlen ops (varlen_custom_ops.py) take the same five."""
     window = None if window_left is None and window_right is None else (window_left, window_right)
     variants = AttentionVariants(window, softcap, alibi_slopes, sinks)
     return variants if variants.names() else None
@@ -51,7 +52,7 @@ def attention_forward(
     lse = _empty_lse(query, return_lse)
     out, lse_arg = empty_attention_output(query, value), lse if return_lse else None
     dropout = dropout_of(dropout_p, seed)
-    variants = _variants(window_left, window_right, softcap, alibi_slopes, sinks)
+    variants = op_variants(window_left, window_right, softcap, alibi_slopes, sinks)
     num_splits = plan_num_splits(query, key, is_causal, dropout)
     if num_splits > 1:
         launch_decode(query, key, value, mask, scale, num_splits, out=out, lse=lse_arg, variants=variants)
@@ -75,22 +76,22 @@ def attention_backward(
     alibi_slopes: Tensor | None = None, sinks: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(dq, dk, dv, dsinks) of the forward that returned `out` and `lse` with the same other arguments."""
-    dsinks = _empty_sink_grad(query, sinks)
+    dsinks = empty_sink_grad(query, sinks)
     dq, dk, dv = launch_backward(query, key, value, out, lse, grad_out, mask, is_causal, scale,
                                  dropout=dropout_of(dropout_p, seed),
-                                 variants=_variants(window_left, window_right, softcap, alibi_slopes, sinks),
+                                 variants=op_variants(window_left, window_right, softcap, alibi_slopes, sinks),
                                  sinks_grad=None if sinks is None else dsinks)
     return dq, dk, dv, dsinks
 
 
-def _empty_sink_grad(query: Tensor, sinks: Tensor | None) -> Tensor:
+def empty_sink_grad(query: Tensor, sinks: Tensor | None) -> Tensor:
     return query.new_empty((0,)) if sinks is None else torch.empty_like(sinks)
 
 
 @attention_backward.register_fake
 def _(grad_out, query, key, value, out, lse, mask, is_causal, scale, dropout_p, seed, window_left=None,
       window_right=None, softcap=None, alibi_slopes=None, sinks=None):
-    return torch.empty_like(query), torch.empty_like(key), torch.empty_like(value), _empty_sink_grad(query, sinks)
+    return torch.empty_like(query), torch.empty_like(key), torch.empty_like(value), empty_sink_grad(query, sinks)
 
 
 _NO_GRADIENT = {3: "attn_mask", 12: "alibi_slopes"}  # attention_forward's inputs the backward cannot differentiate

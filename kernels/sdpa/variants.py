@@ -82,16 +82,19 @@ def _check_per_head(name: str, tensor, query: torch.Tensor, shapes: dict[str, tu
         raise ValueError(f"{name} must have shape {listed} ({heads}), got {tuple(tensor.shape)}")
 
 
-def attention_variants(query: torch.Tensor, *, window, softcap, alibi_slopes, sinks) -> AttentionVariants | None:
-    """The checked options (after `check_attention_inputs` passed), or None when none is in effect."""
+def attention_variants(query: torch.Tensor, *, window, softcap, alibi_slopes, sinks,
+                       batch: int | None = None) -> AttentionVariants | None:
+    """The checked options (after `check_attention_inputs` passed), or None when none is in effect.
+    `batch`: what B means for (B, Hq) slopes where it is not query.size(0) (packed sequences: their count)."""
     heads = query.size(1) if query.dim() == 4 else 1
+    batch = query.size(0) if batch is None else batch
     if window is not None:
         window = _check_window(window)
     if softcap is not None:
         softcap = _check_softcap(softcap)
     if alibi_slopes is not None:
         _check_per_head("alibi_slopes", alibi_slopes, query,
-                        {"(Hq,)": (heads,), "(B, Hq)": (query.size(0), heads)})
+                        {"(Hq,)": (heads,), "(B, Hq)": (batch, heads)})
     if sinks is not None:
         _check_per_head("sinks", sinks, query, {"(Hq,)": (heads,)})
     variants = AttentionVariants(window, softcap, alibi_slopes, sinks)

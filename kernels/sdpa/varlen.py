@@ -16,7 +16,9 @@ import reference
 from kernels.shared.backends import note_backend_ran, resolve_backend
 from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed
 from kernels.shared.triton_availability import TRITON_AVAILABLE
+from kernels.sdpa.torch_variants import torch_attention_with_variants
 from kernels.sdpa.validation import check_attention_kernel_limits
+from kernels.sdpa.variants import AttentionVariants, attention_variants, variant_op_arguments
 from kernels.sdpa.varlen_checks import check_offset_values, check_varlen_inputs
 
 if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton"
@@ -26,28 +28,40 @@ VARLEN_BACKENDS = ("triton", "torch", "reference")  # the backends that run varl
 
 
 def _per_sequence_sdpa(q, k, v, offsets_q: list[int], offsets_k: list[int], dropout_p: float, is_causal: bool,
-                       scale: float | None, enable_gqa: bool) -> torch.Tensor:
-    """torch SDPA on each sequence's (heads, length, head_dim) views; outputs concatenated back."""
+                       scale: float | None, enable_gqa: bool, variants: AttentionVariants | None) -> torch.Tensor:
+    """torch SDPA on each sequence's (heads, length, head_dim) views; outputs concatenated back. With
+    variants, their torch implementation per sequence ((B, Hq) slopes: sequence b's row)."""
     outputs = []
-    for (start_q, end_q), (start_k, end_k) in zip(zip(offsets_q, offsets_q[1:]), zip(offsets_k, offsets_k[1:])):
-        out = F.scaled_dot_product_attention(
-            q[start_q:end_q].transpose(0, 1), k[start_k:end_k].transpose(0, 1), v[start_k:end_k].transpose(0, 1),
-            dropout_p=dropout_p, is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
-        )  # (Hq, length_q, Dv)
+    for index, ((start_q, end_q), (start_k, end_k)) in enumerate(zip(zip(offsets_q, offsets_q[1:]),
+                                                                      zip(offsets_k, offsets_k[1:]))):
+        views = q[start_q:end_q].transpose(0, 1), k[start_k:end_k].transpose(0, 1), v[start_k:end_k].transpose(0, 1)
+        if variants is None:
+            out = F.scaled_dot_product_attention(*views, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
+                                                 enable_gqa=enable_gqa)  # (Hq, length_q, Dv)
+        else:
+            options = variants.as_kwargs()
+            if options["alibi_slopes"] is not None and options["alibi_slopes"].dim() == 2:
+                options["alibi_slopes"] = options["alibi_slopes"][index]
+            out = torch_attention_with_variants(*(view.unsqueeze(0) for view in views), dropout_p=dropout_p,
+                                                is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
+                                                **options)[0]
         outputs.append(out.transpose(0, 1))
     return torch.cat(outputs)  # (total_q, Hq, Dv)
 
 
 def _run_triton(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, dropout_p: float,
-                is_causal: bool, scale: float | None) -> torch.Tensor:
+                is_causal: bool, scale: float | None, variants: AttentionVariants | None) -> torch.Tensor:
     """The varlen custom op; the log-sum-exp is stored only when autograd will need it."""
     check_attention_kernel_limits(q, v)
     scale = reference.default_scale(q.shape[-1]) if scale is None else float(scale)
     seed = draw_seed(ATTENTION_SEED_HIGH) if dropout_p > 0.0 else None
-    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    options = () if variants is None else variant_op_arguments(variants)
+    needs_grad = torch.is_grad_enabled() and any(
+        tensor is not None and tensor.requires_grad
+        for tensor in (q, k, v, *(option for option in options if torch.is_tensor(option))))
     out, _ = varlen_custom_ops.varlen_attention_forward(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
                                                         max_seqlen_k, is_causal, scale, float(dropout_p), seed,
-                                                        needs_grad)
+                                                        needs_grad, *options)
     return out
 
 
@@ -64,6 +78,10 @@ def varlen_attention(
     is_causal: bool = False,
     scale: float | None = None,
     enable_gqa: bool = False,
+    window: tuple[int | None, int | None] | None = None,
+    softcap: float | None = None,
+    alibi_slopes: torch.Tensor | None = None,
+    sinks: torch.Tensor | None = None,
     backend: str | None = None,
     check_offsets: bool | None = None,
 ) -> torch.Tensor:
@@ -78,6 +96,8 @@ def varlen_attention(
     Per sequence the semantics are `kernels.attention`'s: is_causal is top-left aligned, enable_gqa
     shares each key/value head among Hq / Hkv query heads, a query with no key to attend returns
     zeros, dropout_p drops attention weights whenever it is given. `backend` as in `kernels.attention`.
+    So are the variants `window`, `softcap`, `alibi_slopes` and `sinks`, per sequence: the window and
+    ALiBi's distances use positions within each sequence, (B, Hq) slopes give each sequence its row.
 
     `check_offsets`: whether the triton backend checks the offsets' values (start at 0, non-decreasing,
     end at the totals, no length over max_seqlen_*), which reads them on the host. None (default):
@@ -89,20 +109,26 @@ def varlen_attention(
                         scale, enable_gqa)
     if check_offsets is not None and not isinstance(check_offsets, bool):
         raise TypeError(f"check_offsets must be a bool or None, got {check_offsets!r}")
+    variants = None
+    if window is not None or softcap is not None or alibi_slopes is not None or sinks is not None:
+        variants = attention_variants(q.transpose(0, 1).unsqueeze(0), window=window, softcap=softcap,
+                                      alibi_slopes=alibi_slopes, sinks=sinks, batch=cu_seqlens_q.size(0) - 1)
     chosen = resolve_backend(backend, q.device)
     if chosen == "triton":
         if check_offsets or (check_offsets is None and q.device.type != "cuda"):
             check_offset_values(cu_seqlens_q.tolist(), cu_seqlens_k.tolist(), q.size(0), k.size(0), max_seqlen_q,
                                 max_seqlen_k)
         out = _run_triton(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, dropout_p, is_causal,
-                          scale)
+                          scale, variants)
     else:
         offsets_q, offsets_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()  # the loop needs them on the host
         check_offset_values(offsets_q, offsets_k, q.size(0), k.size(0), max_seqlen_q, max_seqlen_k)
         if chosen == "torch":
-            out = _per_sequence_sdpa(q, k, v, offsets_q, offsets_k, dropout_p, is_causal, scale, enable_gqa)
+            out = _per_sequence_sdpa(q, k, v, offsets_q, offsets_k, dropout_p, is_causal, scale, enable_gqa,
+                                     variants)
         else:
             out = reference.varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, dropout_p=dropout_p,
-                                             is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
+                                             is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
+                                             **({} if variants is None else variants.as_kwargs()))
     note_backend_ran(chosen)
     return out

@@ -64,6 +64,33 @@ def test_variant_models_match_eager(name, backend):
     torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize("flash_kwargs", [False, True], ids=["position_ids", "cu_seq_lens"])
+@pytest.mark.parametrize("name", list(VARIANT_MODELS))
+def test_packed_variant_models_match_eager(name, flash_kwargs, backend):
+    """A padding-free batch (DataCollatorWithFlattening) of sequences longer than the sliding window.
+    With FlashAttention's cu_seq_lens kwargs, soft-capping or sinks and the sliding layers' window apply
+    within each sequence: eager run one sequence at a time. With position_ids alone, the packing is
+    what the model's masks say (gpt-oss builds its full-attention mask without position_ids, so its
+    eager attends across the packed sequences there): eager on the same packed batch."""
+    eager = tiny_eager_model(name)
+    ours = copy.deepcopy(eager)
+    ours.set_attn_implementation("triton")
+    ids = [torch.randint(3, 100, (length,)).tolist() for length in (7, 1, 9)]
+    batch = tf.DataCollatorWithFlattening(return_flash_attn_kwargs=flash_kwargs)([{"input_ids": each} for each in ids])
+    batch = {key: value.to(DEVICE) if isinstance(value, torch.Tensor) else value for key, value in batch.items()
+             if key != "labels"}
+    with torch.no_grad():
+        if flash_kwargs:
+            expected = torch.cat([eager(input_ids=torch.tensor([each], device=DEVICE)).logits[0] for each in ids])
+        else:
+            expected = eager(**batch, use_cache=False).logits[0]
+        with kernels.use_backend(backend), kernels.record_backends() as ran:
+            got = ours(**batch, use_cache=False).logits[0]
+    assert ran == [backend] * 2
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("argument, option", [("softcap", "softcap"), ("s_aux", "sinks"), ("sinks", "sinks")])
 def test_variant_arguments_reach_kernels_attention(argument, option):
     """With a padded causal mask and GQA, against the reference (the tiny models above cover transformers'

@@ -34,15 +34,39 @@ def make_packed(lengths, heads_q, heads_kv, head_dim, dtype, device, head_dim_v=
 
 
 def per_sequence_reference(q, k, v, cu_seqlens_q, cu_seqlens_k, **kwargs) -> torch.Tensor:
-    """The reference SDPA on each sequence alone, outputs concatenated: what "varlen" means."""
+    """The reference SDPA on each sequence alone, outputs concatenated: what "varlen" means. (B, Hq)
+    ALiBi slopes give sequence b their row b."""
     outputs = []
     bounds_q, bounds_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
+    slopes = kwargs.pop("alibi_slopes", None)
     for b in range(len(bounds_q) - 1):
         rows_q, rows_k = slice(bounds_q[b], bounds_q[b + 1]), slice(bounds_k[b], bounds_k[b + 1])
+        if slopes is not None:
+            kwargs["alibi_slopes"] = slopes if slopes.dim() == 1 else slopes[b]
         out = reference.scaled_dot_product_attention(q[rows_q].transpose(0, 1), k[rows_k].transpose(0, 1),
                                                      v[rows_k].transpose(0, 1), **kwargs)
         outputs.append(out.transpose(0, 1))
     return torch.cat(outputs)
+
+
+def variant_options(name: str, batch: int, heads: int, device, dtype=torch.float32) -> dict:
+    """varlen_attention's keywords for one attention variant (and the causality it is used with)."""
+    return {
+        "window": dict(window=(3, 1)),
+        "causal_window": dict(window=(4, 0), is_causal=True),
+        "softcap": dict(softcap=2.0),
+        "alibi_per_sequence": dict(alibi_slopes=torch.rand(batch, heads, device=device, dtype=dtype),
+                                   is_causal=True),
+        "sinks": dict(sinks=torch.randn(heads, device=device, dtype=dtype), window=(None, 2)),
+    }[name]
+
+
+VARIANTS = ["window", "causal_window", "softcap", "alibi_per_sequence", "sinks"]
+VARIANT_LENGTHS = [(5, 5), (0, 3), (17, 9), (9, 17), (1, 1), (3, 0), (33, 20)]
+
+
+def float64_options(options: dict) -> dict:
+    return {name: value.double() if torch.is_tensor(value) else value for name, value in options.items()}
 
 
 def run_varlen(backend, q, k, v, cu_q, cu_k, max_q, max_k, **kwargs) -> torch.Tensor:
@@ -108,6 +132,45 @@ def test_gradients_match_the_per_sequence_reference(heads, is_causal, backend, d
             assert_parity(got, want, baseline, tolerance=gradient_tolerance(torch.float32, want))
         except AssertionError as failure:
             raise AssertionError(f"{name}: {failure}") from None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variants_apply_within_each_sequence(variant, backend, device):
+    check_variant_per_sequence(backend, variant, device)
+
+
+def check_variant_per_sequence(backend: str, variant: str, device) -> None:
+    """One attention variant per sequence (positions within it; per-sequence ALiBi slopes), forward
+    and gradients, sinks' included, against the reference run one sequence at a time in float64."""
+    q, k, v, cu_q, cu_k, max_q, max_k = make_packed(VARIANT_LENGTHS, 4, 2, 16, torch.float32, device)
+    options = dict(enable_gqa=True, **variant_options(variant, len(VARIANT_LENGTHS), 4, device))
+    sinks = options.get("sinks")
+    if sinks is not None:
+        options["sinks"] = sinks = sinks.clone().requires_grad_()
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    out = run_varlen(backend, *leaves, cu_q, cu_k, max_q, max_k, **options)
+    dout = torch.randn_like(out)
+    grads = torch.autograd.grad(out, [*leaves, *([sinks] if sinks is not None else [])], dout)
+
+    exact_options = float64_options(options)
+    exact_leaves = [t.double().requires_grad_() for t in (q, k, v)]
+    exact = per_sequence_reference(*exact_leaves, cu_q, cu_k, **exact_options)
+    wrt = [*exact_leaves, *([exact_options["sinks"]] if sinks is not None else [])]
+    exact_grads = torch.autograd.grad(exact, wrt, dout.double())
+    plain = per_sequence_reference(q, k, v, cu_q, cu_k, **{**options, "sinks": None if sinks is None
+                                                              else sinks.detach()})
+    assert_parity(out.detach(), exact.detach(), plain, tolerance=tolerance_for(torch.float32))
+    for name, got, want in zip(("dq", "dk", "dv", "dsinks"), grads, exact_grads):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_variant_slopes_are_per_sequence_or_per_head(device):
+    q, k, v, cu_q, cu_k, max_q, max_k = make_packed([(4, 5), (3, 2)], 4, 2, 8, torch.float32, device)
+    with pytest.raises(ValueError, match=r"alibi_slopes must have shape \(Hq,\) = \(4,\) or \(B, Hq\) = \(2, 4\)"):
+        kernels.varlen_attention(q, k, v, cu_q, cu_k, max_q, max_k, enable_gqa=True, alibi_slopes=torch.rand(3, 4))
+    with pytest.raises(ValueError, match=r"softcap must be > 0"):
+        kernels.varlen_attention(q, k, v, cu_q, cu_k, max_q, max_k, enable_gqa=True, softcap=0.0)
 
 
 def test_reference_backend_is_exact_in_float64(device):

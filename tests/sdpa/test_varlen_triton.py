@@ -19,7 +19,8 @@ from kernels.testing.tolerances import tolerance_for
 from support.devices import DEVICE
 from test_attention_backward import gradient_tolerance
 from test_no_host_sync import host_reads_refused
-from test_varlen import exact_and_plain, make_packed, per_sequence_reference, run_varlen
+from test_varlen import (VARIANTS, check_variant_per_sequence, exact_and_plain, make_packed, per_sequence_reference,
+                         run_varlen)
 
 pytestmark = pytest.mark.skipif(resolve_backend(None, torch.device(DEVICE)) != "triton",
                                 reason="the triton backend does not run here (no CUDA, no TRITON_INTERPRET)")
@@ -55,6 +56,13 @@ def test_forward_matches_the_per_sequence_reference(heads, is_causal, dtype, dev
     out = run_varlen("triton", q, k, v, cu_q, cu_k, max_q, max_k, **options)
     assert out.shape == (q.size(0), heads[0], 16) and out.dtype == dtype and out.is_contiguous()
     assert_parity(out, *exact_and_plain(q, k, v, cu_q, cu_k, **options), tolerance=tolerance_for(dtype))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variants_apply_within_each_sequence(variant, device):
+    """The kernels' variant flags in VARLEN mode: window, soft cap, per-sequence ALiBi, sinks (and their
+    gradient), forward and backward, against the float64 reference one sequence at a time."""
+    check_variant_per_sequence("triton", variant, device)
 
 
 @pytest.mark.parametrize("is_causal", [False, True])

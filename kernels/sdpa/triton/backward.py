@@ -567,8 +567,9 @@ def launch_backward(
         delta = row_sums_of_products(out[:1], dout[:1]).expand(batch, -1, -1)
         n_queries, n_keys = sequences.max_seqlen_q, sequences.max_seqlen_k  # the grids follow the longest
 
-    if sinks_grad is not None:
-        sinks_grad.copy_(sink_gradient(variants.sinks, lse, delta))
+    if sinks_grad is not None:  # packed sequences: the statistics' batch dim is one view, read once
+        statistics = (lse, delta) if sequences is None else (lse[:1], delta[:1])
+        sinks_grad.copy_(sink_gradient(variants.sinks, *statistics))
 
     mask_args = MaskArgs(mask, placeholder=q)
     kernel_variants = KernelVariants(variants, placeholder=q, accumulator=accumulator_dtype(q.dtype))
