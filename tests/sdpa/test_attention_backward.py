@@ -134,14 +134,6 @@ def test_backward_is_deterministic(device):
     assert all(torch.equal(a, b) for a, b in zip(first, second))
 
 
-def test_mask_gradient_is_refused_clearly(device):
-    q, k, v = (t.requires_grad_() for t in make_qkv(1, 1, 1, 8, 8, 16, torch.float32, device))
-    bias = torch.randn(8, 8, device=device, requires_grad=True)
-    out = kernels.attention(q, k, v, attn_mask=bias, backend="triton")
-    with pytest.raises(NotImplementedError, match="gradients for attn_mask"):
-        out.sum().backward()
-
-
 def test_double_backward_is_refused_clearly(device):
     q, k, v = (torch.randn(1, 2, 5, 16, device=device, requires_grad=True) for _ in range(3))
     with kernels.record_backends() as ran:
