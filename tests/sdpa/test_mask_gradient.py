@@ -6,33 +6,19 @@ import math
 import pytest
 import torch
 
-import kernels
-import reference
 from kernels.sdpa.triton.backward import launch_backward
 from kernels.sdpa.triton.forward import launch_forward
 from kernels.testing import assert_parity
-from test_attention_backward import gradient_tolerance
+from test_attention_backward import gradient_tolerance, reference_gradients, triton_gradients
 from test_attention_forward import make_qkv
 
 
-def gradients(backend, q, k, v, bias, dout, **kwargs):
-    """dq, dk, dv and the bias' gradient of `backend` ("triton" or the float64-able "reference")."""
-    leaves = [t.detach().requires_grad_() for t in (q, k, v, bias)]
-    if backend == "triton":
-        with kernels.record_backends() as ran:
-            out = kernels.attention(*leaves[:3], attn_mask=leaves[3], backend="triton", **kwargs)
-        assert ran == ["triton"]
-    else:
-        out = reference.scaled_dot_product_attention(*leaves[:3], attn_mask=leaves[3], **kwargs)
-    return torch.autograd.grad(out, leaves, dout)
-
-
 # name: (batch, query heads, kv heads, queries, keys, head dim; bias shape; dtype; bias dtype), heads None:
-# rank-3 inputs. Dropout with a trainable mask: test_variants_triton's replay ("window-and-float-mask").
+# rank-3 inputs. More: every float mask of test_attention_backward (broadcast shapes in float16 with
+# -inf entries) and test_head_dim_chunks (float32 past d128); dropout: test_variants_triton's replay.
 CASES = {
     "rank3-2d-bias": ((3, None, None, 19, 33, 24), (19, 33), torch.float32, torch.float32),
-    "t5-bias-gqa-float32": ((2, 4, 2, 21, 37, 32), (1, 4, 21, 37), torch.float32, torch.float32),
-    "t5-bias-gqa-float16": ((2, 4, 2, 21, 37, 32), (1, 4, 21, 37), torch.float16, torch.float16),
+    "t5-bias-gqa": ((2, 4, 2, 21, 37, 32), (1, 4, 21, 37), torch.float32, torch.float32),
     "key-bias-float32-of-float16": ((2, 2, 2, 17, 40, 16), (2, 1, 1, 40), torch.float16, torch.float32),
 }
 
@@ -50,9 +36,10 @@ def test_bias_gradient_matches_the_reference(case, device):
     bias.view(-1)[[3, 7]] = float("-inf")
     dout = torch.randn_like(q)
     kwargs = dict(enable_gqa=q.dim() == 4 and q.size(1) != k.size(1))
-    ours = gradients("triton", q, k, v, bias, dout, **kwargs)
-    exact = gradients("reference", q.double(), k.double(), v.double(), bias.double(), dout.double(), **kwargs)
-    plain = gradients("reference", q, k, v, bias, dout, **kwargs)
+    ours = triton_gradients(q, k, v, dout, mask_grad=True, attn_mask=bias, **kwargs)
+    exact = reference_gradients(q.double(), k.double(), v.double(), dout.double(), mask_grad=True,
+                                attn_mask=bias.double(), **kwargs)
+    plain = reference_gradients(q, k, v, dout, mask_grad=True, attn_mask=bias, **kwargs)
     assert ours[3].shape == bias.shape and ours[3].dtype == bias_dtype
     assert (ours[3].view(-1)[[3, 7]] == 0).all()
     for name, got, want, baseline in zip(("dq", "dk", "dv", "dbias"), ours, exact, plain):
@@ -63,9 +50,9 @@ def test_bias_gradient_matches_the_reference(case, device):
 
 
 def test_causal_kernel_writes_every_mask_gradient_element(device):
-    """The launcher with causality and a float mask (kernels.attention folds causality into the mask
-    itself; the HF path and this launcher do not): key tiles above the diagonal, which the dQ kernel
-    skips, get zeros, and every element of a NaN-poisoned gradient is written."""
+    """The launcher takes causality and a float mask together (kernels.attention refuses the pair, as
+    torch does): key tiles above the diagonal, which the dQ kernel skips, get zeros, and every element
+    of a NaN-poisoned gradient is written."""
     q, k, v = make_qkv(2, 2, 1, 45, 45, 40, torch.float32, device)
     bias = torch.randn(2, 1, 45, 45, device=device)
     mask = bias.expand(2, 2, 45, 45)
@@ -75,7 +62,7 @@ def test_causal_kernel_writes_every_mask_gradient_element(device):
     out, lse = launch_forward(q, k, v, mask, True, scale, lse=lse)
     mask_grad = torch.full((2, 2, 45, 45), float("nan"), device=device)
     launch_backward(q, k, v, out, lse, dout, mask, True, scale, mask_grad=mask_grad)
-    exact = gradients("reference", q.double(), k.double(), v.double(), mask.double(), dout.double(),
-                      is_causal=True, enable_gqa=True)
+    exact = reference_gradients(q.double(), k.double(), v.double(), dout.double(), mask_grad=True,
+                                attn_mask=mask.double(), is_causal=True, enable_gqa=True)
     assert (mask_grad.triu(1) == 0).all()
     torch.testing.assert_close(mask_grad.double(), exact[3], atol=1e-5, rtol=1e-5)
