@@ -27,9 +27,11 @@ stores it densely (MASK_GRAD; no atomics, so deterministic), and autograd's back
 sums it over the broadcast dims (batch, heads, queries) down to the user's shape. Why not reduce in
 the kernel: the broadcast dims' elements are computed by different programs, and an atomic-free
 sum across them would need a second pass over a dense buffer anyway; `expand`'s backward is that
-pass (a deterministic torch sum, accumulated in float32 for 16-bit masks). Memory: one
-(B, Hq, Nq, Nk) tensor of the mask's dtype for the backward's duration, what eager attention holds
-for its probabilities.
+pass (a deterministic torch sum, accumulated in float32 for 16-bit masks), and it also does the
+shape bookkeeping (rank-3 inputs, every broadcast shape). Memory: one (B, Hq, Nq, Nk) tensor of the
+mask's dtype for the backward's duration, what eager attention holds for its probabilities. Entries
+the kernels clamp at -2e38 (common._MIN_FINITE_BIAS) get their dS like the others: the clamp only
+keeps the forward finite where torch, which has none, is finite too.
 """
 import torch
 from torch import Tensor
