@@ -37,6 +37,8 @@ HEAD_DIMS = (64, 128, 256)
 SCORE_VARIANTS = ("window", "softcap", "alibi", "sinks")
 SDPA_VARIANTS = ("none", "causal", "key_padding", "bool_mask", "additive_mask", "dropout", "varlen", *SCORE_VARIANTS,
                  "score_variants_causal")
+# additive_mask_grad: the backward of a trainable float mask (the dQ kernel stores dS, MASK_GRAD).
+BACKWARD_VARIANTS = (*SDPA_VARIANTS, "additive_mask_grad")
 # wide_group: a GQA group of 64 query heads with a key-padding mask, decode's tallest tile.
 DECODE_VARIANTS = ("none", "key_padding", "additive_mask", *SCORE_VARIANTS, "score_variants", "wide_group")
 POSITIONAL_VARIANTS = ("add", "gather", "position_ids", "dropout", "backward")
@@ -88,7 +90,7 @@ def cases(launchers=DEFAULT_LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, varia
 
 
 def _variants(launcher: str, quick: bool) -> tuple[str, ...]:
-    every = {"forward": SDPA_VARIANTS, "backward": SDPA_VARIANTS, "decode": DECODE_VARIANTS,
+    every = {"forward": SDPA_VARIANTS, "backward": BACKWARD_VARIANTS, "decode": DECODE_VARIANTS,
              "positional": POSITIONAL_VARIANTS, "yardstick": ("none",)}[launcher]
     return every[:3] if quick else every
 
@@ -130,7 +132,7 @@ def _mask(variant: str, q: torch.Tensor, n_keys: int) -> torch.Tensor | None:
         mask = mask.expand(batch, n_keys)[:, None, None, :]
     elif variant == "bool_mask":  # one (Nq, Nk) pattern for every batch element and head
         mask = torch.rand(n_queries, n_keys) < 0.9
-    elif variant == "additive_mask":
+    elif variant in ("additive_mask", "additive_mask_grad"):
         mask = torch.randn(n_queries, n_keys, dtype=q.dtype)
     else:
         return None
@@ -189,9 +191,11 @@ def _launch_backward(case: Case, dtype: torch.dtype) -> None:
     out, dout = torch.randn_like(q), torch.randn_like(q)
     lse = torch.randn(q.shape[:3], dtype=accumulator_dtype(dtype))
     variants = _score_variants(case.variant, q)
-    launch_backward(q, k, v, out, lse, dout, _mask(case.variant, q, _LENGTH), _causal(case.variant),
+    mask = _mask(case.variant, q, _LENGTH)
+    launch_backward(q, k, v, out, lse, dout, mask, _causal(case.variant),
                     case.head_dim**-0.5, dropout=_dropout(case.variant), variants=variants,
-                    sinks_grad=None if variants is None or variants.sinks is None else torch.empty_like(variants.sinks))
+                    sinks_grad=None if variants is None or variants.sinks is None else torch.empty_like(variants.sinks),
+                    mask_grad=torch.empty(mask.shape, dtype=dtype) if case.variant == "additive_mask_grad" else None)
 
 
 def _launch_yardstick(case: Case, dtype: torch.dtype) -> None:

@@ -10,11 +10,28 @@ Fake outputs mirror the real ones exactly (`opcheck` verifies it):
 - out (B, Hq, Nq, Dv) is a transposed view of a (B, Nq, Hq, Dv) buffer, so merging heads is free;
 - lse (B, Hq, Nq), contiguous, fp32 (fp64 for fp64 inputs), or an empty (0,) tensor when
   `return_lse` is False (inference: the kernel then skips storing it);
-- dq, dk, dv are `empty_like` q, k, v; dsinks is `empty_like` the sinks, or an empty (0,) tensor.
+- dq, dk, dv are `empty_like` q, k, v; dsinks is `empty_like` the sinks, or an empty (0,) tensor;
+  dmask is a contiguous (B, Hq, Nq, Nk) tensor of the mask's dtype when `mask_grad`, else empty (0,).
 
 The attention variants (kernels/sdpa/variants.py) travel as five optional trailing arguments: the
-window's two sides, the soft cap, the ALiBi slopes and the sinks. Sinks get a gradient; slopes and
-a float mask do not (the backward refuses, naming them).
+window's two sides, the soft cap, the ALiBi slopes and the sinks. Sinks get a gradient; slopes do
+not (the backward refuses, naming them).
+
+A float mask (a trainable bias: T5's relative position bias, a learned ALiBi) gets its gradient,
+dBias = dS = P (dP - delta), the gradient of the scores the softmax takes (after the scale and the
+soft cap, so no scale and no cap derivative; through the dropout mask; zero where the bias is -inf
+or a key is never attended). The op receives the mask as the (B, Hq, Nq, Nk) stride-0 view that
+kernels.attention makes of the user's tensor with `expand`, and returns the gradient of that view:
+the dQ kernel, which already computes dS for every (query tile, key tile) pair of its query block,
+stores it densely (MASK_GRAD; no atomics, so deterministic), and autograd's backward of the `expand`
+sums it over the broadcast dims (batch, heads, queries) down to the user's shape. Why not reduce in
+the kernel: the broadcast dims' elements are computed by different programs, and an atomic-free
+sum across them would need a second pass over a dense buffer anyway; `expand`'s backward is that
+pass (a deterministic torch sum, accumulated in float32 for 16-bit masks), and it also does the
+shape bookkeeping (rank-3 inputs, every broadcast shape). Memory: one (B, Hq, Nq, Nk) tensor of the
+mask's dtype for the backward's duration, what eager attention holds for its probabilities. Entries
+the kernels clamp at -2e38 (common._MIN_FINITE_BIAS) get their dS like the others: the clamp only
+keeps the forward finite where torch, which has none, is finite too.
 """
 import torch
 from torch import Tensor
@@ -73,28 +90,41 @@ def attention_backward(
     grad_out: Tensor, query: Tensor, key: Tensor, value: Tensor, out: Tensor, lse: Tensor, mask: Tensor | None,
     is_causal: bool, scale: float, dropout_p: float, seed: Tensor | None,
     window_left: int | None = None, window_right: int | None = None, softcap: float | None = None,
-    alibi_slopes: Tensor | None = None, sinks: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(dq, dk, dv, dsinks) of the forward that returned `out` and `lse` with the same other arguments."""
+    alibi_slopes: Tensor | None = None, sinks: Tensor | None = None, mask_grad: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(dq, dk, dv, dsinks, dmask) of the forward that returned `out` and `lse` with the same other
+    arguments; dmask (the float mask's, with `mask_grad`) is dense: see the module docstring."""
     dsinks = empty_sink_grad(query, sinks)
+    dmask = _empty_mask_grad(query, mask, mask_grad)
     dq, dk, dv = launch_backward(query, key, value, out, lse, grad_out, mask, is_causal, scale,
                                  dropout=dropout_of(dropout_p, seed),
                                  variants=op_variants(window_left, window_right, softcap, alibi_slopes, sinks),
-                                 sinks_grad=None if sinks is None else dsinks)
-    return dq, dk, dv, dsinks
+                                 sinks_grad=None if sinks is None else dsinks, mask_grad=dmask if mask_grad else None)
+    return dq, dk, dv, dsinks, dmask
 
 
 def empty_sink_grad(query: Tensor, sinks: Tensor | None) -> Tensor:
     return query.new_empty((0,)) if sinks is None else torch.empty_like(sinks)
 
 
+def _empty_mask_grad(query: Tensor, mask: Tensor | None, mask_grad: bool) -> Tensor:
+    """The dense, contiguous (B, Hq, Nq, Nk) gradient of the mask's broadcast view, in its dtype."""
+    if not mask_grad:
+        return query.new_empty((0,))
+    if mask is None or not mask.dtype.is_floating_point:
+        raise ValueError("mask_grad=True needs a float mask")
+    return torch.empty(mask.shape, dtype=mask.dtype, device=mask.device)
+
+
 @attention_backward.register_fake
 def _(grad_out, query, key, value, out, lse, mask, is_causal, scale, dropout_p, seed, window_left=None,
-      window_right=None, softcap=None, alibi_slopes=None, sinks=None):
-    return torch.empty_like(query), torch.empty_like(key), torch.empty_like(value), empty_sink_grad(query, sinks)
+      window_right=None, softcap=None, alibi_slopes=None, sinks=None, mask_grad=False):
+    return (torch.empty_like(query), torch.empty_like(key), torch.empty_like(value), empty_sink_grad(query, sinks),
+            _empty_mask_grad(query, mask, mask_grad))
 
 
-_NO_GRADIENT = {3: "attn_mask", 12: "alibi_slopes"}  # attention_forward's inputs the backward cannot differentiate
+_MASK_INDEX = 3
+_NO_GRADIENT = {12: "alibi_slopes"}  # attention_forward's inputs the backward cannot differentiate
 
 
 def _setup_context(ctx, inputs, output):
@@ -117,10 +147,12 @@ def _backward(ctx, grad_out, _grad_lse):
     query, key, value, out, lse, mask, seed, alibi_slopes, sinks = ctx.saved_tensors
     if lse.numel() == 0 and query.numel() > 0:
         raise RuntimeError("attention_forward was called with return_lse=False: it cannot be differentiated")
-    grad_query, grad_key, grad_value, grad_sinks = attention_backward(
+    mask_grad = ctx.needs_input_grad[_MASK_INDEX]  # a bool mask never requires grad
+    grad_query, grad_key, grad_value, grad_sinks, grad_mask = attention_backward(
         grad_out, query, key, value, out, lse, mask, ctx.is_causal, ctx.scale, ctx.dropout_p, seed,
-        ctx.window_left, ctx.window_right, ctx.softcap, alibi_slopes, sinks)
-    grads = (grad_query, grad_key, grad_value) + (None,) * 10 + (grad_sinks if sinks is not None else None,)
+        ctx.window_left, ctx.window_right, ctx.softcap, alibi_slopes, sinks, mask_grad)
+    grads = ((grad_query, grad_key, grad_value, grad_mask if mask_grad else None) + (None,) * 9
+             + (grad_sinks if sinks is not None else None,))
     return grads[:len(ctx.needs_input_grad)]
 
 

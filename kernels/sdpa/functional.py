@@ -81,7 +81,7 @@ def attention(
     `window=(left, right)` a sliding window (i - left <= j <= i + right), `softcap=c` scores
     c * tanh(scores / c), `alibi_slopes` (Hq,) or (B, Hq) adds -slope * |i - j|, `sinks` (Hq,) logits
     that join each row's softmax denominator. Every backend runs them, with gradients for q, k, v
-    and the sinks; gradients for the slopes (like those of a float attn_mask) only off triton.
+    and the sinks (and a float attn_mask); gradients for the slopes only off triton.
     """
     check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
     variants = None  # four `is None` tests: the plain call pays nothing more

@@ -15,8 +15,8 @@ Rank-3 (batch, seq, dim) inputs have one head, as on the Triton path: their slop
 Every backend implements every variant. The `torch` and `reference` backends differentiate
 everything (slopes, sinks and a float `attn_mask` included); the `triton` backend runs them as
 constexpr flags of its kernels (kernels/sdpa/triton/score_variants.py), forward, backward and
-split-K decode, with gradients for q, k, v and the sinks; a gradient for the slopes (or a float
-mask) raises NotImplementedError there, naming it.
+split-K decode, with gradients for q, k, v, the sinks and a float mask; a gradient for the slopes
+raises NotImplementedError there, naming it.
 """
 import dataclasses
 import numbers

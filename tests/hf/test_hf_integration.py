@@ -256,6 +256,26 @@ def test_training_gradients_match_sdpa():
         torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
+def test_t5_training_gradients_match_eager_including_the_position_bias():
+    """T5's relative position bias reaches the kernel inside a float mask that requires grad (with
+    finfo.min on the padded keys, and causality in the decoder): its embedding weights get eager's gradients."""
+    eager = tiny_model("t5", "eager")
+    triton = with_triton(eager)
+    inputs = inputs_for("t5", padded=True)
+    labels = inputs.pop("decoder_input_ids")
+    grads = []
+    for model in (eager, triton):
+        model.zero_grad()
+        with kernels.record_backends() as ran:
+            model(**inputs, labels=labels).loss.backward()
+        assert set(ran) == ({"triton"} if model is triton else set())
+        grads.append({name: p.grad for name, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    assert sum("relative_attention_bias" in name for name in grads[0]) == 2  # the encoder's and the decoder's
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
 # --- the ways to ask for it ------------------------------------------------------------------------------
 
 def test_from_pretrained_from_config_and_constructor(tmp_path):

@@ -23,27 +23,39 @@ def gradient_tolerance(dtype: torch.dtype, exact_gradient: torch.Tensor) -> Tole
     return Tolerance(error_ratio=base.error_ratio, absolute_floor=base.absolute_floor * scale)
 
 
-def reference_gradients(q, k, v, dout, **kwargs):
+def _leaves(q, k, v, kwargs, mask_grad):
+    """Fresh leaves q, k, v (and with `mask_grad` the float attn_mask), and the kwargs that use them."""
     leaves = [t.detach().requires_grad_() for t in (q, k, v)]
-    out = reference.scaled_dot_product_attention(*leaves, **kwargs)
+    if mask_grad:
+        kwargs = {**kwargs, "attn_mask": kwargs["attn_mask"].detach().requires_grad_()}
+        leaves.append(kwargs["attn_mask"])
+    return leaves, kwargs
+
+
+def reference_gradients(q, k, v, dout, *, mask_grad=False, **kwargs):
+    """dq, dk, dv, and with `mask_grad` the float attn_mask's gradient, through the reference."""
+    leaves, kwargs = _leaves(q, k, v, kwargs, mask_grad)
+    out = reference.scaled_dot_product_attention(*leaves[:3], **kwargs)
     return torch.autograd.grad(out, leaves, dout)
 
 
-def triton_gradients(q, k, v, dout, **kwargs):
-    leaves = [t.detach().requires_grad_() for t in (q, k, v)]
+def triton_gradients(q, k, v, dout, *, mask_grad=False, **kwargs):
+    leaves, kwargs = _leaves(q, k, v, kwargs, mask_grad)
     with kernels.record_backends() as ran:
-        out = kernels.attention(*leaves, backend="triton", **kwargs)
+        out = kernels.attention(*leaves[:3], backend="triton", **kwargs)
     assert ran == ["triton"]
     return torch.autograd.grad(out, leaves, dout)
 
 
 def assert_gradients_match(q, k, v, dout, attn_mask=None, **kwargs):
-    """The pass rule of kernels.testing applied to each of dq, dk, dv."""
-    exact_mask = attn_mask if attn_mask is None or attn_mask.dtype == torch.bool else attn_mask.double()
-    exact = reference_gradients(q.double(), k.double(), v.double(), dout.double(), attn_mask=exact_mask, **kwargs)
-    plain = reference_gradients(q, k, v, dout, attn_mask=attn_mask, **kwargs)
-    ours = triton_gradients(q, k, v, dout, attn_mask=attn_mask, **kwargs)
-    for name, got, want, baseline in zip(("dq", "dk", "dv"), ours, exact, plain):
+    """The pass rule of kernels.testing applied to each of dq, dk, dv, and to a float mask's gradient."""
+    mask_grad = attn_mask is not None and attn_mask.is_floating_point()
+    exact_mask = attn_mask.double() if mask_grad else attn_mask
+    exact = reference_gradients(q.double(), k.double(), v.double(), dout.double(), mask_grad=mask_grad,
+                                attn_mask=exact_mask, **kwargs)
+    plain = reference_gradients(q, k, v, dout, mask_grad=mask_grad, attn_mask=attn_mask, **kwargs)
+    ours = triton_gradients(q, k, v, dout, mask_grad=mask_grad, attn_mask=attn_mask, **kwargs)
+    for name, got, want, baseline in zip(("dq", "dk", "dv", "dmask"), ours, exact, plain):
         try:
             assert_parity(got, want, baseline, tolerance=gradient_tolerance(q.dtype, want))
         except AssertionError as failure:
@@ -132,14 +144,6 @@ def test_backward_is_deterministic(device):
     first = triton_gradients(q, k, v, dout, enable_gqa=True)
     second = triton_gradients(q, k, v, dout, enable_gqa=True)
     assert all(torch.equal(a, b) for a, b in zip(first, second))
-
-
-def test_mask_gradient_is_refused_clearly(device):
-    q, k, v = (t.requires_grad_() for t in make_qkv(1, 1, 1, 8, 8, 16, torch.float32, device))
-    bias = torch.randn(8, 8, device=device, requires_grad=True)
-    out = kernels.attention(q, k, v, attn_mask=bias, backend="triton")
-    with pytest.raises(NotImplementedError, match="gradients for attn_mask"):
-        out.sum().backward()
 
 
 def test_double_backward_is_refused_clearly(device):

@@ -20,7 +20,7 @@ from test_variants import (
     CASES, SHAPES, assert_matches_the_reference_with_gradients, leaves_of, make_case, outputs_and_gradients,
 )
 
-SINKS_ONLY = ("sinks",)  # the triton backend's gradients beyond q, k, v (not the slopes', not a float mask's)
+TRITON_GRADIENTS = ("sinks", "attn_mask")  # the triton backend's gradients beyond q, k, v (not the slopes')
 
 
 def in_float64(kwargs):
@@ -32,7 +32,7 @@ def in_float64(kwargs):
 @pytest.mark.parametrize("shape", SHAPES[1:], ids=lambda shape: "x".join(map(str, shape)))
 def test_float64_kernels_match_the_reference_with_gradients(shape, case_name, device):
     """float64 inputs run the kernels in float64: any slip in the variant math shows far above rounding."""
-    assert_matches_the_reference_with_gradients("triton", shape, case_name, device, tensor_options=SINKS_ONLY)
+    assert_matches_the_reference_with_gradients("triton", shape, case_name, device, tensor_options=TRITON_GRADIENTS)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
@@ -45,13 +45,13 @@ def test_lower_precision_passes_the_parity_rule(dtype, case_name, device):
     if kwargs.get("sinks") is not None:
         kwargs["sinks"] = kwargs["sinks"].float()  # float32 sinks beside 16-bit inputs, as documented
     grad_out = torch.randn(q.shape[:-1] + (v.size(-1),), dtype=dtype, device=device)
-    ours, our_grads = outputs_and_gradients("triton", q, k, v, kwargs, grad_out, SINKS_ONLY)
+    ours, our_grads = outputs_and_gradients("triton", q, k, v, kwargs, grad_out, TRITON_GRADIENTS)
     assert ours.dtype == dtype
     assert_attention_close(ours, q, k, v, **kwargs)
     exact_inputs = (q.double(), k.double(), v.double())
     _, exact_grads = outputs_and_gradients("reference", *exact_inputs, in_float64(kwargs), grad_out.double(),
-                                           SINKS_ONLY)
-    _, plain_grads = outputs_and_gradients("reference", q, k, v, kwargs, grad_out, SINKS_ONLY)
+                                           TRITON_GRADIENTS)
+    _, plain_grads = outputs_and_gradients("reference", q, k, v, kwargs, grad_out, TRITON_GRADIENTS)
     for name, want in exact_grads.items():
         try:
             assert_parity(our_grads[name], want, plain_grads[name], tolerance=gradient_tolerance(dtype, want))
@@ -68,8 +68,8 @@ def test_dropout_with_variants_replays_through_the_reference(case_name, device):
     torch.manual_seed(4321)
     keep = kernels.attention_dropout_mask(q, k, 0.3)
     torch.manual_seed(4321)
-    ours, our_grads = outputs_and_gradients("triton", q, k, v, {**kwargs, "dropout_p": 0.3}, grad_out, SINKS_ONLY)
-    leaves, options, names = leaves_of(q, k, v, kwargs, SINKS_ONLY)
+    ours, our_grads = outputs_and_gradients("triton", q, k, v, {**kwargs, "dropout_p": 0.3}, grad_out, TRITON_GRADIENTS)
+    leaves, options, names = leaves_of(q, k, v, kwargs, TRITON_GRADIENTS)
     exact = reference.scaled_dot_product_attention(*leaves[:3], dropout_p=0.3, dropout_mask=keep, **options)
     torch.testing.assert_close(ours, exact)
     for name, grad in zip(names, torch.autograd.grad(exact, leaves, grad_out)):
@@ -184,8 +184,8 @@ def test_window_with_a_key_padding_mask(device):
     kwargs = dict(attn_mask=(torch.arange(37, device=device) < lengths)[:, None, None], window=(5, 3),
                   sinks=torch.randn(2, dtype=torch.float64, device=device))
     grad_out = torch.randn_like(q)
-    ours, our_grads = outputs_and_gradients("triton", q, k, v, kwargs, grad_out, SINKS_ONLY)
-    exact, exact_grads = outputs_and_gradients("reference", q, k, v, kwargs, grad_out, SINKS_ONLY)
+    ours, our_grads = outputs_and_gradients("triton", q, k, v, kwargs, grad_out, TRITON_GRADIENTS)
+    exact, exact_grads = outputs_and_gradients("reference", q, k, v, kwargs, grad_out, TRITON_GRADIENTS)
     torch.testing.assert_close(ours, exact)
     for name, grad in exact_grads.items():
         torch.testing.assert_close(our_grads[name], grad, msg=lambda text, name=name: f"d{name}: {text}")

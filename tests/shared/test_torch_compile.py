@@ -91,10 +91,12 @@ def test_opcheck_attention_forward_causal_gqa_without_lse():
 
 
 def test_opcheck_attention_backward():
+    """With the float mask's gradient (mask_grad=True, the last argument): a dense (B, Hq, Nq, Nk) output."""
     q, k, v = qkv()
     additive = torch.randn(1, 1, 12, 9, device=DEVICE).expand(1, 2, 12, 9)
     out, lse = attention_ops.attention_forward(q, k, v, additive, False, 0.25, 0.0, None, True)
-    args = (torch.randn_like(out), q, k, v, out, lse, additive, False, 0.25, 0.0, None)
+    args = (torch.randn_like(out), q, k, v, out, lse, additive, False, 0.25, 0.0, None, None, None, None, None, None,
+            True)
     torch.library.opcheck(attention_ops.attention_backward, args)
 
 
@@ -147,7 +149,8 @@ def attention_case(name):
         return qkv(), dict(is_causal=True)
     if name == "bool_mask":
         return qkv(), dict(attn_mask=torch.rand(1, 1, 12, 9, device=DEVICE) > 0.3)
-    return qkv(), dict(attn_mask=torch.randn(12, 9, device=DEVICE))  # additive, broadcast over batch and heads
+    # additive, broadcast over batch and heads, and an input: its gradient is compared too
+    return (*qkv(), torch.randn(12, 9, device=DEVICE)), {}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -155,8 +158,8 @@ def attention_case(name):
 def test_compiled_attention_forward_and_backward_equal_eager(case, backend):
     inputs, kwargs = attention_case(case)
 
-    def fn(q, k, v):
-        return kernels.attention(q, k, v, **kwargs)
+    def fn(q, k, v, *additive_mask):
+        return kernels.attention(q, k, v, *additive_mask, **kwargs)
     assert_same(outputs_and_grads(fn, *inputs),
                 outputs_and_grads(compiled(fn, backend, "attention_forward"), *inputs))
 

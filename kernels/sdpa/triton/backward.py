@@ -6,7 +6,13 @@ is ever stored. Three launches, none with atomics, so results are deterministic 
 2. dK, dV: one program per (batch, key/value head, BLOCK_N keys). It streams the query blocks of
    every query head in its GQA group, so dK and dV come out already reduced over the group and K/V
    are never repeated.
-3. dQ: one program per (batch, query head, BLOCK_M queries), streaming key blocks.
+3. dQ: one program per (batch, query head, BLOCK_M queries), streaming key blocks. With a float mask
+   that requires grad (MASK_GRAD) it also stores each tile's dS, the mask's gradient, into a dense
+   (B, Hq, Nq, Nk) tensor (zeros on the key tiles it skips). The dQ kernel rather than dK/dV: its
+   tiles are (queries, keys), rows along the tensor's rows, whereas dK/dV computes 16-bit tiles keys
+   first (KEYS_FIRST), so its store would go through a transposing layout conversion. Stored there, dS
+   spills nothing at the shipped d64/d128 tiles, and without the flag the kernel compiles as before
+   (`python -m benchmarks compile --variants additive_mask additive_mask_grad`).
 Both gradient kernels take the forward's flags (mask kind, causal with tile skipping, key-padding
 span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims, VARLEN packed
 sequences with lse and delta (Hq, total_q): see sequences.py; and the score variants of
@@ -38,11 +44,11 @@ from kernels.sdpa.variants import AttentionVariants
 from kernels.shared.dropout import Dropout
 
 
-def _autotune(tiles: TileSet) -> dict:
+def _autotune(tiles: TileSet, *flags: str) -> dict:
     return dict(
         configs=autotune_configs(tiles, INTERPRETER_BACKWARD_TILE, INTERPRETING),
         key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-             "IS_CAUSAL", "USE_DROPOUT", "VARLEN", *VARIANT_FLAGS],
+             "IS_CAUSAL", "USE_DROPOUT", "VARLEN", *VARIANT_FLAGS, *flags],
         prune_configs_by={"early_config_prune": head_dim_pruner(tiles)},
     )
 
@@ -97,9 +103,10 @@ def _recompute_tile(
 ):
     """For one (BLOCK_M, BLOCK_N) tile (queries from `first_query`, keys from `first_key`): the
     forward's probabilities P (times the soft cap's derivative with SOFTCAP: what dS = P (dP - delta)
-    needs), the weights it actually applied (P after dropout), and dP = dO @ V^T through the same
-    dropout mask, regenerated. The window compare runs on tiles that straddle the band only. With `k`
-    and `v` None, `q` and `do` hold the products q @ K^T and dO @ V^T already (_score_products).
+    needs), the weights it actually applied (P after dropout), dP = dO @ V^T through the same
+    dropout mask, regenerated, and P itself (a float mask is added after the cap: its gradient is
+    P (dP - delta) without the cap's derivative). The window compare runs on tiles that straddle the
+    band only. With `k` and `v` None, `q` and `do` hold the products q @ K^T and dO @ V^T already (_score_products).
     KEYS_FIRST computes both dots transposed, keys as their rows (see scores_keys_first)."""
     qk, capped = masked_scores(q, None if k is None else tl.trans(k), qk_scale, offs_m, offs_n, mask_base,
                                stride_mask_m, stride_mask_n, n_queries, n_keys, MASK_KIND=MASK_KIND,
@@ -124,9 +131,10 @@ def _recompute_tile(
         keep = dropout_keep(dropout_seed, batch_head, offs_m, offs_n, dropout_p)
         p_applied = tl.where(keep, p * dropout_scale, 0.0)
         dp = tl.where(keep, dp * dropout_scale, 0.0)
+    probs = p
     if SOFTCAP:
         p = p * soft_cap_slope(capped, softcap_log2)
-    return p, p_applied, dp
+    return p, p_applied, dp, probs
 
 
 @triton.jit
@@ -212,7 +220,7 @@ def _accumulate_dk_dv(
             q, do = _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
                                       EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="")
-        p, p_applied, dp = _recompute_tile(
+        p, p_applied, dp, _ = _recompute_tile(
             q, None if HEAD_DIM_CHUNK else k, None if HEAD_DIM_CHUNK else v, do,
             _log2_lse(lse_base + offs_m, offs_m, n_queries, EVEN_M=EVEN_M), qk_scale, offs_m, offs_n,
             mask_base, stride_mask_m, stride_mask_n, n_queries, n_keys, dropout_p, dropout_scale, dropout_seed,
@@ -355,6 +363,32 @@ def _attention_backward_dk_dv_kernel(
 
 
 @triton.jit
+def _store_score_gradient(dmask_rows, ds, offs_m, offs_n, stride_dmask_n, n_queries, n_keys,
+                         EVEN_M: tl.constexpr, EVEN_N: tl.constexpr):
+    """Store a (BLOCK_M, BLOCK_N) tile of dS, the gradient of the softmax's input scores, which is
+    that of a float mask added to them, in the mask gradient's dtype; `dmask_rows` point at each
+    query row."""
+    ptrs = dmask_rows[:, None] + offs_n[None, :] * stride_dmask_n
+    value = ds.to(dmask_rows.dtype.element_ty)
+    if EVEN_M and EVEN_N:
+        tl.store(ptrs, value)
+    else:
+        tl.store(ptrs, value, mask=(offs_m[:, None] < n_queries) & (offs_n[None, :] < n_keys))
+
+
+@triton.jit
+def _zero_score_gradient(dmask_rows, offs_m, key_start, key_end, stride_dmask_n, n_queries, n_keys,
+                         BLOCK_N: tl.constexpr, WIDE_OFFSETS: tl.constexpr, EVEN_M: tl.constexpr,
+                         EVEN_N: tl.constexpr):
+    """Zeros for dS on the key tiles [key_start, key_end) (on the BLOCK_N grid) a query block skips."""
+    zeros = tl.zeros([offs_m.shape[0], BLOCK_N], dtype=dmask_rows.dtype.element_ty)
+    for start_n in range(key_start, key_end, BLOCK_N):
+        offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
+        _store_score_gradient(dmask_rows, zeros, offs_m, offs_n, stride_dmask_n, n_queries, n_keys,
+                             EVEN_M=EVEN_M, EVEN_N=EVEN_N)
+
+
+@triton.jit
 def _accumulate_dq(
     dq, q, do, lse_log2, delta,
     k_base, v_base, mask_base,
@@ -369,10 +403,12 @@ def _accumulate_dq(
     WIDE_OFFSETS: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     stride_qd=0, stride_dod=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
+    dmask_rows=None, stride_dmask_n=0, MASK_GRAD: tl.constexpr = False,
 ):
     """Add the key tiles [key_start, key_end) to a query block's dQ. With HEAD_DIM_CHUNK, `q` and `do`
     point at each query row (columns stride_qd, stride_dod apart) and the score products are read a
-    head-dim chunk at a time (_score_products); only the dQ dot takes a whole k tile."""
+    head-dim chunk at a time (_score_products); only the dQ dot takes a whole k tile. MASK_GRAD: each
+    tile's dS is also stored, at `dmask_rows` (each query row's pointer; see _store_score_gradient)."""
     for start_n in range(key_start, key_end, BLOCK_N):
         offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
         k = load_tile(tile_ptrs(k_base, offs_n, offs_d, stride_kn, stride_kd),
@@ -390,7 +426,7 @@ def _accumulate_dq(
                 DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION, WIDE_OFFSETS=WIDE_OFFSETS)
         else:
             q_dot_k, do_dot_v = q, do
-        p, _, dp = _recompute_tile(
+        p, _, dp, probs = _recompute_tile(
             q_dot_k, None if HEAD_DIM_CHUNK else k, None if HEAD_DIM_CHUNK else v, do_dot_v, lse_log2, qk_scale,
             offs_m, offs_n, mask_base, stride_mask_m, stride_mask_n,
             n_queries, n_keys, dropout_p, dropout_scale, dropout_seed, batch_head,
@@ -399,11 +435,18 @@ def _accumulate_dq(
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
             SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=False)
         ds = p * (dp - delta[:, None])
+        if MASK_GRAD:
+            if SOFTCAP:  # the mask is added after the cap: its gradient lacks the cap's derivative
+                _store_score_gradient(dmask_rows, probs * (dp - delta[:, None]), offs_m, offs_n, stride_dmask_n,
+                                     n_queries, n_keys, EVEN_M=EVEN_M, EVEN_N=EVEN_N)
+            else:
+                _store_score_gradient(dmask_rows, ds, offs_m, offs_n, stride_dmask_n, n_queries, n_keys,
+                                     EVEN_M=EVEN_M, EVEN_N=EVEN_N)
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=INPUT_PRECISION, out_dtype=dq.dtype)
     return dq
 
 
-@triton.autotune(**_autotune(BACKWARD_DQ_TILES))
+@triton.autotune(**_autotune(BACKWARD_DQ_TILES, "MASK_GRAD"))
 @triton.heuristics(_EVEN_LENGTHS)
 @triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_backward_dq_kernel(
@@ -418,11 +461,12 @@ def _attention_backward_dq_kernel(
     stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n, stride_stat_b, stride_stat_h,
     n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
     seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
+    dmask_ptr, stride_dmask_b, stride_dmask_h, stride_dmask_m, stride_dmask_n,  # MASK_GRAD's dS (B, Hq, Nq, Nk)
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
-    HEAD_DIM_CHUNK: tl.constexpr, VARLEN: tl.constexpr,
+    HEAD_DIM_CHUNK: tl.constexpr, VARLEN: tl.constexpr, MASK_GRAD: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
     WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
@@ -468,6 +512,7 @@ def _attention_backward_dq_kernel(
     if ALIBI:
         row_slopes = tl.zeros([BLOCK_M], dtype=tl.float32) + per_row_values(
             slopes_ptr, batch * stride_slopes_b + head, True, LOG2E)
+    dmask_rows = dmask_ptr + batch * stride_dmask_b + head * stride_dmask_h + offs_m * stride_dmask_m
     # As in the forward: the key tiles before the diagonal, then a causal block's diagonal tiles.
     for on_diagonal in tl.static_range(2 if IS_CAUSAL else 1):
         dq = _accumulate_dq(
@@ -483,7 +528,14 @@ def _attention_backward_dq_kernel(
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
             WIDE_OFFSETS=WIDE_OFFSETS,
             SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT,
-            stride_qd=stride_qd, stride_dod=stride_dod, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
+            stride_qd=stride_qd, stride_dod=stride_dod, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK,
+            dmask_rows=dmask_rows, stride_dmask_n=stride_dmask_n, MASK_GRAD=MASK_GRAD)
+    if MASK_GRAD:  # the key tiles the loops skipped (causal, window) get a zero gradient
+        covered_end = key_start + tl.cdiv(tl.maximum(diagonal_end - key_start, 0), BLOCK_N) * BLOCK_N
+        _zero_score_gradient(dmask_rows, offs_m, 0, tl.minimum(key_start, n_keys), stride_dmask_n, n_queries,
+                             n_keys, BLOCK_N=BLOCK_N, WIDE_OFFSETS=WIDE_OFFSETS, EVEN_M=EVEN_M, EVEN_N=EVEN_N)
+        _zero_score_gradient(dmask_rows, offs_m, covered_end, n_keys, stride_dmask_n, n_queries, n_keys,
+                             BLOCK_N=BLOCK_N, WIDE_OFFSETS=WIDE_OFFSETS, EVEN_M=EVEN_M, EVEN_N=EVEN_N)
 
     dq = dq * sm_scale
     dq_ptrs = tile_ptrs(dq_ptr + batch * stride_dqb + head * stride_dqh + query_row0 * stride_dqm, offs_m, offs_d, stride_dqm, stride_dqd)
@@ -539,6 +591,7 @@ def launch_backward(
     sequences: PackedSequences | None = None,
     variants: AttentionVariants | None = None,
     sinks_grad: torch.Tensor | None = None,
+    mask_grad: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients (dq, dk, dv) of the forward that produced `out` and `lse` (see launch_forward).
 
@@ -548,16 +601,21 @@ def launch_backward(
     q, k and v. `sequences`: packed sequences in VARLEN mode, as in launch_forward (the grads are then
     `batched_view`s too, and lse the forward's (B, Hq, total_q) view). `variants`: the forward's
     window / softcap / ALiBi / sinks; with sinks, `sinks_grad` (like the sinks) receives their
-    gradient (score_variants.sink_gradient).
+    gradient (score_variants.sink_gradient). With a float mask, `mask_grad` (B, Hq, Nq, Nk), float32
+    or the mask's dtype, receives the gradient of the mask as the kernels read it: dS, every element
+    (the dQ kernel stores each score tile's, MASK_GRAD; see kernels/sdpa/custom_ops.py for why dense).
     """
     batch, n_heads, n_queries, head_dim = q.shape
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
     dq, dk, dv = grads if grads is not None else (torch.empty_like(q), torch.empty_like(k), torch.empty_like(v))
     if dq.numel() == 0 and dk.numel() == 0:
         return dq, dk, dv
+    if mask_grad is not None and (mask is None or mask.dtype == torch.bool or sequences is not None):
+        raise ValueError("mask_grad: only a float mask of padded (not packed) sequences has a gradient")
     if n_queries == 0 or n_keys == 0:  # nothing attends: every gradient is zero (a sink's too: its value is 0)
-        if sinks_grad is not None:
-            sinks_grad.zero_()
+        for grad in (sinks_grad, mask_grad):
+            if grad is not None:
+                grad.zero_()
         return dq.zero_(), dk.zero_(), dv.zero_()
 
     block_dv = padded_head_dim(head_dim_v)
@@ -577,7 +635,7 @@ def launch_backward(
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
         MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=False),
         USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
-        USE_DROPOUT=dropout.active, WIDE_OFFSETS=needs_wide_offsets(q, k, v, dout, dq, dk, dv, mask),
+        USE_DROPOUT=dropout.active, WIDE_OFFSETS=needs_wide_offsets(q, k, v, dout, dq, dk, dv, mask, mask_grad),
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), block_dv), VARLEN=sequences is not None,
         **precision_flags(q.dtype), **kernel_variants.flags,
     )
@@ -598,6 +656,7 @@ def launch_backward(
         *kernel_variants.args,
         *q.stride(), *k.stride(), *v.stride(), *dout.stride(), *dq.stride(), *mask_args.strides,
         *statistic_strides,
-        *scalars, **common,
+        *scalars, q if mask_grad is None else mask_grad, *((0,) * 4 if mask_grad is None else mask_grad.stride()),
+        **common, MASK_GRAD=mask_grad is not None,
     )
     return dq, dk, dv
