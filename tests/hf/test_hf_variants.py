@@ -1,5 +1,6 @@
-"""Gemma 2's soft-capping and gpt-oss's sinks through attn_implementation="triton": mapped onto the
-attention variants of `kernels.attention`, on the torch backend and in the Triton kernels."""
+"""Gemma 2's soft-capping, gpt-oss's sinks and the sliding windows of Mistral and Qwen2 (and of Gemma 2's
+and gpt-oss's local layers) through attn_implementation="triton", on the torch backend and in the Triton
+kernels: padded batches, greedy generation with the cache, a training step's gradients, packed batches."""
 import copy
 
 import pytest
@@ -23,6 +24,9 @@ VARIANT_MODELS = {
     "gemma2": (lambda: tf.Gemma2Config(**_TINY, attn_logit_softcapping=5.0, final_logit_softcapping=None,
                                        query_pre_attn_scalar=8), "Gemma2ForCausalLM"),
     "gpt_oss": (lambda: tf.GptOssConfig(**_TINY, num_local_experts=4, num_experts_per_tok=2), "GptOssForCausalLM"),
+    "mistral": (lambda: tf.MistralConfig(**_TINY), "MistralForCausalLM"),  # every layer windowed
+    # the first layer full, the second windowed
+    "qwen2": (lambda: tf.Qwen2Config(**_TINY, use_sliding_window=True, max_window_layers=1), "Qwen2ForCausalLM"),
 }
 
 
@@ -89,6 +93,43 @@ def test_packed_variant_models_match_eager(name, flash_kwargs, backend):
             got = ours(**batch, use_cache=False).logits[0]
     assert ran == [backend] * 2
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize("name", list(VARIANT_MODELS))
+def test_variant_models_generate_and_train_like_eager(name, backend):
+    """Greedy generation from left-padded prompts longer than the window, with the cache (prefill, then
+    one query per step), gives eager's tokens; a training step on the padded batch gives eager's loss
+    and gradients, the sinks' included."""
+    eager = tiny_eager_model(name)
+    ours = copy.deepcopy(eager)
+    ours.set_attn_implementation("triton")
+    inputs = padded_inputs()
+    settings = dict(max_new_tokens=4, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        expected = eager.generate(**inputs, **settings)
+        with kernels.use_backend(backend), kernels.record_backends() as ran:
+            got = ours.generate(**inputs, **settings)
+    assert set(ran) == {backend} and len(ran) == 2 * 4  # two layers, a prefill and three decode steps
+    assert torch.equal(got, expected)
+
+    # A row's first real token is predicted from a padding position, whose output is undefined (eager
+    # averages over masked keys, ours gives zeros): only tokens with a real token before them count.
+    real = inputs["attention_mask"].bool()
+    predicted = real & torch.nn.functional.pad(real[:, :-1], (1, 0))
+    labels = inputs["input_ids"].masked_fill(~predicted, -100)
+    steps = {}
+    for which, model in (("eager", eager), ("ours", ours)):
+        model.train().zero_grad()
+        with kernels.use_backend(backend):
+            loss = model(**inputs, labels=labels).loss
+        loss.backward()
+        steps[which] = loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    torch.testing.assert_close(steps["ours"][0], steps["eager"][0], atol=1e-5, rtol=1e-5)
+    assert steps["ours"][1].keys() == steps["eager"][1].keys()
+    for parameter, gradient in steps["eager"][1].items():
+        torch.testing.assert_close(steps["ours"][1][parameter], gradient, atol=1e-5, rtol=1e-4,
+                                   msg=lambda m, parameter=parameter: f"{parameter}: {m}")
 
 
 @pytest.mark.parametrize("argument, option", [("softcap", "softcap"), ("s_aux", "sinks"), ("sinks", "sinks")])
