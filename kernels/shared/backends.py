@@ -83,7 +83,8 @@ def triton_runs_on(device: torch.device) -> bool:
 
 def resolve_backend(requested: str | None, device: torch.device) -> str:
     """The explicit request, else the `use_backend` override, else what the device supports."""
-    check_backend_name(requested)
+    if requested is not None:
+        check_backend_name(requested)
     backend = requested or _forced()
     if backend is None:
         return "triton" if triton_runs_on(device) else "torch"

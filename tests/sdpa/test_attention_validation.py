@@ -162,3 +162,32 @@ def test_the_mask_shape_check_agrees_with_torch_broadcasting():
     disagreements = [(shape, target) for target in targets[::7] for shape in shapes
                      if broadcasts_to(shape, target) != torch_says(shape, target)]
     assert not disagreements, disagreements[:10]
+
+
+def test_the_fast_acceptance_never_passes_what_the_full_checks_refuse():
+    """validation._plainly_valid_tensors (one expression, for host time) accepts q/k/v only where the
+    full per-argument checks accept them too: every rank-3/4 shape triple with sizes 1 and 2, then
+    every dtype and device triple on one shape."""
+    import itertools
+
+    from kernels.sdpa.validation import _check_tensors, _plainly_valid_tensors
+
+    def fully_valid(query, key, value):
+        try:
+            _check_tensors(query, key, value, enable_gqa=True)
+        except (TypeError, ValueError):
+            return False
+        return True
+
+    shapes = [shape for rank in (3, 4) for shape in itertools.product((1, 2), repeat=rank)]
+    triples = [tuple(torch.empty(shape, device="meta") for shape in triple)
+               for triple in itertools.product(shapes, repeat=3)]
+    dtypes = (torch.float32, torch.float16, torch.int64)
+    triples += [tuple(torch.empty(2, 2, 3, 4, dtype=dtype, device=device) for dtype, device in zip(kinds, places))
+                for kinds in itertools.product(dtypes, repeat=3) for places in itertools.product(("cpu", "meta"), repeat=3)]
+    triples += [(np.ones((2, 2, 3, 4)),) * 3, ([[1.0]],) * 3]
+    fast = [_plainly_valid_tensors(*triple) for triple in triples]
+    wrongly_accepted = [tuple(t.shape for t in triple) for triple, accepted in zip(triples, fast)
+                        if accepted and not fully_valid(*triple)]
+    assert not wrongly_accepted, wrongly_accepted[:10]
+    assert 0 < sum(fast) < len(triples)  # both outcomes occur
