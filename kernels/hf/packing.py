@@ -72,6 +72,8 @@ def packing_from_mask(mask: torch.Tensor | None) -> HFPacking | None:
             or mask.size(1) != 1 or mask.size(2) != mask.size(3) or mask.size(2) < 2
             or mask.stride(2) == 0 or causal_key_padding(mask) is not None):  # stride 0: the same row for every query
         return None
+    if mask.is_inference():  # no version counter (torch.inference_mode): read it anew
+        return _read_block_diagonal_causal(mask)
     cached = getattr(mask, _MASK_PACKING, None)
     if cached is not None and cached[0] == mask._version:
         return cached[1]

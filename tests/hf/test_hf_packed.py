@@ -119,6 +119,9 @@ def test_the_block_diagonal_causal_mask_is_read_as_packing():
     packing = packing_from_mask(mask)
     assert packing.cu_seqlens_q.tolist() == [0, 3, 4, 8, 16] and packing.max_seqlen_q == 8 and packing.causal
     assert packing_from_mask(mask) is packing  # cached for the next layers
+    with torch.inference_mode():  # an inference tensor has no version counter: read, never cached
+        frozen = mask.clone()
+    assert packing_from_mask(frozen).cu_seqlens_q.tolist() == [0, 3, 4, 8, 16]
 
 
 def test_other_masks_are_not_read_as_packing():
