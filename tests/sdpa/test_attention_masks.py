@@ -132,6 +132,25 @@ def test_attended_key_range_only_for_key_padding_masks(device):
     assert _attended_key_range(per_head) is None  # four heads with their own masks
 
 
+def test_the_key_range_is_remembered_until_the_mask_changes(device):
+    """Every layer of a model gets the same mask: its range is computed once, recomputed after an
+    in-place write or for another view of the same tensor, and never remembered on an inference tensor."""
+    from kernels.sdpa.triton.common import attended_key_range
+
+    keep = torch.zeros(2, 1, 1, 30, dtype=torch.bool, device=device)
+    keep[0, ..., 3:7] = True
+    keep[1, ..., 10:] = True
+    first = attended_key_range(keep.expand(2, 4, 5, 30))
+    assert attended_key_range(keep.expand(2, 8, 1, 30)) is first  # another layer's view: the same range
+    keep[1, ..., 20:] = False  # an in-place write bumps the version
+    assert attended_key_range(keep.expand(2, 4, 5, 30)).tolist() == [[3, 7], [10, 20]]
+    assert attended_key_range(keep[1:].expand(1, 4, 5, 30)).tolist() == [[10, 20]]  # another view of it
+    with torch.inference_mode():
+        frozen = keep.clone()
+    ranges = [attended_key_range(frozen.expand(2, 4, 5, 30)) for _ in range(2)]
+    assert ranges[0] is not ranges[1] and ranges[0].tolist() == ranges[1].tolist() == [[3, 7], [10, 20]]
+
+
 @pytest.mark.parametrize("shape, rows_span_heads, shared", [
     ((2, 1, 1, 9), False, True),  # key padding: one row for every head and query
     ((2, 1, 1, 9), True, True),

@@ -271,15 +271,36 @@ def seq_bucket(length: int) -> int:
     return min(next_power_of_2(length), 16384)
 
 
+_KEY_RANGE = "_kernels_attended_key_range"  # (view key, key range) remembered on the mask's base tensor
+
+
 def attended_key_range(mask: torch.Tensor) -> torch.Tensor | None:
     """(B, 2) int32 [first, last + 1) attended key per batch element, for a bool mask broadcast over
     heads and queries; None for any other mask. Device-side ops only: no host sync. A dim of size 1
-    (one head, or one query: a decode step) is broadcast whatever its stride."""
+    (one head, or one query: a decode step) is broadcast whatever its stride.
+
+    The range costs about seven small device ops, and a model hands the same mask to every layer
+    (Hugging Face passes one mask object down the stack): it is remembered on the mask's base tensor,
+    keyed by the view's layout and the base's version counter (which any in-place write bumps), so
+    the layers after the first reuse it."""
     if mask.dtype is not torch.bool:
         return None
     (_, heads, queries, _), (_, head_stride, query_stride, _) = mask.shape, mask.stride()
     if (head_stride != 0 and heads != 1) or (query_stride != 0 and queries != 1):
         return None
+    base = mask if mask._base is None else mask._base
+    if base.is_inference():  # an inference tensor has no version counter: nothing to key a memory on
+        return _key_range(mask)
+    view = (base._version, mask.storage_offset(), mask.shape[0], mask.shape[3], mask.stride(0), mask.stride(3))
+    remembered = getattr(base, _KEY_RANGE, None)
+    if remembered is not None and remembered[0] == view:
+        return remembered[1]
+    key_range = _key_range(mask)
+    setattr(base, _KEY_RANGE, (view, key_range))
+    return key_range
+
+
+def _key_range(mask: torch.Tensor) -> torch.Tensor:
     keep = mask[:, 0, 0, :]  # (B, Nk)
     n_keys = keep.size(1)
     positions = torch.arange(n_keys, device=mask.device, dtype=torch.int32)
