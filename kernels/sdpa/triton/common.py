@@ -129,7 +129,7 @@ def masked_scores_from_rows(
     APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
     query_pos, row_slopes, softcap_log2, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
-    KEYS_FIRST: tl.constexpr = False,
+    KEYS_FIRST: tl.constexpr = False, FOLD_SCALE: tl.constexpr = False,
 ):
     """masked_scores with the mask addressed by a pointer per tile row (`mask_row_ptrs`, BLOCK_M),
     so a tile's rows may come from different heads (the decode kernel packs a GQA group into one
@@ -138,14 +138,21 @@ def masked_scores_from_rows(
     the rows' query positions, `row_slopes` their ALiBi slopes (score_variants.varied_scores). With
     `k_t` None, `q` holds the product q @ k_t already (head_dim_chunked_dot).
 
+    FOLD_SCALE: the scores come back unscaled (q @ k_t, masked to -inf), for a caller that applies
+    `qk_scale` inside its exp2 (see scale_folds; no soft cap, ALiBi or additive mask then).
+
     Returns (scores, capped): `capped` are the soft-capped scores before ALiBi and masks, which the
     backward needs for the cap's derivative (the forward drops them: no cost)."""
     if k_t is None:
-        scores = q * qk_scale
+        scores = q
     elif KEYS_FIRST:
-        scores = tl.trans(tl.dot(tl.trans(k_t), tl.trans(q), input_precision=INPUT_PRECISION)) * qk_scale
+        scores = tl.trans(tl.dot(tl.trans(k_t), tl.trans(q), input_precision=INPUT_PRECISION))
     else:
-        scores = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
+        scores = tl.dot(q, k_t, input_precision=INPUT_PRECISION)
+    if FOLD_SCALE:
+        tl.static_assert(not (SOFTCAP or ALIBI or MASK_KIND == MASK_ADDITIVE), "FOLD_SCALE needs unbiased scores")
+    else:
+        scores = scores * qk_scale
     capped = varied_scores(scores, query_pos, offs_n, row_slopes, softcap_log2, SOFTCAP=SOFTCAP, ALIBI=False)
     qk = varied_scores(capped, query_pos, offs_n, row_slopes, softcap_log2, SOFTCAP=False, ALIBI=ALIBI)
     if not EVEN_N:
@@ -311,6 +318,25 @@ class MaskArgs:
             return False
         one_row_per_head = mask.size(2) == 1 or mask.stride(2) == 0
         return one_row_per_head and (not rows_span_heads or mask.size(1) == 1 or mask.stride(1) == 0)
+
+
+# The softmax scale times log2(e), as the fp32 kernel argument, must lie in [tiny, max] to be folded.
+_FP32_TINY = torch.finfo(torch.float32).tiny
+_FP32_MAX = torch.finfo(torch.float32).max
+
+
+def scale_folds(qk_scale: float, mask_kind: int, variant_flags: dict) -> bool:
+    """FOLD_SCALE of the forward and split-K decode kernels (forward.attend_key_tiles): take each row's
+    max on the raw scores s = q.k and apply `qk_scale` (softmax scale * log2(e)) inside the exp2,
+    exp2(s * qk_scale - m) with m = max(s) * qk_scale: one FFMA a score instead of an FMUL before the
+    max and a subtraction after it. Exact only where nothing is added to the scaled scores before the
+    softmax (`mask_kind` not additive, no soft cap or ALiBi in `variant_flags`, the KernelVariants
+    flags) and the scale the kernel receives, an fp32, is a positive normal number: then
+    max(s * c) = max(s) * c and a masked score stays -inf * c = -inf; a scale of 0 would turn it into
+    NaN, a negative one turns the max into the min. The check runs in float64, conservatively: a
+    value that fp32 would round into the range is refused."""
+    return (_FP32_TINY <= qk_scale <= _FP32_MAX and mask_kind != MASK_ADDITIVE.value
+            and not variant_flags["SOFTCAP"] and not variant_flags["ALIBI"])
 
 
 def empty_attention_output(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
