@@ -41,10 +41,9 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, empty_attention_output, head_dim_chunk,
-    head_dim_chunked_dot, index_range, key_span, load_tile, masked_scores_from_rows, needs_wide_offsets,
-    padded_head_dim, precision_flags,
-    query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
+    INTERPRETING, LN2, LOG2E, MASK_NONE, MaskArgs, accumulator_dtype, dropout_keep, empty_attention_output,
+    head_dim_chunk, head_dim_chunked_dot, index_range, key_span, load_tile, masked_scores_from_rows,
+    needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -150,9 +149,14 @@ def attend_key_tiles(
 
         # Online softmax, in log2 units (with FOLD_SCALE the scale joins here: see above). A row that
         # has seen only masked keys keeps m = -inf; using 0 in its place makes every exp2 exactly 0
-        # instead of exp2(-inf - -inf) = NaN.
+        # instead of exp2(-inf - -inf) = NaN. Only a mask or a window can hide all of a row's keys in
+        # the first tile it visits: without them that tile holds key 0 (causal rows all attend it),
+        # or a split's first key (decode), and keys past n_keys never fill a tile.
         m_new = tl.maximum(m_i, _log2_units(tl.max(qk, 1), qk_scale, FOLD_SCALE=FOLD_SCALE))
-        m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+        if MASK_KIND != MASK_NONE or WINDOW_LEFT or WINDOW_RIGHT:
+            m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+        else:
+            m_shift = m_new
         p = tl.math.exp2(_log2_units(qk, qk_scale, FOLD_SCALE=FOLD_SCALE) - m_shift[:, None])
         alpha = tl.math.exp2(m_i - m_shift)
         l_i = l_i * alpha + tl.sum(p, 1)
