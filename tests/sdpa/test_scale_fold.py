@@ -1,12 +1,14 @@
-"""FOLD_SCALE (common.scale_folds): the forward and decode key loops apply the softmax scale inside
-the exp2 when that is exact, and keep scaling each score first otherwise. Both paths against float64,
-output and log-sum-exp (which the backward reads: the fold must not change its meaning)."""
+"""FOLD_SCALE (common.scale_folds): the forward, decode and backward kernels apply the softmax scale
+inside the exp2 when that is exact, and keep scaling each score first otherwise. Both paths against
+float64: output and log-sum-exp (which the backward reads: the fold must not change its meaning), and
+the gradients."""
 import pytest
 import torch
 
-from kernels.sdpa.triton import decode, forward
+from kernels.sdpa.triton import backward, decode, forward
 from kernels.sdpa.triton.common import LOG2E, MASK_ADDITIVE, MASK_BOOL, MASK_NONE, scale_folds
 from kernels.testing import assert_attention_close
+from test_attention_backward import assert_gradients_match
 from test_attention_decode import poisoned_outputs
 from test_attention_forward import make_qkv
 
@@ -65,20 +67,26 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_both_paths_match_float64(case, device, monkeypatch):
-    scale, mask_kind, is_causal, folds = CASES[case]
-    batch, n_q, n_k = 2, 7, 37  # 7 queries of 2 heads a key/value head: one decode tile, ragged keys
-    q, k, v = make_qkv(batch, 4, 2, n_q, n_k, 24, torch.float32, device)
-    mask = _mask(mask_kind, batch, n_q, n_k, device)
+def _record_decisions(monkeypatch, *modules):
+    """The list that receives each scale_folds answer the launchers of `modules` get."""
     decided = []
 
     def recording(*args):
         decided.append(scale_folds(*args))
         return decided[-1]
 
-    monkeypatch.setattr(forward, "scale_folds", recording)
-    monkeypatch.setattr(decode, "scale_folds", recording)
+    for module in modules:
+        monkeypatch.setattr(module, "scale_folds", recording)
+    return decided
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_both_paths_match_float64(case, device, monkeypatch):
+    scale, mask_kind, is_causal, folds = CASES[case]
+    batch, n_q, n_k = 2, 7, 37  # 7 queries of 2 heads a key/value head: one decode tile, ragged keys
+    q, k, v = make_qkv(batch, 4, 2, n_q, n_k, 24, torch.float32, device)
+    mask = _mask(mask_kind, batch, n_q, n_k, device)
+    decided = _record_decisions(monkeypatch, forward, decode)
     full_mask = mask.expand(batch, 4, n_q, n_k)
     results = [forward.launch_forward(q, k, v, full_mask, is_causal, scale, *poisoned_outputs(q, v))]
     if not is_causal:  # the split-K decode kernel takes no causal calls
@@ -95,3 +103,12 @@ def test_both_paths_match_float64(case, device, monkeypatch):
         for out, lse in results:
             assert (out[empty] == 0).all() and (lse[empty] == float("-inf")).all()
 
+
+@pytest.mark.parametrize("scale, mask_kind, folds", [(0.3, "bool", True), (0.0, "bool", False),
+                                                     (-0.4, "key_padding", False)])
+def test_both_paths_give_float64_gradients(scale, mask_kind, folds, device, monkeypatch):
+    q, k, v = make_qkv(2, 2, 2, 19, 37, 24, torch.float32, device)
+    mask = _mask(mask_kind, 2, 19, 37, device)
+    decided = _record_decisions(monkeypatch, forward, backward)
+    assert_gradients_match(q, k, v, torch.randn_like(q), attn_mask=mask, scale=scale)
+    assert decided == [folds, folds]  # the forward's, then the backward's

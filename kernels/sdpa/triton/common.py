@@ -109,17 +109,18 @@ def masked_scores(
     APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
     row_slopes, softcap_log2, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, KEYS_FIRST: tl.constexpr = False,
+    FOLD_SCALE: tl.constexpr = False,
 ):
     """The (BLOCK_M, BLOCK_N) scores q @ k_t in log2 units (qk_scale = softmax scale * log2(e)),
     with the score variants, the key bounds, the causal diagonal and the user's mask applied; and
-    the soft-capped scores (see masked_scores_from_rows). KEYS_FIRST: the dot is computed as
-    (k_t^T @ q^T)^T, keys as its rows (the dK/dV kernel, see backward.scores_keys_first)."""
+    the soft-capped scores (see masked_scores_from_rows, also for FOLD_SCALE). KEYS_FIRST: the dot is
+    computed as (k_t^T @ q^T)^T, keys as its rows (the dK/dV kernel, see backward.scores_keys_first)."""
     mask_rows = mask_base if MASK_SHARED_ROW else mask_base + offs_m * stride_mask_m
     return masked_scores_from_rows(q, k_t, qk_scale, offs_m, offs_n, mask_rows, stride_mask_n, n_queries, n_keys,
                                    MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL,
                                    EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
                                    query_pos=offs_m, row_slopes=row_slopes, softcap_log2=softcap_log2,
-                                   SOFTCAP=SOFTCAP, ALIBI=ALIBI, KEYS_FIRST=KEYS_FIRST)
+                                   SOFTCAP=SOFTCAP, ALIBI=ALIBI, KEYS_FIRST=KEYS_FIRST, FOLD_SCALE=FOLD_SCALE)
 
 
 @triton.jit
@@ -171,6 +172,17 @@ def masked_scores_from_rows(
             bias = tl.where(bias == float("-inf"), bias, tl.maximum(bias, _MIN_FINITE_BIAS))
             qk = qk + bias * LOG2E
     return qk, capped
+
+
+@triton.jit
+def log2_units(scores, qk_scale, FOLD_SCALE: tl.constexpr):
+    """Scores in the softmax's log2 units: times qk_scale where FOLD_SCALE left them raw (see
+    scale_folds). A function, not `qk_scale if FOLD_SCALE else 1.0`: the interpreter would round that
+    value to fp32."""
+    if FOLD_SCALE:
+        return scores * qk_scale
+    else:
+        return scores
 
 
 @triton.jit
@@ -326,11 +338,12 @@ _FP32_MAX = torch.finfo(torch.float32).max
 
 
 def scale_folds(qk_scale: float, mask_kind: int, variant_flags: dict) -> bool:
-    """FOLD_SCALE of the forward and split-K decode kernels (forward.attend_key_tiles): take each row's
-    max on the raw scores s = q.k and apply `qk_scale` (softmax scale * log2(e)) inside the exp2,
-    exp2(s * qk_scale - m) with m = max(s) * qk_scale: one FFMA a score instead of an FMUL before the
-    max and a subtraction after it. Exact only where nothing is added to the scaled scores before the
-    softmax (`mask_kind` not additive, no soft cap or ALiBi in `variant_flags`, the KernelVariants
+    """FOLD_SCALE of the attention kernels: the scores stay raw, s = q.k, through the masks, and
+    `qk_scale` (softmax scale * log2(e)) is applied inside the exp2, one FFMA a score instead of an
+    FMUL first and a subtraction after: exp2(s * qk_scale - m) with the row max m = max(s) * qk_scale
+    in the forward and split-K decode (forward.attend_key_tiles), exp2(s * qk_scale - lse) in the
+    backward (backward._recompute_tile). Exact only where nothing is added to the scaled scores before
+    the softmax (`mask_kind` not additive, no soft cap or ALiBi in `variant_flags`, the KernelVariants
     flags) and the scale the kernel receives, an fp32, is a positive normal number: then
     max(s * c) = max(s) * c and a masked score stays -inf * c = -inf; a scale of 0 would turn it into
     NaN, a negative one turns the max into the min. The check runs in float64, conservatively: a

@@ -42,7 +42,7 @@ import triton.language as tl
 
 from kernels.sdpa.triton.common import (
     INTERPRETING, LN2, LOG2E, MASK_NONE, MaskArgs, accumulator_dtype, dropout_keep, empty_attention_output,
-    head_dim_chunk, head_dim_chunked_dot, index_range, key_span, load_tile, masked_scores_from_rows,
+    head_dim_chunk, head_dim_chunked_dot, index_range, key_span, load_tile, log2_units, masked_scores_from_rows,
     needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
@@ -57,16 +57,6 @@ from kernels.sdpa.triton.sequences import PackedSequences, sequence_pointer_args
 from kernels.sdpa.variants import AttentionVariants
 from kernels.shared.dropout import Dropout
 from kernels.shared.host_math import ceil_div
-
-
-@triton.jit
-def _log2_units(scores, qk_scale, FOLD_SCALE: tl.constexpr):
-    """Scores in the softmax's log2 units: times qk_scale where FOLD_SCALE left them raw. (A function,
-    not `qk_scale if FOLD_SCALE else 1.0`: the interpreter would round that value to fp32.)"""
-    if FOLD_SCALE:
-        return scores * qk_scale
-    else:
-        return scores
 
 
 @triton.jit
@@ -152,12 +142,12 @@ def attend_key_tiles(
         # instead of exp2(-inf - -inf) = NaN. Only a mask or a window can hide all of a row's keys in
         # the first tile it visits: without them that tile holds key 0 (causal rows all attend it),
         # or a split's first key (decode), and keys past n_keys never fill a tile.
-        m_new = tl.maximum(m_i, _log2_units(tl.max(qk, 1), qk_scale, FOLD_SCALE=FOLD_SCALE))
+        m_new = tl.maximum(m_i, log2_units(tl.max(qk, 1), qk_scale, FOLD_SCALE=FOLD_SCALE))
         if MASK_KIND != MASK_NONE or WINDOW_LEFT or WINDOW_RIGHT:
             m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
         else:
             m_shift = m_new
-        p = tl.math.exp2(_log2_units(qk, qk_scale, FOLD_SCALE=FOLD_SCALE) - m_shift[:, None])
+        p = tl.math.exp2(log2_units(qk, qk_scale, FOLD_SCALE=FOLD_SCALE) - m_shift[:, None])
         alpha = tl.math.exp2(m_i - m_shift)
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None]
