@@ -22,6 +22,9 @@ masked query row has lse = -inf: it is treated as +inf so its probabilities are 
 gradients are 0, never NaN. Float32 past head dim 128 (HEAD_DIM_CHUNK, common.head_dim_chunk) sums
 q @ K^T and dO @ V^T over head-dim chunks of their operands read from memory, and reads q, dO or k
 whole only for the gradient dots, so no kernel holds two whole tf32x3 tiles across its loop.
+Where common.scale_folds allows it (FOLD_SCALE), P = exp2(s * qk_scale - lse) is recomputed from the
+raw masked scores in one FFMA a score: without a mask LLVM fuses the scale's multiply into the
+subtraction anyway, but the masks' selects sit between the two and kept them apart.
 """
 import torch
 import triton
@@ -29,8 +32,8 @@ import triton.language as tl
 
 from kernels.sdpa.triton.common import (
     INTERPRETING, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, head_dim_chunk, head_dim_chunked_dot, index_range,
-    key_span, load_tile, masked_scores, needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates,
-    seq_bucket, tile_ptrs,
+    key_span, load_tile, log2_units, masked_scores, needs_wide_offsets, padded_head_dim, precision_flags,
+    query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, INTERPRETER_BACKWARD_TILE, TileSet, autotune_configs, head_dim_pruner,
@@ -48,7 +51,7 @@ def _autotune(tiles: TileSet, *flags: str) -> dict:
     return dict(
         configs=autotune_configs(tiles, INTERPRETER_BACKWARD_TILE, INTERPRETING),
         key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-             "IS_CAUSAL", "USE_DROPOUT", "VARLEN", *VARIANT_FLAGS, *flags],
+             "IS_CAUSAL", "USE_DROPOUT", "VARLEN", "FOLD_SCALE", *VARIANT_FLAGS, *flags],
         prune_configs_by={"early_config_prune": head_dim_pruner(tiles)},
     )
 
@@ -99,7 +102,7 @@ def _recompute_tile(
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
-    KEYS_FIRST: tl.constexpr,
+    KEYS_FIRST: tl.constexpr, FOLD_SCALE: tl.constexpr,
 ):
     """For one (BLOCK_M, BLOCK_N) tile (queries from `first_query`, keys from `first_key`): the
     forward's probabilities P (times the soft cap's derivative with SOFTCAP: what dS = P (dP - delta)
@@ -107,19 +110,20 @@ def _recompute_tile(
     dropout mask, regenerated, and P itself (a float mask is added after the cap: its gradient is
     P (dP - delta) without the cap's derivative). The window compare runs on tiles that straddle the
     band only. With `k` and `v` None, `q` and `do` hold the products q @ K^T and dO @ V^T already (_score_products).
-    KEYS_FIRST computes both dots transposed, keys as their rows (see scores_keys_first)."""
+    KEYS_FIRST computes both dots transposed, keys as their rows (see scores_keys_first). FOLD_SCALE
+    (common.scale_folds): the scores stay raw through the masks, and the scale joins the exponent's FFMA."""
     qk, capped = masked_scores(q, None if k is None else tl.trans(k), qk_scale, offs_m, offs_n, mask_base,
                                stride_mask_m, stride_mask_n, n_queries, n_keys, MASK_KIND=MASK_KIND,
                                MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
                                INPUT_PRECISION=INPUT_PRECISION, row_slopes=row_slopes, softcap_log2=softcap_log2,
-                               SOFTCAP=SOFTCAP, ALIBI=ALIBI, KEYS_FIRST=KEYS_FIRST)
+                               SOFTCAP=SOFTCAP, ALIBI=ALIBI, KEYS_FIRST=KEYS_FIRST, FOLD_SCALE=FOLD_SCALE)
     if WINDOW_LEFT or WINDOW_RIGHT:
         if tile_straddles_window(first_query, first_query + offs_m.shape[0] - 1, first_key,
                                  first_key + offs_n.shape[0] - 1, window_left, window_right,
                                  WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT):
             qk = windowed_scores(qk, offs_m, offs_n, window_left, window_right,
                                  WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT)
-    p = tl.math.exp2(qk - lse_log2[:, None])
+    p = tl.math.exp2(log2_units(qk, qk_scale, FOLD_SCALE=FOLD_SCALE) - lse_log2[:, None])
     if v is None:
         dp = do
     elif KEYS_FIRST:
@@ -197,6 +201,7 @@ def _accumulate_dk_dv(
     WIDE_OFFSETS: tl.constexpr, REREAD_Q_DO: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     KEYS_FIRST: tl.constexpr, stride_kd=0, stride_vd=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
+    FOLD_SCALE: tl.constexpr = False,
 ):
     """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV.
     With HEAD_DIM_CHUNK, `k` and `v` point at each key row (columns stride_kd, stride_vd apart) and the
@@ -228,7 +233,8 @@ def _accumulate_dk_dv(
             MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
             APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
-            SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=KEYS_FIRST)
+            SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=KEYS_FIRST,
+            FOLD_SCALE=FOLD_SCALE)
         if HEAD_DIM_CHUNK:  # the whole dO tile for the dV dot, the whole q tile after it: never both live
             do = _load_row_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, EVEN_M=EVEN_M, PAD=PAD_DV,
                                 DOT_IN_FP32=DOT_IN_FP32)
@@ -274,7 +280,7 @@ def _attention_backward_dk_dv_kernel(
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     REREAD_Q_DO: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr, VARLEN: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
-    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
+    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, KEYS_FIRST: tl.constexpr,
 ):
     start_n = tl.program_id(0)
@@ -351,7 +357,7 @@ def _attention_backward_dk_dv_kernel(
                 EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
                 WIDE_OFFSETS=WIDE_OFFSETS, REREAD_Q_DO=REREAD_Q_DO,
                 SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=KEYS_FIRST,
-                stride_kd=stride_kd, stride_vd=stride_vd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
+                stride_kd=stride_kd, stride_vd=stride_vd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, FOLD_SCALE=FOLD_SCALE)
 
     dk = dk * sm_scale
     dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh + key_row0 * stride_dkn,
@@ -402,7 +408,7 @@ def _accumulate_dq(
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     WIDE_OFFSETS: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
-    stride_qd=0, stride_dod=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
+    stride_qd=0, stride_dod=0, HEAD_DIM_CHUNK: tl.constexpr = 0, FOLD_SCALE: tl.constexpr = False,
     dmask_rows=None, stride_dmask_n=0, MASK_GRAD: tl.constexpr = False,
 ):
     """Add the key tiles [key_start, key_end) to a query block's dQ. With HEAD_DIM_CHUNK, `q` and `do`
@@ -433,7 +439,8 @@ def _accumulate_dq(
             row_slopes, softcap_log2, window_left, window_right, first_query, start_n,
             MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
-            SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=False)
+            SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=False,
+            FOLD_SCALE=FOLD_SCALE)
         ds = p * (dp - delta[:, None])
         if MASK_GRAD:
             if SOFTCAP:  # the mask is added after the cap: its gradient lacks the cap's derivative
@@ -468,7 +475,7 @@ def _attention_backward_dq_kernel(
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     HEAD_DIM_CHUNK: tl.constexpr, VARLEN: tl.constexpr, MASK_GRAD: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
-    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
+    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
@@ -528,7 +535,7 @@ def _attention_backward_dq_kernel(
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
             WIDE_OFFSETS=WIDE_OFFSETS,
             SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT,
-            stride_qd=stride_qd, stride_dod=stride_dod, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK,
+            stride_qd=stride_qd, stride_dod=stride_dod, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, FOLD_SCALE=FOLD_SCALE,
             dmask_rows=dmask_rows, stride_dmask_n=stride_dmask_n, MASK_GRAD=MASK_GRAD)
     if MASK_GRAD:  # the key tiles the loops skipped (causal, window) get a zero gradient
         covered_end = key_start + tl.cdiv(tl.maximum(diagonal_end - key_start, 0), BLOCK_N) * BLOCK_N
@@ -638,6 +645,7 @@ def launch_backward(
         USE_DROPOUT=dropout.active, WIDE_OFFSETS=needs_wide_offsets(q, k, v, dout, dq, dk, dv, mask, mask_grad),
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), block_dv), VARLEN=sequences is not None,
         **precision_flags(q.dtype), **kernel_variants.flags,
+        FOLD_SCALE=scale_folds(scale * LOG2E.value, mask_args.kind, kernel_variants.flags),
     )
     sequence_args = sequence_pointer_args(sequences, placeholder=q)
     statistic_strides = delta.stride()[:2]  # the lse is laid out like delta

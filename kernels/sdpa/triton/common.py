@@ -109,17 +109,18 @@ def masked_scores(
     APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
     row_slopes, softcap_log2, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, KEYS_FIRST: tl.constexpr = False,
+    FOLD_SCALE: tl.constexpr = False,
 ):
     """The (BLOCK_M, BLOCK_N) scores q @ k_t in log2 units (qk_scale = softmax scale * log2(e)),
     with the score variants, the key bounds, the causal diagonal and the user's mask applied; and
-    the soft-capped scores (see masked_scores_from_rows). KEYS_FIRST: the dot is computed as
-    (k_t^T @ q^T)^T, keys as its rows (the dK/dV kernel, see backward.scores_keys_first)."""
+    the soft-capped scores (see masked_scores_from_rows, also for FOLD_SCALE). KEYS_FIRST: the dot is
+    computed as (k_t^T @ q^T)^T, keys as its rows (the dK/dV kernel, see backward.scores_keys_first)."""
     mask_rows = mask_base if MASK_SHARED_ROW else mask_base + offs_m * stride_mask_m
     return masked_scores_from_rows(q, k_t, qk_scale, offs_m, offs_n, mask_rows, stride_mask_n, n_queries, n_keys,
                                    MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL,
                                    EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
                                    query_pos=offs_m, row_slopes=row_slopes, softcap_log2=softcap_log2,
-                                   SOFTCAP=SOFTCAP, ALIBI=ALIBI, KEYS_FIRST=KEYS_FIRST)
+                                   SOFTCAP=SOFTCAP, ALIBI=ALIBI, KEYS_FIRST=KEYS_FIRST, FOLD_SCALE=FOLD_SCALE)
 
 
 @triton.jit
@@ -129,7 +130,7 @@ def masked_scores_from_rows(
     APPLY_CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
     query_pos, row_slopes, softcap_log2, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
-    KEYS_FIRST: tl.constexpr = False,
+    KEYS_FIRST: tl.constexpr = False, FOLD_SCALE: tl.constexpr = False,
 ):
     """masked_scores with the mask addressed by a pointer per tile row (`mask_row_ptrs`, BLOCK_M),
     so a tile's rows may come from different heads (the decode kernel packs a GQA group into one
@@ -138,14 +139,21 @@ def masked_scores_from_rows(
     the rows' query positions, `row_slopes` their ALiBi slopes (score_variants.varied_scores). With
     `k_t` None, `q` holds the product q @ k_t already (head_dim_chunked_dot).
 
+    FOLD_SCALE: the scores come back unscaled (q @ k_t, masked to -inf), for a caller that applies
+    `qk_scale` inside its exp2 (see scale_folds; no soft cap, ALiBi or additive mask then).
+
     Returns (scores, capped): `capped` are the soft-capped scores before ALiBi and masks, which the
     backward needs for the cap's derivative (the forward drops them: no cost)."""
     if k_t is None:
-        scores = q * qk_scale
+        scores = q
     elif KEYS_FIRST:
-        scores = tl.trans(tl.dot(tl.trans(k_t), tl.trans(q), input_precision=INPUT_PRECISION)) * qk_scale
+        scores = tl.trans(tl.dot(tl.trans(k_t), tl.trans(q), input_precision=INPUT_PRECISION))
     else:
-        scores = tl.dot(q, k_t, input_precision=INPUT_PRECISION) * qk_scale
+        scores = tl.dot(q, k_t, input_precision=INPUT_PRECISION)
+    if FOLD_SCALE:
+        tl.static_assert(not (SOFTCAP or ALIBI or MASK_KIND == MASK_ADDITIVE), "FOLD_SCALE needs unbiased scores")
+    else:
+        scores = scores * qk_scale
     capped = varied_scores(scores, query_pos, offs_n, row_slopes, softcap_log2, SOFTCAP=SOFTCAP, ALIBI=False)
     qk = varied_scores(capped, query_pos, offs_n, row_slopes, softcap_log2, SOFTCAP=False, ALIBI=ALIBI)
     if not EVEN_N:
@@ -164,6 +172,17 @@ def masked_scores_from_rows(
             bias = tl.where(bias == float("-inf"), bias, tl.maximum(bias, _MIN_FINITE_BIAS))
             qk = qk + bias * LOG2E
     return qk, capped
+
+
+@triton.jit
+def log2_units(scores, qk_scale, FOLD_SCALE: tl.constexpr):
+    """Scores in the softmax's log2 units: times qk_scale where FOLD_SCALE left them raw (see
+    scale_folds). A function, not `qk_scale if FOLD_SCALE else 1.0`: the interpreter would round that
+    value to fp32."""
+    if FOLD_SCALE:
+        return scores * qk_scale
+    else:
+        return scores
 
 
 @triton.jit
@@ -332,6 +351,26 @@ class MaskArgs:
             return False
         one_row_per_head = mask.size(2) == 1 or mask.stride(2) == 0
         return one_row_per_head and (not rows_span_heads or mask.size(1) == 1 or mask.stride(1) == 0)
+
+
+# The softmax scale times log2(e), as the fp32 kernel argument, must lie in [tiny, max] to be folded.
+_FP32_TINY = torch.finfo(torch.float32).tiny
+_FP32_MAX = torch.finfo(torch.float32).max
+
+
+def scale_folds(qk_scale: float, mask_kind: int, variant_flags: dict) -> bool:
+    """FOLD_SCALE of the attention kernels: the scores stay raw, s = q.k, through the masks, and
+    `qk_scale` (softmax scale * log2(e)) is applied inside the exp2, one FFMA a score instead of an
+    FMUL first and a subtraction after: exp2(s * qk_scale - m) with the row max m = max(s) * qk_scale
+    in the forward and split-K decode (forward.attend_key_tiles), exp2(s * qk_scale - lse) in the
+    backward (backward._recompute_tile). Exact only where nothing is added to the scaled scores before
+    the softmax (`mask_kind` not additive, no soft cap or ALiBi in `variant_flags`, the KernelVariants
+    flags) and the scale the kernel receives, an fp32, is a positive normal number: then
+    max(s * c) = max(s) * c and a masked score stays -inf * c = -inf; a scale of 0 would turn it into
+    NaN, a negative one turns the max into the min. The check runs in float64, conservatively: a
+    value that fp32 would round into the range is refused."""
+    return (_FP32_TINY <= qk_scale <= _FP32_MAX and mask_kind != MASK_ADDITIVE.value
+            and not variant_flags["SOFTCAP"] and not variant_flags["ALIBI"])
 
 
 def empty_attention_output(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,7 @@ import triton.language as tl
 
 from kernels.sdpa.triton.common import (
     INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, empty_attention_output, head_dim_chunk, index_range,
-    key_span, load_tile, needs_wide_offsets, padded_head_dim, precision_flags, seq_bucket, tile_ptrs,
+    key_span, load_tile, needs_wide_offsets, padded_head_dim, precision_flags, scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     DECODE_BLOCK_M, DECODE_MAX_ROWS, DECODE_TILES, INTERPRETER_DECODE_BLOCK_M, INTERPRETER_DECODE_TILE,
@@ -61,7 +61,7 @@ _forced_splits: contextvars.ContextVar[int | None] = contextvars.ContextVar("for
 @triton.autotune(
     configs=autotune_configs(DECODE_TILES, INTERPRETER_DECODE_TILE, INTERPRETING),
     key=["keys_per_split_bucket", "BLOCK_M", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-         *VARIANT_FLAGS],
+         "FOLD_SCALE", *VARIANT_FLAGS],
     prune_configs_by={"early_config_prune": head_dim_pruner(DECODE_TILES)},
 )
 @triton.heuristics({
@@ -82,7 +82,7 @@ def _split_attention_kernel(
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr, USE_KEY_RANGE: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
-    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
+    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     split = tl.program_id(2)
@@ -143,7 +143,7 @@ def _split_attention_kernel(
         WIDE_OFFSETS=WIDE_OFFSETS, stride_qd=stride_qd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK,
         query_pos=query, row_slopes=row_slopes, softcap_log2=softcap_log2,
         window_left=window_left, window_right=window_right, first_row=0, last_row=n_queries - 1,
-        SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT)
+        SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, FOLD_SCALE=FOLD_SCALE)
     out, _ = finish_rows(acc, m_i, l_i)
 
     # Workspace rows, contiguous (B, Hq, Nq, splits[, Dv]).
@@ -221,16 +221,18 @@ def launch_decode(
     block_dv = padded_head_dim(head_dim_v)
     flags = precision_flags(q.dtype)
     grid = (ceil_div(group_size * n_queries, block_m), batch * n_kv_heads, num_splits)
+    qk_scale = scale * LOG2E.value
     _split_attention_kernel[grid](
         q, k, v, partial_out, partial_max, partial_sum, mask_args.tensor, mask_args.key_range_arg,
         *kernel_variants.args, *q.stride(), *k.stride(), *v.stride(), *mask_args.strides,
-        n_kv_heads, group_size, n_queries, n_keys, scale * LOG2E.value,
+        n_kv_heads, group_size, n_queries, n_keys, qk_scale,
         seq_bucket(ceil_div(n_keys, num_splits)),
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
         MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=group_size > 1),
         USE_KEY_RANGE=mask_args.key_range is not None,
         WIDE_OFFSETS=needs_wide_offsets(q, k, v, mask), BLOCK_M=block_m, **flags, **kernel_variants.flags,
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), block_dv),
+        FOLD_SCALE=scale_folds(qk_scale, mask_args.kind, kernel_variants.flags),
     )
     _combine_splits_kernel[(batch * n_heads * n_queries,)](
         partial_out, partial_max, partial_sum, out, partial_sum if lse is None else lse, *out.stride(),

@@ -24,6 +24,8 @@ Variants are constexpr flags of this one kernel:
 - HEAD_DIM_CHUNK: float32 past head dim 128 sums the scores over head-dim chunks of q and k read
   from memory (common.head_dim_chunk), so no whole q or K^T tile is held as a tf32x3 operand (at
   d256 that spilled 1.6 KB a thread).
+- FOLD_SCALE: where that is exact (common.scale_folds: a positive scale, nothing added to the
+  scores), the softmax scale is applied inside the exp2 instead of to each score first.
 - VARLEN: packed variable-length sequences (sequences.py): a program's batch index is a sequence,
   whose rows and lengths it reads from cu_seqlens; the lse is then (Hq, total_q).
 
@@ -39,10 +41,9 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, empty_attention_output, head_dim_chunk,
-    head_dim_chunked_dot, index_range, key_span, load_tile, masked_scores_from_rows, needs_wide_offsets,
-    padded_head_dim, precision_flags,
-    query_block_coordinates, seq_bucket, tile_ptrs,
+    INTERPRETING, LN2, LOG2E, MASK_NONE, MaskArgs, accumulator_dtype, dropout_keep, empty_attention_output,
+    head_dim_chunk, head_dim_chunked_dot, index_range, key_span, load_tile, log2_units, masked_scores_from_rows,
+    needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -73,7 +74,7 @@ def attend_key_tiles(
     query_pos, row_slopes, softcap_log2, window_left, window_right, first_row, last_row,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     diagonal_start=0, USE_TMA: tl.constexpr = False,
-    stride_qd=0, q_first_row=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
+    stride_qd=0, q_first_row=0, HEAD_DIM_CHUNK: tl.constexpr = 0, FOLD_SCALE: tl.constexpr = False,
 ):
     """Fold the key tiles [key_start, key_end) into the running (acc, m_i, l_i) of one query block.
 
@@ -92,7 +93,15 @@ def attend_key_tiles(
 
     The score variants (score_variants.py): `query_pos` are the rows' query positions (rows of
     queries [first_row, last_row]), `row_slopes` their ALiBi slopes in log2 units; the window
-    compare runs on the tiles that straddle the band's edges only."""
+    compare runs on the tiles that straddle the band's edges only.
+
+    FOLD_SCALE (common.scale_folds decides it): the tiles' scores stay unscaled through the masks
+    (which only set -inf) and `qk_scale` is applied in the softmax: the row max of the raw scores
+    times the scale, then exp2(s * qk_scale - m), one FFMA a score where the general path spends an
+    FMUL on each score first (30 FMULs a thread per 128x64 key tile, d64 on sm_90). m_i, l_i and the
+    lse stay in the same units either way. Only where nothing is added to the scaled scores (soft
+    cap, ALiBi, additive mask) and the scale is positive: max(s * c) = max(s) * c needs c > 0, and
+    a masked -inf times 0 would be NaN."""
     for start_n in range(key_start, key_end, BLOCK_N):
         offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
         if HEAD_DIM_CHUNK:  # q @ k^T itself, summed over head-dim chunks: no whole K^T tile
@@ -117,7 +126,8 @@ def attend_key_tiles(
                                         n_queries, n_keys, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
                                         APPLY_CAUSAL=False, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
                                         INPUT_PRECISION=INPUT_PRECISION, query_pos=query_pos, row_slopes=row_slopes,
-                                        softcap_log2=softcap_log2, SOFTCAP=SOFTCAP, ALIBI=ALIBI)
+                                        softcap_log2=softcap_log2, SOFTCAP=SOFTCAP, ALIBI=ALIBI,
+                                        FOLD_SCALE=FOLD_SCALE)
         if APPLY_CAUSAL:
             if start_n >= diagonal_start:
                 qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
@@ -127,11 +137,17 @@ def attend_key_tiles(
                 qk = windowed_scores(qk, query_pos, offs_n, window_left, window_right,
                                      WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT)
 
-        # Online softmax. A row that has seen only masked keys keeps m = -inf; using 0 in its place
-        # makes every exp2 exactly 0 instead of exp2(-inf - -inf) = NaN.
-        m_new = tl.maximum(m_i, tl.max(qk, 1))
-        m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
-        p = tl.math.exp2(qk - m_shift[:, None])
+        # Online softmax, in log2 units (with FOLD_SCALE the scale joins here: see above). A row that
+        # has seen only masked keys keeps m = -inf; using 0 in its place makes every exp2 exactly 0
+        # instead of exp2(-inf - -inf) = NaN. Only a mask or a window can hide all of a row's keys in
+        # the first tile it visits: without them that tile holds key 0 (causal rows all attend it),
+        # or a split's first key (decode), and keys past n_keys never fill a tile.
+        m_new = tl.maximum(m_i, log2_units(tl.max(qk, 1), qk_scale, FOLD_SCALE=FOLD_SCALE))
+        if MASK_KIND != MASK_NONE or WINDOW_LEFT or WINDOW_RIGHT:
+            m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+        else:
+            m_shift = m_new
+        p = tl.math.exp2(log2_units(qk, qk_scale, FOLD_SCALE=FOLD_SCALE) - m_shift[:, None])
         alpha = tl.math.exp2(m_i - m_shift)
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None]
@@ -164,7 +180,7 @@ def finish_rows(acc, m_i, l_i):
 @triton.autotune(
     configs=autotune_configs(FORWARD_TILES, INTERPRETER_FORWARD_TILE, INTERPRETING),
     key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-         "IS_CAUSAL", "USE_DROPOUT", "USE_TMA", "VARLEN", *VARIANT_FLAGS],
+         "IS_CAUSAL", "USE_DROPOUT", "USE_TMA", "VARLEN", "FOLD_SCALE", *VARIANT_FLAGS],
     prune_configs_by={"early_config_prune": head_dim_pruner(FORWARD_TILES)},
 )
 @triton.heuristics({
@@ -188,7 +204,7 @@ def _attention_forward_kernel(
     STORE_LSE: tl.constexpr, WIDE_OFFSETS: tl.constexpr, USE_TMA: tl.constexpr, VARLEN: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
-    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
+    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
@@ -258,7 +274,7 @@ def _attention_forward_kernel(
         window_left=window_left, window_right=window_right, first_row=first_row, last_row=last_row,
         SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT,
         diagonal_start=diagonal_start, USE_TMA=USE_TMA,
-        stride_qd=stride_qd, q_first_row=start_m * BLOCK_M, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK)
+        stride_qd=stride_qd, q_first_row=start_m * BLOCK_M, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, FOLD_SCALE=FOLD_SCALE)
 
     out, lse = finish_rows(acc, m_i, l_i)
     out_base = out_ptr + batch * stride_ob + head * stride_oh + query_row0 * stride_om
@@ -325,6 +341,7 @@ def launch_forward(
     def grid(meta):
         return (ceil_div(n_queries, meta["BLOCK_M"]), batch * n_heads)
 
+    qk_scale = scale * LOG2E.value
     use_tma = uses_tensor_descriptors(q, k, v, out)
     launch = _attention_forward_kernel[grid]
     if use_tma and not INTERPRETING:  # the kernel writes its descriptors into scratch memory
@@ -334,7 +351,7 @@ def launch_forward(
         *sequence_pointer_args(sequences, placeholder=q), *kernel_variants.args,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
         *((0, 0) if lse is None else lse.stride()[:2]),
-        n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value,
+        n_heads, n_heads // n_kv_heads, n_queries, n_keys, qk_scale,
         dropout.p, dropout.keep_scale, dropout.seed,
         seq_bucket(n_queries), seq_bucket(n_keys),
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v,
@@ -345,5 +362,6 @@ def launch_forward(
         WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask), USE_TMA=use_tma, VARLEN=sequences is not None,
         **precision_flags(q.dtype), **kernel_variants.flags,
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), padded_head_dim(head_dim_v)),
+        FOLD_SCALE=scale_folds(qk_scale, mask_args.kind, kernel_variants.flags),
     )
     return out, lse
