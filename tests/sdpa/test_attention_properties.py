@@ -9,7 +9,7 @@ from test_attention_forward import run_triton
 from support.devices import DEVICE
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(args=attention_args(device=DEVICE))
 def test_any_valid_input_matches_reference(args):
     out = run_triton(args.query, args.key, args.value, **args.kwargs)
