@@ -57,12 +57,14 @@ class Attention(nn.Module):
         causal: bool = False,
         cache: KVCache | None = None,
         packing: Packing | None = None,
+        source_packing: Packing | None = None,
     ) -> torch.Tensor:
         """x (B, Nq, d); source (B, Nk, d) or None; key_padding (B, Nk) bool, True = real key, covering
         every key attended (the cached ones too) -> (B, Nq, d). With `packing`, x (1, total, d) holds
-        packed sequences and self-attention stays within each one."""
+        packed sequences and attention stays within each one: self-attention, or cross-attention to the
+        packed `source` (1, total_source, d) cut by `source_packing` (sequence b attends source b)."""
         if packing is not None:
-            return self._packed_self_attention(x, packing, causal)
+            return self._packed_attention(x, source, packing, source_packing, causal)
         batch, n_queries, d_model = x.shape
         q = self._heads(self.q_proj(x))  # (B, H, Nq, Dh)
         if cache is not None and source is not None and cache.length > 0:
@@ -80,12 +82,16 @@ class Attention(nn.Module):
             out = attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)  # (B, H, Nq, Dh)
         return self.out_proj(out.transpose(1, 2).reshape(batch, n_queries, d_model))
 
-    def _packed_self_attention(self, x: torch.Tensor, packing: Packing, causal: bool) -> torch.Tensor:
-        """x (1, total, d) -> (1, total, d), by `varlen_attention` on (total, H, Dh) views."""
+    def _packed_attention(self, x: torch.Tensor, source: torch.Tensor | None, packing: Packing,
+                          source_packing: Packing | None, causal: bool) -> torch.Tensor:
+        """x (1, total, d) -> (1, total, d), by `varlen_attention` on (total, H, Dh) views; keys and values
+        from x itself, or from the packed `source` cut by `source_packing`."""
         heads = (self.n_heads, self.head_dim)
-        q, k, v = (projection(x[0]).unflatten(-1, heads) for projection in (self.q_proj, self.k_proj, self.v_proj))
-        out = varlen_attention(q, k, v, packing.cu_seqlens, packing.cu_seqlens, packing.max_seqlen,
-                               packing.max_seqlen, is_causal=causal,
+        keys_from, key_packing = (x, packing) if source is None else (source, source_packing)
+        q = self.q_proj(x[0]).unflatten(-1, heads)
+        k, v = (projection(keys_from[0]).unflatten(-1, heads) for projection in (self.k_proj, self.v_proj))
+        out = varlen_attention(q, k, v, packing.cu_seqlens, key_packing.cu_seqlens, packing.max_seqlen,
+                               key_packing.max_seqlen, is_causal=causal,
                                dropout_p=self.dropout_p if self.training else 0.0)  # (total, H, Dh)
         return self.out_proj(out.flatten(1))[None]
 

@@ -46,10 +46,11 @@ class Block(nn.Module):
         memory_padding: torch.Tensor | None = None,
         cache: BlockCache | None = None,
         packing: Packing | None = None,
+        memory_packing: Packing | None = None,
     ) -> torch.Tensor:
         """x (B, N, d); key_padding (B, Nk) True = real, over every self-attended key; memory (B, M, d)
-        and memory_padding (B, M) for cross-attention; packing: x (1, total, d) holds packed sequences
-        (self-attention only) -> (B, N, d)."""
+        and memory_padding (B, M) for cross-attention; packing: x (1, total, d) holds packed sequences,
+        and memory_packing cuts a packed memory (1, total_memory, d) into their sources -> (B, N, d)."""
         self_cache = None if cache is None else cache.self_attention
         x = self._residual(x, self.self_attention_norm,
                            lambda h: self.self_attention(h, key_padding=key_padding, causal=causal, cache=self_cache,
@@ -57,7 +58,8 @@ class Block(nn.Module):
         if self.cross_attention is not None:
             cross_cache = None if cache is None else cache.cross_attention
             x = self._residual(x, self.cross_attention_norm,
-                               lambda h: self.cross_attention(h, memory, key_padding=memory_padding, cache=cross_cache))
+                               lambda h: self.cross_attention(h, memory, key_padding=memory_padding, cache=cross_cache,
+                                                              packing=packing, source_packing=memory_packing))
         return self._residual(x, self.feed_forward_norm, self.feed_forward)
 
 
@@ -71,12 +73,13 @@ class Stack(nn.Module):
         self.final_norm = _layer_norm(config) if config.norm_first else nn.Identity()
 
     def forward(self, x: torch.Tensor, *, key_padding=None, memory=None, memory_padding=None,
-                cache: Cache | None = None, packing: Packing | None = None) -> torch.Tensor:
+                cache: Cache | None = None, packing: Packing | None = None,
+                memory_packing: Packing | None = None) -> torch.Tensor:
         """x (B, N, d) -> (B, N, d); the arguments as in `Block.forward`."""
         for index, block in enumerate(self.blocks):
             block_cache = None if cache is None else cache.blocks[index]
             x = block(x, key_padding=key_padding, causal=self.causal, memory=memory, memory_padding=memory_padding,
-                      cache=block_cache, packing=packing)
+                      cache=block_cache, packing=packing, memory_packing=memory_packing)
         return self.final_norm(x)
 
     def new_cache(self, batch: int, max_len: int, memory_len: int | None, device, dtype) -> Cache:

@@ -8,6 +8,7 @@ from kernels.models.config import ModelConfig
 from kernels.models.embedding import Embedding, language_model_head
 from kernels.models.generation import DecodingSession, Generative
 from kernels.models.inputs import check_length, check_token_ids, key_padding
+from kernels.models.packing import is_packed, packing_of
 
 
 class EncoderDecoderModel(Generative, nn.Module):
@@ -55,10 +56,40 @@ class EncoderDecoderModel(Generative, nn.Module):
         return self.lm_head(x[:, -1:] if last_only else x)
 
     def forward(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor,
-                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Source (B, M) with its attention_mask, target (B, N) -> logits (B, N, vocab) (teacher forcing)."""
+                attention_mask: torch.Tensor | None = None, *, cu_seqlens: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, decoder_cu_seqlens: torch.Tensor | None = None,
+                decoder_position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Source (B, M) with its attention_mask, target (B, N) -> logits (B, N, vocab) (teacher forcing).
+
+        A packed batch (for training): sources input_ids (1, total_source) cut by `cu_seqlens` or
+        restarting `position_ids`, targets decoder_input_ids (1, total_target) cut by
+        `decoder_cu_seqlens` or `decoder_position_ids`, pair b being source b and target b; each target
+        attends causally to itself and to its own source only (kernels/models/packing.py). No
+        attention_mask with it. Returns (1, total_target, vocab)."""
+        if is_packed(cu_seqlens, position_ids) or is_packed(decoder_cu_seqlens, decoder_position_ids):
+            return self._packed_forward(input_ids, decoder_input_ids, attention_mask, cu_seqlens, position_ids,
+                                        decoder_cu_seqlens, decoder_position_ids)
         memory = self.encode(input_ids, attention_mask)
         return self.decode(decoder_input_ids, memory, attention_mask)
+
+    def _packed_forward(self, input_ids, decoder_input_ids, attention_mask, cu_seqlens, position_ids,
+                        decoder_cu_seqlens, decoder_position_ids) -> torch.Tensor:
+        if not (is_packed(cu_seqlens, position_ids) and is_packed(decoder_cu_seqlens, decoder_position_ids)):
+            raise ValueError("a packed EncoderDecoderModel batch cuts both sides: pass cu_seqlens or position_ids "
+                             "for input_ids, and decoder_cu_seqlens or decoder_position_ids for decoder_input_ids")
+        check_token_ids("input_ids", input_ids, self.config.vocab_size)
+        check_token_ids("decoder_input_ids", decoder_input_ids, self.config.vocab_size)
+        sources = packing_of(input_ids, attention_mask, cu_seqlens, position_ids)
+        targets = packing_of(decoder_input_ids, None, decoder_cu_seqlens, decoder_position_ids, prefix="decoder_")
+        if sources.n_sequences != targets.n_sequences:
+            raise ValueError(f"the packed batch pairs each source with a target, but input_ids hold "
+                             f"{sources.n_sequences} sequences and decoder_input_ids {targets.n_sequences}")
+        check_length("the longest packed source", sources.max_seqlen, self.config.max_seq_len)
+        check_length("the longest packed target", targets.max_seqlen, self.config.max_seq_len)
+        memory = self.encoder(self.embedding(input_ids, positions=sources.positions), packing=sources)
+        x = self.embedding(decoder_input_ids, positions=targets.positions)
+        x = self.decoder(x, memory=memory, packing=targets, memory_packing=sources)  # (1, total_target, d)
+        return self.lm_head(x)
 
     def new_cache(self, batch: int, memory_len: int, max_len: int | None = None) -> Cache:
         """An empty cache: decoder self-attention over up to `max_len` (default max_seq_len) positions,

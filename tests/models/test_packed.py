@@ -8,7 +8,7 @@ import torch
 
 import kernels
 import kernels.models.attention as attention_module
-from kernels.models import DecoderOnlyLM, EncoderClassifier, ModelConfig
+from kernels.models import DecoderOnlyLM, EncoderClassifier, EncoderDecoderModel, ModelConfig
 from kernels.shared.backends import resolve_backend
 from support.devices import DEVICE
 
@@ -109,6 +109,65 @@ def test_classifier_packed_batch_gives_one_row_per_sequence(by, varlen_calls):
     assert got.shape == (len(LENGTHS), CONFIG.n_classes)
     assert varlen_calls == [sum(LENGTHS)] * CONFIG.n_encoder_layers
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+SOURCE_LENGTHS, TARGET_LENGTHS = [6, 1, 11, 4], [3, 7, 1, 9]  # pair b: source b, target b
+
+
+def right_padded(ids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids (B, longest), attention_mask (B, longest)) of right-padded sequences."""
+    input_ids = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long, device=DEVICE)
+    attention_mask = torch.zeros_like(input_ids, dtype=torch.bool)
+    for row, each in enumerate(ids):
+        input_ids[row, :len(each)], attention_mask[row, :len(each)] = each, True
+    return input_ids, attention_mask
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_encoder_decoder_packed_batch_matches_the_padded_batch(backend, varlen_calls):
+    """Packed sources (cu_seqlens) and targets (position_ids): every target token's logits and the
+    gradients of a loss over them equal the padded batch's (through torch SDPA), so each target attends
+    causally to itself and, across, to its own source only."""
+    dtype = DTYPES[backend]
+    model = build(EncoderDecoderModel, dtype)
+    sources = [torch.randint(3, CONFIG.vocab_size, (n,), device=DEVICE) for n in SOURCE_LENGTHS]
+    targets = [torch.randint(3, CONFIG.vocab_size, (n,), device=DEVICE) for n in TARGET_LENGTHS]
+    target_positions = torch.cat([torch.arange(n, device=DEVICE) for n in TARGET_LENGTHS])[None]
+    weights = torch.randn(sum(TARGET_LENGTHS), CONFIG.vocab_size, device=DEVICE, dtype=dtype)
+    source_ids, source_mask = right_padded(sources)
+    target_ids, _ = right_padded(targets)
+    with kernels.use_backend(backend):
+        model.zero_grad()
+        logits = model(torch.cat(sources)[None], torch.cat(targets)[None], cu_seqlens=cu_seqlens(SOURCE_LENGTHS),
+                       decoder_position_ids=target_positions)[0]  # (total targets, vocab)
+        (logits * weights).sum().backward()
+        from_packed = gradients(model)
+        layers = CONFIG.n_encoder_layers + 2 * CONFIG.n_decoder_layers  # the decoder: self and cross
+        assert sorted(varlen_calls) == sorted([sum(SOURCE_LENGTHS)] * CONFIG.n_encoder_layers
+                                              + [sum(TARGET_LENGTHS)] * 2 * CONFIG.n_decoder_layers)
+        assert len(varlen_calls) == layers
+    with kernels.use_backend("torch"):  # the padded batch through torch SDPA: the expectation
+        model.zero_grad()
+        padded_logits = model(source_ids, target_ids, source_mask)
+        want = torch.cat([padded_logits[row, :n] for row, n in enumerate(TARGET_LENGTHS)])
+        (want * weights).sum().backward()
+    torch.testing.assert_close(logits, want, **TOLERANCES[dtype])
+    for name, gradient in gradients(model).items():
+        torch.testing.assert_close(from_packed[name], gradient, **GRADIENT_TOLERANCES[dtype],
+                                   msg=lambda m: f"{name}: {m}")
+
+
+def test_encoder_decoder_packing_names_the_side_at_fault():
+    model = EncoderDecoderModel(CONFIG).to(DEVICE)
+    source = torch.randint(3, CONFIG.vocab_size, (1, 8), device=DEVICE)
+    target = torch.randint(3, CONFIG.vocab_size, (1, 5), device=DEVICE)
+    with kernels.use_backend("torch"):
+        with pytest.raises(ValueError, match=r"cuts both sides"):
+            model(source, target, cu_seqlens=_int32([0, 3, 8]))
+        with pytest.raises(ValueError, match=r"input_ids hold 2 sequences and decoder_input_ids 1"):
+            model(source, target, cu_seqlens=_int32([0, 3, 8]), decoder_cu_seqlens=_int32([0, 5]))
+        with pytest.raises(ValueError, match=r"decoder_cu_seqlens must end at decoder_input_ids.size\(1\) = 5"):
+            model(source, target, cu_seqlens=_int32([0, 3, 8]), decoder_cu_seqlens=_int32([0, 2, 6]))
 
 
 def _int32(values):
