@@ -27,7 +27,8 @@ from kernels.sdpa.triton.common import (
     seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
-    BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, INTERPRETER_BACKWARD_TILE, TileSet, autotune_configs, head_dim_pruner,
+    ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, INTERPRETER_BACKWARD_TILE, TileSet, autotune_configs,
+    head_dim_pruner,
 )
 from kernels.sdpa.triton.score_variants import (
     VARIANT_FLAGS, KernelVariants, clip_to_window, per_row_values, sink_gradient, soft_cap_slope,
@@ -41,8 +42,10 @@ from kernels.shared.dropout import Dropout
 def _autotune(tiles: TileSet) -> dict:
     return dict(
         configs=autotune_configs(tiles, INTERPRETER_BACKWARD_TILE, INTERPRETING),
-        key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-             "IS_CAUSAL", "USE_DROPOUT", "VARLEN", *VARIANT_FLAGS],
+        # aligned_lengths: lengths that divide every tile, else the pruner drops the tiles that spill
+        # with bounds checks (configs.UNEVEN)
+        key=["seq_bucket_q", "seq_bucket_k", "aligned_lengths", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW",
+             "USE_KEY_RANGE", "IS_CAUSAL", "USE_DROPOUT", "VARLEN", *VARIANT_FLAGS],
         prune_configs_by={"early_config_prune": head_dim_pruner(tiles)},
     )
 
@@ -246,7 +249,7 @@ def _accumulate_dk_dv(
     **_EVEN_LENGTHS,
     "KEYS_FIRST": lambda args: scores_keys_first(args["q_ptr"].dtype, args["BLOCK_M"], args["BLOCK_N"]),
 })
-@triton.jit(do_not_specialize=["dropout_seed"])
+@triton.jit(do_not_specialize=["dropout_seed", "aligned_lengths"])
 def _attention_backward_dk_dv_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, mask_ptr, key_range_ptr,
     cu_seqlens_q_ptr, cu_seqlens_k_ptr,
@@ -259,7 +262,7 @@ def _attention_backward_dk_dv_kernel(
     stride_dvb, stride_dvh, stride_dvn, stride_dvd,
     stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n, stride_stat_b, stride_stat_h,
     n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
-    seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
+    seq_bucket_q, seq_bucket_k, aligned_lengths,  # only steer the autotuner's cache key (and pruner)
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
@@ -405,7 +408,7 @@ def _accumulate_dq(
 
 @triton.autotune(**_autotune(BACKWARD_DQ_TILES))
 @triton.heuristics(_EVEN_LENGTHS)
-@triton.jit(do_not_specialize=["dropout_seed"])
+@triton.jit(do_not_specialize=["dropout_seed", "aligned_lengths"])
 def _attention_backward_dq_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dq_ptr, mask_ptr, key_range_ptr,
     cu_seqlens_q_ptr, cu_seqlens_k_ptr,
@@ -417,7 +420,7 @@ def _attention_backward_dq_kernel(
     stride_dqb, stride_dqh, stride_dqm, stride_dqd,
     stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n, stride_stat_b, stride_stat_h,
     n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
-    seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
+    seq_bucket_q, seq_bucket_k, aligned_lengths,  # only steer the autotuner's cache key (and pruner)
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
@@ -583,7 +586,8 @@ def launch_backward(
     sequence_args = sequence_pointer_args(sequences, placeholder=q)
     statistic_strides = delta.stride()[:2]  # the lse is laid out like delta
     scalars = (n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, scale,
-               dropout.p, dropout.keep_scale, dropout.seed, seq_bucket(n_queries), seq_bucket(n_keys))
+               dropout.p, dropout.keep_scale, dropout.seed, seq_bucket(n_queries), seq_bucket(n_keys),
+               int(sequences is None and n_queries % ALIGNED_LENGTH == 0 and n_keys % ALIGNED_LENGTH == 0))
 
     _attention_backward_dk_dv_kernel[lambda meta: (triton.cdiv(n_keys, meta["BLOCK_N"]), batch * n_kv_heads)](
         q, k, v, dout, lse, delta, dk, dv, mask_args.tensor, mask_args.key_range_arg, *sequence_args,
