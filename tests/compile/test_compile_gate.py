@@ -5,12 +5,12 @@ puts every 16-bit dot on HGMMA on sm_90, and reads the forward's tiles with TMA 
 A representative subset of `python -m benchmarks compile`, run in a subprocess (the test session runs
 the kernels in Triton's interpreter, which compiles nothing): every shipped tile of every dtype family
 and head dim, at the variant that costs the most registers, plus the tiles taken when
-KERNELS_AUTOTUNE=0; and the dK/dV kernel, the one closest to the register limit, where a user's call
-raises its pressure: lengths that divide no tile, packed sequences, the score variants with causality
-(about 230 compiles). bfloat16 is left to the full report: the kernels take it through the same code and
-tiles as float16, and the committed report shows the same registers, spills, shared memory and MMA for
-both at these variants. A second run compiles tiles that must break each rule, so that no rule passes
-by being unable to fail.
+KERNELS_AUTOTUNE=0; and the two backward gradient kernels, the ones closest to the register limit,
+where a user's call raises their pressure: lengths that divide no tile, packed sequences, the score
+variants with causality (about 290 compiles). bfloat16 is left to the full report: the kernels take
+it through the same code and tiles as float16, and the committed report shows the same registers,
+spills, shared memory and MMA for both at these variants. A second run compiles tiles that must break
+each rule, so that no rule passes by being unable to fail.
 """
 import json
 import os
@@ -34,11 +34,15 @@ GATE_DTYPES = ("float16", "float32", "float64")
 GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", *GATE_DTYPES, "--launchers", "forward", "backward", "decode",
              "positional", "--head-dims", "64", "128", "256", "--variants", "forward:causal", "backward:causal",
              "decode:key_padding", "decode:wide_group", "positional:add"]
-# The dK/dV kernel where calls raise its pressure past causal (configs.TileConfig.spills_with): lengths
-# that divide no tile, packed sequences, all four score variants with causality.
-PRESSURE_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", "float16", "float32", "--launchers", "backward",
-                      "--kernels", "attention_backward_dk_dv_kernel", "--head-dims", "64", "128", "256",
-                      "--variants", "uneven_causal", "varlen", "score_variants_causal"]
+# The backward gradient kernels where calls raise their pressure past causal (configs.TileConfig.spills_with):
+# dK/dV at lengths that divide no tile, packed sequences, all four score variants with causality; dQ
+# where a tile was pruned for them (16-bit d64, the score variants).
+PRESSURE_VARIANTS = ("uneven_causal", "varlen", "score_variants_causal")
+DK_DV_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", "float16", "float32", "--launchers", "backward",
+                   "--kernels", "attention_backward_dk_dv_kernel", "--head-dims", "64", "128", "256",
+                   "--variants", *PRESSURE_VARIANTS]
+DQ_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", "float16", "--launchers", "backward",
+                "--kernels", "attention_backward_dq_kernel", "--head-dims", "64", "--variants", "score_variants_causal"]
 # Deliberately bad tiles at d128, on the forward's pointer path (no TMA load on sm_90: the good tile
 # 128x64/8/3 breaks that rule alone): 8 pipeline stages of 64x64 need more shared memory than any
 # card has, 128x128 on 4 warps holds more accumulators than registers, 32x32 on 4 warps is too small
@@ -60,7 +64,8 @@ def compile_report(tmp_path_factory, name: str, args: list[str]) -> list[dict]:
 @pytest.fixture(scope="module")
 def gate_rows(tmp_path_factory) -> list[dict]:
     return (compile_report(tmp_path_factory, "gate", GATE_ARGS)
-            + compile_report(tmp_path_factory, "gate-pressure", PRESSURE_GATE_ARGS))
+            + compile_report(tmp_path_factory, "gate-dk-dv", DK_DV_GATE_ARGS)
+            + compile_report(tmp_path_factory, "gate-dq", DQ_GATE_ARGS))
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +88,13 @@ def test_the_gate_covers_every_kernel_dtype_and_arch(gate_rows):
     assert {(row["kernel"], row["dtype"], row["arch"]) for row in gate_rows} == every
     untimed = {(row["kernel"], row["dtype"], row["arch"]) for row in gate_rows if not row["autotune"]}
     assert untimed >= {(kernel, dtype, arch) for kernel, dtype, arch in every if kernel in autotuned}
-    pressure = {(row["dtype"], row["head_dim"], row["variant"], row["arch"], row["autotune"]) for row in gate_rows
-                if row["kernel"] == "attention_backward_dk_dv_kernel" and row["variant"] != "causal"}
-    variants = ("uneven_causal", "varlen", "score_variants_causal")
-    assert pressure == {(dtype, head_dim, variant, arch, autotune) for dtype in ("float16", "float32")
-                        for head_dim in (64, 128, 256) for variant in variants
-                        for arch in GATE_ARCHS for autotune in (True, False)}
+    pressure = {(row["kernel"], row["dtype"], row["head_dim"], row["variant"], row["arch"], row["autotune"])
+                for row in gate_rows if "backward" in row["kernel"] and row["variant"] != "causal"}
+    assert pressure == {("attention_backward_dk_dv_kernel", dtype, head_dim, variant, arch, autotune)
+                        for dtype in ("float16", "float32") for head_dim in (64, 128, 256)
+                        for variant in PRESSURE_VARIANTS for arch in GATE_ARCHS for autotune in (True, False)} | {
+        ("attention_backward_dq_kernel", "float16", 64, "score_variants_causal", arch, autotune)
+        for arch in GATE_ARCHS for autotune in (True, False)}
 
 
 @dataclass(frozen=True)

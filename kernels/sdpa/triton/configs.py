@@ -172,8 +172,12 @@ BACKWARD_DK_DV_TILES = TileSet(
     double=_BACKWARD_DOUBLE,
 )
 BACKWARD_DQ_TILES = TileSet(
+    # 64x64 at d64 on sm_80 holds 255 registers with a window alone and spills 92 bytes with all four
+    # score variants and causal: 64 queries x 32 keys (214 registers there) takes those calls.
     half=(
-        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128),
+        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=64, spills_with=(SCORE_VARIANTS,)),
+        TileConfig(64, 32, num_warps=8, num_stages=2, max_head_dim=64),
+        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128, min_head_dim=128),
         TileConfig(64, 32, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
     ),
     single=_BACKWARD_SINGLE,
