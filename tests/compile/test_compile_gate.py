@@ -111,12 +111,11 @@ KNOWN_BREAKS: tuple[KnownBreak, ...] = (
     KnownBreak(
         "no spills",
         lambda row: (row["kernel"] == "attention_backward_dk_dv_kernel" and row["dtype"] == "float16"
-                     and row["head_dim"] == 256 and row["variant"] in ("uneven_causal", "varlen")
-                     and row["arch"] == "sm_90"),
-        "16-bit dK/dV at d256 with bounds checks on sm_90: 16x64/8/2 holds 255 registers and spills 16 "
-        "(uneven lengths) and 28 bytes (varlen); no other tile keeps HGMMA without spilling more (16 "
-        "warps cap it at 128 registers: 250-630 bytes; one stage or 32 queries spill more). The two "
-        "64 x 256 fp32 accumulators take 128 registers: the kernel must hold less across its loop."),
+                     and row["head_dim"] == 256 and row["variant"] == "varlen" and row["arch"] == "sm_90"),
+        "16-bit dK/dV at d256 on packed sequences on sm_90: 16x64/8/2 holds 255 registers and spills 12 "
+        "bytes; no other tile keeps HGMMA without spilling more (16 warps cap it at 128 registers: "
+        "250-630 bytes; one stage or 32 queries spill more). The two 64 x 256 fp32 accumulators take 128 "
+        "registers: the kernel must hold less across its loop."),
 )  # fp32 d256, 16-bit d256 HGMMA, positional: fixed
 
 

@@ -199,8 +199,11 @@ def _accumulate_dk_dv(
     for the dV and dK dots only."""
     for start_m in range(query_start, query_end, BLOCK_M):
         offs_m = index_range(start_m, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
-        q_ptrs = tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd)
-        do_ptrs = tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod)
+        # Rows past the end read the last row instead of a masked load (no predicate per element, which
+        # 16-bit d256 cannot afford): their lse is +inf, so P and dS are 0 there and they add nothing.
+        rows = offs_m if EVEN_M else tl.minimum(offs_m, n_queries - 1)
+        q_ptrs = tile_ptrs(q_base, rows, offs_d, stride_qm, stride_qd)
+        do_ptrs = tile_ptrs(do_base, rows, offs_dv, stride_dom, stride_dod)
         if HEAD_DIM_CHUNK:  # q and do: the products q @ K^T and dO @ V^T
             q, do = _score_products(
                 q_base + offs_m * stride_qm, k, do_base + offs_m * stride_dom, v, offs_m, offs_n,
@@ -209,11 +212,11 @@ def _accumulate_dk_dv(
                 DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION, WIDE_OFFSETS=WIDE_OFFSETS)
         elif REREAD_Q_DO:  # read again below: ask L2 to keep them
             q, do = _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
-                                      EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
+                                      EVEN_M=True, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="evict_last")
         else:
             q, do = _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
-                                      EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
+                                      EVEN_M=True, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="")
         p, p_applied, dp = _recompute_tile(
             q, None if HEAD_DIM_CHUNK else k, None if HEAD_DIM_CHUNK else v, do,
@@ -225,11 +228,11 @@ def _accumulate_dk_dv(
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
             SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=KEYS_FIRST)
         if HEAD_DIM_CHUNK:  # the whole dO tile for the dV dot, the whole q tile after it: never both live
-            do = _load_row_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, EVEN_M=EVEN_M, PAD=PAD_DV,
+            do = _load_row_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, EVEN_M=True, PAD=PAD_DV,
                                 DOT_IN_FP32=DOT_IN_FP32)
         elif REREAD_Q_DO:  # their last use: a second copy of each in shared memory, never live with the first
             q, do = _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
-                                      EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
+                                      EVEN_M=True, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="evict_first")
         dv = tl.dot(tl.trans(p_applied.to(do.dtype)), do, dv, input_precision=INPUT_PRECISION, out_dtype=dv.dtype)
         if EVEN_M:
@@ -238,7 +241,7 @@ def _accumulate_dk_dv(
             delta = tl.load(delta_base + offs_m, mask=offs_m < n_queries, other=0.0)
         ds = p * (dp - delta[:, None])
         if HEAD_DIM_CHUNK:
-            q = _load_row_tile(q_ptrs, offs_m, offs_d, n_queries, HEAD_DIM, EVEN_M=EVEN_M, PAD=PAD_D,
+            q = _load_row_tile(q_ptrs, offs_m, offs_d, n_queries, HEAD_DIM, EVEN_M=True, PAD=PAD_D,
                                DOT_IN_FP32=DOT_IN_FP32)
         dk = tl.dot(tl.trans(ds.to(q.dtype)), q, dk, input_precision=INPUT_PRECISION, out_dtype=dk.dtype)
     return dk, dv
