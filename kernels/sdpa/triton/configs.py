@@ -5,9 +5,10 @@ their dots on tensor cores, float32 inputs as three TF32 tensor-core dots by def
 (common.fp32_dot_precision) and float64 on DMMA or FFMA, so each family has its own register and
 shared-memory budget. Every list holds, for every head dim up to 256, tiles that compile, fit the
 per-block shared memory of sm_80/sm_90/sm_100 and do not spill (float64, for exact checks and
-gradcheck, need only launch; the compile gate's known breaks would list any exception, none today):
+gradcheck, need only launch; the compile gate's known breaks list the exceptions, one today: 16-bit
+dK/dV at d256 on packed sequences on sm_90):
 `python -m benchmarks compile` shows it and tests/compile/test_compile_gate.py keeps it so (causal,
-and for dK/dV uneven lengths, packed sequences and the score variants too, where tiles that would
+and for the backward uneven lengths, packed sequences and the score variants too, where tiles that would
 spill are pruned: TileConfig.spills_with; docs/benchmarks/compile.md lists what is left).
 `max_head_dim` prunes the tiles too big for a call's padded head dim (`min_head_dim` those kept
 for large head dims only). 16-bit tiles are chosen for
@@ -31,8 +32,8 @@ AUTOTUNE = os.environ.get("KERNELS_AUTOTUNE", "1") != "0"
 # Launch traits that raise a kernel's register pressure past its causal peak, which the compile gate
 # measures (TileConfig.spills_with: the pruner drops a tile for a launch with a trait it lists).
 # UNEVEN: packed sequences, or lengths that are not multiples of ALIGNED_LENGTH (the longest side of
-# every backward tile): every load and score is bounds-checked (EVEN_M/EVEN_N off). The dK/dV
-# kernel, whose tiles list it, takes `aligned_lengths` in its autotune key (backward.py).
+# every backward tile): loads and scores are bounds-checked (EVEN_M/EVEN_N off). The backward
+# kernels, whose tiles list it, take `aligned_lengths` in their autotune key (backward.py).
 # SCORE_VARIANTS: a soft cap, ALiBi, sinks or a window.
 UNEVEN = "uneven"
 SCORE_VARIANTS = "score_variants"
@@ -77,7 +78,7 @@ class DecodeTile:
     num_stages: int
     max_head_dim: int
     min_head_dim: int = 16
-    spills_with: tuple[str, ...] = ()
+    spills_with: tuple[str, ...] = ()  # as TileConfig's (none uses it yet)
 
     def to_triton(self) -> triton.Config:
         return triton.Config({"BLOCK_N": self.block_n}, num_warps=self.num_warps, num_stages=self.num_stages)
@@ -160,7 +161,7 @@ _BACKWARD_DOUBLE = (TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=2
 BACKWARD_DK_DV_TILES = TileSet(
     # 64x64 holds 255 registers at d64 on sm_80 and at d128 on sm_90 (causal): uneven lengths spill
     # 16-72 bytes there (12-20 on sm_80 at d64), the score variants 24-44 at d128 (a soft cap alone
-    # 24). 32 queries x 64 keys (keys first, still HGMMA) stays under 241 registers for all of them.
+    # 24). 32 queries x 64 keys (keys first, still HGMMA) takes at most 240 registers for all of them.
     half=(
         TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=64, spills_with=(UNEVEN,)),
         TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128, min_head_dim=128,
