@@ -4,8 +4,9 @@ dim and variant that changes the compiled code.
 A case runs one launcher on small CPU tensors inside `recording_launches`; the launches it records
 (one per tile the pruner keeps, plus any helper kernel such as the backward's delta pre-pass) are
 what gets compiled. Shapes are small but have the properties of real ones: lengths that divide
-the tiles, contiguous head dims, 16-byte aligned pointers, and the grouping of real calls (one query
-head per key/value head in the forward and backward, a GQA group of 4 in decode).
+the tiles (but in `uneven_causal` and `varlen`), contiguous head dims, 16-byte aligned pointers, and
+the grouping of real calls (one query head per key/value head in the forward and backward, a GQA
+group of 4 in decode).
 """
 import contextlib
 import itertools
@@ -31,12 +32,13 @@ from kernels.shared.dropout import Dropout
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 HEAD_DIMS = (64, 128, 256)
-# varlen: packed sequences (the kernels' VARLEN mode), causal: its register peak. The attention
+# varlen: packed sequences (the kernels' VARLEN mode), causal: its register peak. uneven_causal: a
+# dense causal call whose lengths divide no tile (EVEN_M/EVEN_N off: bounds checks). The attention
 # variants (kernels/sdpa/triton/score_variants.py): each alone, and all four with causality
 # ("score_variants_causal": the register peak of the score math).
 SCORE_VARIANTS = ("window", "softcap", "alibi", "sinks")
-SDPA_VARIANTS = ("none", "causal", "key_padding", "bool_mask", "additive_mask", "dropout", "varlen", *SCORE_VARIANTS,
-                 "score_variants_causal")
+SDPA_VARIANTS = ("none", "causal", "key_padding", "bool_mask", "additive_mask", "dropout", "varlen", "uneven_causal",
+                 *SCORE_VARIANTS, "score_variants_causal")
 # additive_mask_grad: the backward of a trainable float mask (the dQ kernel stores dS, MASK_GRAD).
 BACKWARD_VARIANTS = (*SDPA_VARIANTS, "additive_mask_grad")
 # wide_group: a GQA group of 64 query heads with a key-padding mask, decode's tallest tile.
@@ -51,6 +53,7 @@ YARDSTICK_DTYPES = ("float16", "bfloat16")
 _AUTOTUNED = ("forward", "backward", "decode")
 
 _BATCH, _HEADS, _LENGTH = 2, 2, 256  # forward and backward: lengths divide every tile
+_UNEVEN_LENGTH = _LENGTH - 7  # divides no tile
 _DECODE_QUERY_HEADS, _DECODE_KV_HEADS, _DECODE_KEYS, _DECODE_SPLITS = 8, 2, 1024, 4
 _WIDE_GROUP = 64
 _POSITIONAL_TOKENS, _VOCAB = 128, 1000
@@ -69,7 +72,8 @@ class Case:
 
 def cases(launchers=DEFAULT_LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, variants=None, quick=False,
           untimed=True, pointer_path=False) -> list[Case]:
-    """Every (launcher, dtype, head dim, variant), restricted to the given ones, autotuned and, with
+    """Every (launcher, dtype, head dim, variant), restricted to the given ones (a variant named
+    "LAUNCHER:VARIANT" for that launcher only), autotuned and, with
     `untimed`, as KERNELS_AUTOTUNE=0 runs it (its tile is one the autotuner also times: no extra compile).
     `quick` keeps the common variants at d64/d128 (the full set covers d256 and every mask kind).
     `pointer_path`: the forward without TMA descriptors on every arch (to compare the two paths)."""
@@ -83,7 +87,8 @@ def cases(launchers=DEFAULT_LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, varia
         for dtype, width, variant in itertools.product(dtypes, widths, _variants(launcher, quick)):
             if launcher == "yardstick" and dtype not in YARDSTICK_DTYPES:
                 continue
-            if variants is None or variant in variants or launcher == "yardstick":
+            wanted = variants is None or variant in variants or f"{launcher}:{variant}" in variants
+            if wanted or launcher == "yardstick":
                 case = Case(launcher, dtype, width, variant, pointer_path=pointer_path)
                 found += [case, replace(case, autotune=False)] if untimed and launcher in _AUTOTUNED else [case]
     return found
@@ -154,7 +159,11 @@ def _score_variants(variant: str, q: torch.Tensor) -> AttentionVariants | None:
 
 
 def _causal(variant: str) -> bool:
-    return variant in ("causal", "score_variants_causal")
+    return variant in ("causal", "uneven_causal", "score_variants_causal")
+
+
+def _length(variant: str) -> int:
+    return _UNEVEN_LENGTH if variant == "uneven_causal" else _LENGTH
 
 
 def _dropout(variant: str) -> Dropout:
@@ -174,9 +183,10 @@ def _launch_forward(case: Case, dtype: torch.dtype) -> None:
         q, k, v, sequences = _packed_inputs(dtype, case.head_dim)
         launch_varlen_forward(q, k, v, sequences, True, case.head_dim**-0.5)
         return
-    q, k, v = _attention_inputs(dtype, case.head_dim, _HEADS, _HEADS, _LENGTH, _LENGTH)
+    length = _length(case.variant)
+    q, k, v = _attention_inputs(dtype, case.head_dim, _HEADS, _HEADS, length, length)
     lse = torch.empty(q.shape[:3], dtype=accumulator_dtype(dtype))  # training stores the lse
-    launch_forward(q, k, v, _mask(case.variant, q, _LENGTH), _causal(case.variant), case.head_dim**-0.5,
+    launch_forward(q, k, v, _mask(case.variant, q, length), _causal(case.variant), case.head_dim**-0.5,
                    lse=lse, dropout=_dropout(case.variant), variants=_score_variants(case.variant, q))
 
 
@@ -187,11 +197,12 @@ def _launch_backward(case: Case, dtype: torch.dtype) -> None:
         lse = torch.randn(q.shape[1], q.shape[0], dtype=accumulator_dtype(dtype))
         launch_varlen_backward(q, k, v, out, lse, dout, sequences, True, case.head_dim**-0.5)
         return
-    q, k, v = _attention_inputs(dtype, case.head_dim, _HEADS, _HEADS, _LENGTH, _LENGTH)
+    length = _length(case.variant)
+    q, k, v = _attention_inputs(dtype, case.head_dim, _HEADS, _HEADS, length, length)
     out, dout = torch.randn_like(q), torch.randn_like(q)
     lse = torch.randn(q.shape[:3], dtype=accumulator_dtype(dtype))
     variants = _score_variants(case.variant, q)
-    mask = _mask(case.variant, q, _LENGTH)
+    mask = _mask(case.variant, q, length)
     launch_backward(q, k, v, out, lse, dout, mask, _causal(case.variant),
                     case.head_dim**-0.5, dropout=_dropout(case.variant), variants=variants,
                     sinks_grad=None if variants is None or variants.sinks is None else torch.empty_like(variants.sinks),

@@ -36,7 +36,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head-dims", nargs="+", type=int, default=case_list.HEAD_DIMS, metavar="D",
                         help="attention head dims (default: %(default)s)")
     parser.add_argument("--variants", nargs="+", metavar="VARIANT",
-                        help="only these variants (mask kinds, dropout, ...; default: all)")
+                        help="only these variants (mask kinds, dropout, ...; LAUNCHER:VARIANT for one launcher "
+                             "only, e.g. decode:key_padding; default: all)")
+    parser.add_argument("--kernels", nargs="+", metavar="KERNEL",
+                        help="only the launches of these kernels, e.g. attention_backward_dk_dv_kernel "
+                             "(default: every kernel the launchers start)")
     parser.add_argument("--tile", nargs="+", type=_tile, metavar="MxN/WARPS/STAGES",
                         help="compile forward and backward kernels at these tiles instead of the shipped ones")
     parser.add_argument("--pointer-path", action="store_true",
@@ -75,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
     if not selected:
         raise SystemExit("compile: no case matches --launchers/--dtypes/--head-dims/--variants")
     start = time.perf_counter()
-    rows = compile_cases(selected, [ARCHS[name] for name in args.arch], args.tile, args.jobs)
+    rows = compile_cases(selected, [ARCHS[name] for name in args.arch], args.tile, args.jobs, args.kernels)
+    if not rows:
+        raise SystemExit(f"compile: the selected cases launch none of --kernels {' '.join(args.kernels)}")
     settings = {
         "arch": args.arch, "quick": args.quick, "jobs": args.jobs, "pointer_path": args.pointer_path,
         "tiles": [_tile_text(tile) for tile in args.tile] if args.tile else "shipped",
@@ -88,14 +94,17 @@ def run(args: argparse.Namespace) -> int:
 COMMAND = Command("compile", HELP, run, add_options)
 
 
-def compile_cases(selected: list[Case], archs, tiles, jobs: int) -> list[dict]:
-    """One row per (case, recorded launch, arch); a launch bound identically by several cases (the
-    backward's delta pre-pass, say) is compiled once."""
+def compile_cases(selected: list[Case], archs, tiles, jobs: int, kernels=None) -> list[dict]:
+    """One row per (case, recorded launch, arch), only those of `kernels` (names as the rows give
+    them) when given; a launch bound identically by several cases (the backward's delta pre-pass,
+    say) is compiled once."""
     jobs_by_key: dict[tuple, tuple[Case, int, str]] = {}
     row_keys = []
     for case in selected:
         for arch in archs:
             for index, launch in enumerate(record(case, arch, tiles)):
+                if kernels and launch.kernel_name not in kernels:
+                    continue
                 source, options = bind(launch, arch)
                 key = (arch.name, source.hash(), repr(sorted(options.items())))
                 jobs_by_key.setdefault(key, (case, index, arch.name))

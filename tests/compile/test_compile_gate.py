@@ -1,12 +1,16 @@
 """CI gate: the shipped kernels, compiled for sm_80 and sm_90 on this CPU (no GPU), keep the rules of
-benchmarks/compile/checks.py: every tile compiles, fits shared memory, does not spill (fp16, bf16,
-fp32), puts every 16-bit dot on HGMMA on sm_90, and reads the forward's tiles with TMA on sm_90.
+benchmarks/compile/checks.py: every tile compiles, fits shared memory, does not spill (fp16, fp32),
+puts every 16-bit dot on HGMMA on sm_90, and reads the forward's tiles with TMA on sm_90.
 
 A representative subset of `python -m benchmarks compile`, run in a subprocess (the test session runs
-the kernels in Triton's interpreter, which compiles nothing): every shipped tile of every dtype and
-head dim, at the variant that costs the most registers, plus the tiles taken when KERNELS_AUTOTUNE=0
-(about 250 compiles). A second run compiles tiles that must break each rule, so that no rule passes
-by being unable to fail.
+the kernels in Triton's interpreter, which compiles nothing): every shipped tile of every dtype family
+and head dim, at the variant that costs the most registers, plus the tiles taken when
+KERNELS_AUTOTUNE=0; and the two backward gradient kernels, the ones closest to the register limit,
+where a user's call raises their pressure: lengths that divide no tile, packed sequences, the score
+variants with causality (about 290 compiles). bfloat16 is left to the full report: the kernels take
+it through the same code and tiles as float16, and the committed report shows the same registers,
+spills, shared memory and MMA for both at these variants. A second run compiles tiles that must break
+each rule, so that no rule passes by being unable to fail.
 """
 import json
 import os
@@ -23,22 +27,29 @@ from benchmarks.compile.checks import DOT_KERNELS, RULES, broken_rules
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 GATE_ARCHS = ("sm_80", "sm_90")
-GATE_DTYPES = ("float16", "bfloat16", "float32", "float64")
+GATE_DTYPES = ("float16", "float32", "float64")
 # Every shipped forward and backward tile at every head dim, causal: both key loops instantiated,
 # the register peak. Decode at a bool key-padding mask, for a GQA group of 4 and of 64 (its tallest
 # tile), and the positional encoding's forward. Dropout, the additive mask and the rest are in the full report only.
-SDPA_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", *GATE_DTYPES, "--launchers", "forward", "backward",
-                  "--head-dims", "64", "128", "256", "--variants", "causal"]
-OTHER_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", *GATE_DTYPES, "--launchers", "decode", "positional",
-                   "--head-dims", "64", "128", "256", "--variants", "key_padding", "wide_group", "add"]
-# Deliberately bad tiles at d128: 8 pipeline stages of 64x64 need more shared memory than any card
-# has, 128x128 on 4 warps holds more accumulators than registers, 32x32 on 4 warps is too small for
-# warpgroup MMA, and a 48-key tile is no power of two (tl.arange rejects it).
+GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", *GATE_DTYPES, "--launchers", "forward", "backward", "decode",
+             "positional", "--head-dims", "64", "128", "256", "--variants", "forward:causal", "backward:causal",
+             "decode:key_padding", "decode:wide_group", "positional:add"]
+# The backward gradient kernels where calls raise their pressure past causal (configs.TileConfig.spills_with):
+# dK/dV at lengths that divide no tile, packed sequences, all four score variants with causality; dQ
+# where a tile was pruned for them (16-bit d64, the score variants).
+PRESSURE_VARIANTS = ("uneven_causal", "varlen", "score_variants_causal")
+DK_DV_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", "float16", "float32", "--launchers", "backward",
+                   "--kernels", "attention_backward_dk_dv_kernel", "--head-dims", "64", "128", "256",
+                   "--variants", *PRESSURE_VARIANTS]
+DQ_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", "float16", "--launchers", "backward",
+                "--kernels", "attention_backward_dq_kernel", "--head-dims", "64", "--variants", "score_variants_causal"]
+# Deliberately bad tiles at d128, on the forward's pointer path (no TMA load on sm_90: the good tile
+# 128x64/8/3 breaks that rule alone): 8 pipeline stages of 64x64 need more shared memory than any
+# card has, 128x128 on 4 warps holds more accumulators than registers, 32x32 on 4 warps is too small
+# for warpgroup MMA, and a 48-key tile is no power of two (tl.arange rejects it).
 BAD_TILE_ARGS = ["--arch", "sm_90", "--launchers", "forward", "--dtypes", "float16", "--head-dims", "128",
-                 "--variants", "none", "--tile", "64x64/4/8", "128x128/4/1", "32x32/4/2", "64x48/4/2"]
-# A good tile on the forward's pointer path: no TMA load on sm_90.
-POINTER_PATH_ARGS = ["--arch", "sm_90", "--launchers", "forward", "--dtypes", "float16", "--head-dims", "128",
-                     "--variants", "none", "--tile", "128x64/8/3", "--pointer-path"]
+                 "--variants", "none", "--tile", "64x64/4/8", "128x128/4/1", "32x32/4/2", "64x48/4/2", "128x64/8/3",
+                 "--pointer-path"]
 
 
 def compile_report(tmp_path_factory, name: str, args: list[str]) -> list[dict]:
@@ -52,14 +63,14 @@ def compile_report(tmp_path_factory, name: str, args: list[str]) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def gate_rows(tmp_path_factory) -> list[dict]:
-    return (compile_report(tmp_path_factory, "gate-sdpa", SDPA_GATE_ARGS)
-            + compile_report(tmp_path_factory, "gate-other", OTHER_GATE_ARGS))
+    return (compile_report(tmp_path_factory, "gate", GATE_ARGS)
+            + compile_report(tmp_path_factory, "gate-dk-dv", DK_DV_GATE_ARGS)
+            + compile_report(tmp_path_factory, "gate-dq", DQ_GATE_ARGS))
 
 
 @pytest.fixture(scope="module")
 def bad_tile_rows(tmp_path_factory) -> list[dict]:
-    return (compile_report(tmp_path_factory, "bad-tiles", BAD_TILE_ARGS)
-            + compile_report(tmp_path_factory, "pointer-path", POINTER_PATH_ARGS))
+    return compile_report(tmp_path_factory, "bad-tiles", BAD_TILE_ARGS)
 
 
 def describe(row: dict) -> str:
@@ -77,6 +88,13 @@ def test_the_gate_covers_every_kernel_dtype_and_arch(gate_rows):
     assert {(row["kernel"], row["dtype"], row["arch"]) for row in gate_rows} == every
     untimed = {(row["kernel"], row["dtype"], row["arch"]) for row in gate_rows if not row["autotune"]}
     assert untimed >= {(kernel, dtype, arch) for kernel, dtype, arch in every if kernel in autotuned}
+    pressure = {(row["kernel"], row["dtype"], row["head_dim"], row["variant"], row["arch"], row["autotune"])
+                for row in gate_rows if "backward" in row["kernel"] and row["variant"] != "causal"}
+    assert pressure == {("attention_backward_dk_dv_kernel", dtype, head_dim, variant, arch, autotune)
+                        for dtype in ("float16", "float32") for head_dim in (64, 128, 256)
+                        for variant in PRESSURE_VARIANTS for arch in GATE_ARCHS for autotune in (True, False)} | {
+        ("attention_backward_dq_kernel", "float16", 64, "score_variants_causal", arch, autotune)
+        for arch in GATE_ARCHS for autotune in (True, False)}
 
 
 @dataclass(frozen=True)
@@ -89,14 +107,24 @@ class KnownBreak:
     reason: str
 
 
-KNOWN_BREAKS: tuple[KnownBreak, ...] = ()  # none today (fp32 d256, 16-bit d256 HGMMA, positional: fixed)
+KNOWN_BREAKS: tuple[KnownBreak, ...] = (
+    KnownBreak(
+        "no spills",
+        lambda row: (row["kernel"] == "attention_backward_dk_dv_kernel" and row["dtype"] == "float16"
+                     and row["head_dim"] == 256 and row["variant"] == "varlen" and row["arch"] == "sm_90"),
+        "16-bit dK/dV at d256 on packed sequences on sm_90: 16x64/8/2 holds 255 registers and spills 12 "
+        "bytes; no other tile keeps HGMMA without spilling more (16 warps cap it at 128 registers: "
+        "250-630 bytes; one stage or 32 queries spill more). The two 64 x 256 fp32 accumulators take 128 "
+        "registers: the kernel must hold less across its loop."),
+)  # fp32 d256, 16-bit d256 HGMMA, positional: fixed
 
 
 def known(rule: str, row: dict) -> bool:
     return any(entry.rule == rule and entry.matches(row) for entry in KNOWN_BREAKS)
 
 
-@pytest.mark.parametrize("rule, dtype", [(rule, dtype) for rule in RULES for dtype in rule.dtypes],
+@pytest.mark.parametrize("rule, dtype",
+                         [(rule, dtype) for rule in RULES for dtype in rule.dtypes if dtype in GATE_DTYPES],
                          ids=lambda value: getattr(value, "name", value))
 def test_shipped_tiles_keep_the_rule(gate_rows, rule, dtype):
     applicable = [row for row in gate_rows if row["dtype"] == dtype and rule.applies(row)]
@@ -115,9 +143,9 @@ def test_known_breaks_still_happen(gate_rows, entry):
 def test_bad_tiles_break_every_rule(bad_tile_rows):
     broken = {row["tile"].split(" w")[0]: set(broken_rules(row)) for row in bad_tile_rows}
     assert broken == {
-        "BLOCK_M=64 BLOCK_N=64": {"fits shared memory"},
-        "BLOCK_M=128 BLOCK_N=128": {"no spills"},
-        "BLOCK_M=32 BLOCK_N=32": {"all dots on HGMMA"},
+        "BLOCK_M=64 BLOCK_N=64": {"fits shared memory", "TMA loads"},
+        "BLOCK_M=128 BLOCK_N=128": {"no spills", "TMA loads"},
+        "BLOCK_M=32 BLOCK_N=32": {"all dots on HGMMA", "TMA loads"},
         "BLOCK_M=64 BLOCK_N=48": {"compiles"},
         "BLOCK_M=128 BLOCK_N=64": {"TMA loads"},
     }

@@ -124,3 +124,10 @@ def test_the_yardstick_computes_attention(device):
     scores = q.double() @ k.double().transpose(-1, -2) * scale
     torch.testing.assert_close(out.double(), torch.softmax(scores, -1) @ v.double(), atol=2e-3, rtol=0)
     torch.testing.assert_close(lse.double(), torch.logsumexp(scores, -1), atol=1e-4, rtol=0)
+
+
+def test_a_variant_can_be_named_for_one_launcher():
+    from benchmarks.compile.cases import cases
+
+    selected = cases(("forward", "decode"), ("float16",), (64,), ["decode:key_padding", "causal"], untimed=False)
+    assert {(case.launcher, case.variant) for case in selected} == {("decode", "key_padding"), ("forward", "causal")}

@@ -1,14 +1,19 @@
-"""The tile lists as data: every dtype family has a tile for every head dim the kernels take, and
-the pruner picks by dtype and head dim (all fitting tiles to time, or the first one untimed).
+"""The tile lists as data: every dtype family has a tile for every head dim the kernels take, with
+or without the launch traits that prune tiles (configs.TRAITS), and the pruner picks by dtype, head
+dim and traits (all fitting tiles to time, or the first one untimed).
 What the tiles compile to is tests/compile/test_compile_gate.py's business."""
+import itertools
+
 import pytest
 import torch
 
 from kernels.sdpa.triton import configs
 from kernels.sdpa.triton.common import INTERPRETING
 from kernels.sdpa.triton.configs import (
-    BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, DECODE_TILES, FORWARD_TILES, head_dim_pruner,
+    ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, DECODE_TILES, FORWARD_TILES, SCORE_VARIANTS, TRAITS,
+    UNEVEN, head_dim_pruner,
 )
+from kernels.sdpa.triton.score_variants import VARIANT_FLAGS
 
 TILE_SETS = {"forward": FORWARD_TILES, "backward dK/dV": BACKWARD_DK_DV_TILES, "backward dQ": BACKWARD_DQ_TILES,
              "decode": DECODE_TILES}
@@ -16,19 +21,30 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 PADDED_HEAD_DIMS = (16, 32, 64, 128, 256)
 
 
-def prune(tiles, dtype: torch.dtype, head_dim: int):
+TRAIT_SETS = [set(traits) for count in range(len(TRAITS) + 1) for traits in itertools.combinations(TRAITS, count)]
+
+
+def prune(tiles, dtype: torch.dtype, head_dim: int, traits: set[str] = frozenset()):
+    """What the pruner keeps for a launch with these traits (the flags of one score variant, the
+    window's left side, stand for all of them)."""
+    flags = {flag: int(SCORE_VARIANTS in traits and flag == "WINDOW_LEFT") for flag in VARIANT_FLAGS}
     return head_dim_pruner(tiles)(tiles.candidates(), {"q_ptr": torch.empty(0, dtype=dtype)},
-                                  BLOCK_D=head_dim, BLOCK_DV=head_dim)
+                                  BLOCK_D=head_dim, BLOCK_DV=head_dim, aligned_lengths=int(UNEVEN not in traits),
+                                  **flags)
+
+
+def fits(tile, head_dim: int, traits: set[str] = frozenset()) -> bool:
+    return tile.min_head_dim <= head_dim <= tile.max_head_dim and not traits & set(tile.spills_with)
 
 
 @pytest.mark.parametrize("kernel", TILE_SETS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("head_dim", PADDED_HEAD_DIMS)
-def test_every_dtype_has_a_tile_for_every_head_dim(kernel, dtype, head_dim):
+@pytest.mark.parametrize("traits", TRAIT_SETS, ids=lambda traits: "+".join(sorted(traits)) or "plain")
+def test_every_dtype_has_a_tile_for_every_head_dim(kernel, dtype, head_dim, traits):
     tiles = TILE_SETS[kernel]
-    kept = prune(tiles, dtype, head_dim)
-    expected = [tile.to_triton() for tile in tiles.for_dtype(dtype)
-                if tile.min_head_dim <= head_dim <= tile.max_head_dim]
+    kept = prune(tiles, dtype, head_dim, traits)
+    expected = [tile.to_triton() for tile in tiles.for_dtype(dtype) if fits(tile, head_dim, traits)]
     assert kept and kept == expected
 
 
@@ -38,8 +54,24 @@ def test_untimed_takes_the_first_fitting_tile(kernel, dtype, monkeypatch):
     monkeypatch.setattr(configs, "AUTOTUNE", False)
     tiles = TILE_SETS[kernel]
     for head_dim in PADDED_HEAD_DIMS:
-        first = next(tile for tile in tiles.for_dtype(dtype) if tile.min_head_dim <= head_dim <= tile.max_head_dim)
-        assert prune(tiles, dtype, head_dim) == [first.to_triton()]
+        for traits in TRAIT_SETS:
+            first = next(tile for tile in tiles.for_dtype(dtype) if fits(tile, head_dim, traits))
+            assert prune(tiles, dtype, head_dim, traits) == [first.to_triton()]
+
+
+def test_aligned_lengths_divide_every_backward_tile():
+    """The launcher calls lengths that are multiples of ALIGNED_LENGTH even (no UNEVEN trait): they
+    must then be for every tile, or a tile pruned for uneven lengths could run with bounds checks."""
+    for tiles in (BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES):
+        for tile in (*tiles.half, *tiles.single, *tiles.double):
+            assert ALIGNED_LENGTH % tile.block_m == 0 and ALIGNED_LENGTH % tile.block_n == 0, tile
+
+
+def test_only_the_backward_prunes_by_uneven_lengths():
+    """Only the backward kernels take `aligned_lengths` (in their autotune key): a tile of another
+    kernel pruned for UNEVEN would find no such argument."""
+    for tiles in (FORWARD_TILES, DECODE_TILES):
+        assert not any(UNEVEN in tile.spills_with for tile in (*tiles.half, *tiles.single, *tiles.double))
 
 
 @pytest.mark.parametrize("kernel", TILE_SETS)

@@ -36,7 +36,8 @@ from kernels.sdpa.triton.common import (
     query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
-    BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, INTERPRETER_BACKWARD_TILE, TileSet, autotune_configs, head_dim_pruner,
+    ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, INTERPRETER_BACKWARD_TILE, TileSet, autotune_configs,
+    head_dim_pruner,
 )
 from kernels.sdpa.triton.score_variants import (
     VARIANT_FLAGS, KernelVariants, clip_to_window, per_row_values, sink_gradient, soft_cap_slope,
@@ -50,8 +51,10 @@ from kernels.shared.dropout import Dropout
 def _autotune(tiles: TileSet, *flags: str) -> dict:
     return dict(
         configs=autotune_configs(tiles, INTERPRETER_BACKWARD_TILE, INTERPRETING),
-        key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-             "IS_CAUSAL", "USE_DROPOUT", "VARLEN", "FOLD_SCALE", *VARIANT_FLAGS, *flags],
+        # aligned_lengths: lengths that divide every tile, else the pruner drops the tiles that spill
+        # with bounds checks (configs.UNEVEN)
+        key=["seq_bucket_q", "seq_bucket_k", "aligned_lengths", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW",
+             "USE_KEY_RANGE", "IS_CAUSAL", "USE_DROPOUT", "VARLEN", "FOLD_SCALE", *VARIANT_FLAGS, *flags],
         prune_configs_by={"early_config_prune": head_dim_pruner(tiles)},
     )
 
@@ -209,8 +212,11 @@ def _accumulate_dk_dv(
     for the dV and dK dots only."""
     for start_m in range(query_start, query_end, BLOCK_M):
         offs_m = index_range(start_m, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
-        q_ptrs = tile_ptrs(q_base, offs_m, offs_d, stride_qm, stride_qd)
-        do_ptrs = tile_ptrs(do_base, offs_m, offs_dv, stride_dom, stride_dod)
+        # Rows past the end read the last row instead of a masked load (no predicate per element, which
+        # 16-bit d256 cannot afford): their lse is +inf, so P and dS are 0 there and they add nothing.
+        rows = offs_m if EVEN_M else tl.minimum(offs_m, n_queries - 1)
+        q_ptrs = tile_ptrs(q_base, rows, offs_d, stride_qm, stride_qd)
+        do_ptrs = tile_ptrs(do_base, rows, offs_dv, stride_dom, stride_dod)
         if HEAD_DIM_CHUNK:  # q and do: the products q @ K^T and dO @ V^T
             q, do = _score_products(
                 q_base + offs_m * stride_qm, k, do_base + offs_m * stride_dom, v, offs_m, offs_n,
@@ -219,11 +225,11 @@ def _accumulate_dk_dv(
                 DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION, WIDE_OFFSETS=WIDE_OFFSETS)
         elif REREAD_Q_DO:  # read again below: ask L2 to keep them
             q, do = _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
-                                      EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
+                                      EVEN_M=True, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="evict_last")
         else:
             q, do = _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
-                                      EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
+                                      EVEN_M=True, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="")
         p, p_applied, dp, _ = _recompute_tile(
             q, None if HEAD_DIM_CHUNK else k, None if HEAD_DIM_CHUNK else v, do,
@@ -236,11 +242,11 @@ def _accumulate_dk_dv(
             SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=KEYS_FIRST,
             FOLD_SCALE=FOLD_SCALE)
         if HEAD_DIM_CHUNK:  # the whole dO tile for the dV dot, the whole q tile after it: never both live
-            do = _load_row_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, EVEN_M=EVEN_M, PAD=PAD_DV,
+            do = _load_row_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, EVEN_M=True, PAD=PAD_DV,
                                 DOT_IN_FP32=DOT_IN_FP32)
         elif REREAD_Q_DO:  # their last use: a second copy of each in shared memory, never live with the first
             q, do = _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DIM, HEAD_DIM_V,
-                                      EVEN_M=EVEN_M, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
+                                      EVEN_M=True, PAD_D=PAD_D, PAD_DV=PAD_DV, DOT_IN_FP32=DOT_IN_FP32,
                                       EVICTION="evict_first")
         dv = tl.dot(tl.trans(p_applied.to(do.dtype)), do, dv, input_precision=INPUT_PRECISION, out_dtype=dv.dtype)
         if EVEN_M:
@@ -249,7 +255,7 @@ def _accumulate_dk_dv(
             delta = tl.load(delta_base + offs_m, mask=offs_m < n_queries, other=0.0)
         ds = p * (dp - delta[:, None])
         if HEAD_DIM_CHUNK:
-            q = _load_row_tile(q_ptrs, offs_m, offs_d, n_queries, HEAD_DIM, EVEN_M=EVEN_M, PAD=PAD_D,
+            q = _load_row_tile(q_ptrs, offs_m, offs_d, n_queries, HEAD_DIM, EVEN_M=True, PAD=PAD_D,
                                DOT_IN_FP32=DOT_IN_FP32)
         dk = tl.dot(tl.trans(ds.to(q.dtype)), q, dk, input_precision=INPUT_PRECISION, out_dtype=dk.dtype)
     return dk, dv
@@ -260,7 +266,7 @@ def _accumulate_dk_dv(
     **_EVEN_LENGTHS,
     "KEYS_FIRST": lambda args: scores_keys_first(args["q_ptr"].dtype, args["BLOCK_M"], args["BLOCK_N"]),
 })
-@triton.jit(do_not_specialize=["dropout_seed"])
+@triton.jit(do_not_specialize=["dropout_seed", "aligned_lengths"])
 def _attention_backward_dk_dv_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, mask_ptr, key_range_ptr,
     cu_seqlens_q_ptr, cu_seqlens_k_ptr,
@@ -273,7 +279,7 @@ def _attention_backward_dk_dv_kernel(
     stride_dvb, stride_dvh, stride_dvn, stride_dvd,
     stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n, stride_stat_b, stride_stat_h,
     n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
-    seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
+    seq_bucket_q, seq_bucket_k, aligned_lengths,  # only steer the autotuner's cache key (and pruner)
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
@@ -455,7 +461,7 @@ def _accumulate_dq(
 
 @triton.autotune(**_autotune(BACKWARD_DQ_TILES, "MASK_GRAD"))
 @triton.heuristics(_EVEN_LENGTHS)
-@triton.jit(do_not_specialize=["dropout_seed"])
+@triton.jit(do_not_specialize=["dropout_seed", "aligned_lengths"])
 def _attention_backward_dq_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dq_ptr, mask_ptr, key_range_ptr,
     cu_seqlens_q_ptr, cu_seqlens_k_ptr,
@@ -467,7 +473,7 @@ def _attention_backward_dq_kernel(
     stride_dqb, stride_dqh, stride_dqm, stride_dqd,
     stride_mask_b, stride_mask_h, stride_mask_m, stride_mask_n, stride_stat_b, stride_stat_h,
     n_heads, group_size, n_queries, n_keys, qk_scale, sm_scale, dropout_p, dropout_scale, dropout_seed,
-    seq_bucket_q, seq_bucket_k,  # only steer the autotuner's cache key
+    seq_bucket_q, seq_bucket_k, aligned_lengths,  # only steer the autotuner's cache key (and pruner)
     dmask_ptr, stride_dmask_b, stride_dmask_h, stride_dmask_m, stride_dmask_n,  # MASK_GRAD's dS (B, Hq, Nq, Nk)
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
@@ -650,7 +656,8 @@ def launch_backward(
     sequence_args = sequence_pointer_args(sequences, placeholder=q)
     statistic_strides = delta.stride()[:2]  # the lse is laid out like delta
     scalars = (n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, scale,
-               dropout.p, dropout.keep_scale, dropout.seed, seq_bucket(n_queries), seq_bucket(n_keys))
+               dropout.p, dropout.keep_scale, dropout.seed, seq_bucket(n_queries), seq_bucket(n_keys),
+               int(sequences is None and n_queries % ALIGNED_LENGTH == 0 and n_keys % ALIGNED_LENGTH == 0))
 
     _attention_backward_dk_dv_kernel[lambda meta: (triton.cdiv(n_keys, meta["BLOCK_N"]), batch * n_kv_heads)](
         q, k, v, dout, lse, delta, dk, dv, mask_args.tensor, mask_args.key_range_arg, *sequence_args,

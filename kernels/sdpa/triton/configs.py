@@ -5,9 +5,11 @@ their dots on tensor cores, float32 inputs as three TF32 tensor-core dots by def
 (common.fp32_dot_precision) and float64 on DMMA or FFMA, so each family has its own register and
 shared-memory budget. Every list holds, for every head dim up to 256, tiles that compile, fit the
 per-block shared memory of sm_80/sm_90/sm_100 and do not spill (float64, for exact checks and
-gradcheck, need only launch; the compile gate's known breaks would list any exception, none today):
-`python -m benchmarks compile` shows it and tests/compile/test_compile_gate.py keeps it so, at the
-shapes it compiles (docs/benchmarks/compile.md lists the small spills seen outside them).
+gradcheck, need only launch; the compile gate's known breaks list the exceptions, one today: 16-bit
+dK/dV at d256 on packed sequences on sm_90):
+`python -m benchmarks compile` shows it and tests/compile/test_compile_gate.py keeps it so (causal,
+and for the backward uneven lengths, packed sequences and the score variants too, where tiles that would
+spill are pruned: TileConfig.spills_with; docs/benchmarks/compile.md lists what is left).
 `max_head_dim` prunes the tiles too big for a call's padded head dim (`min_head_dim` those kept
 for large head dims only). 16-bit tiles are chosen for
 Hopper (H100/H200): warpgroup MMA (HGMMA) needs 64-row dot operands per 4 warps, so every 16-bit
@@ -20,10 +22,32 @@ from dataclasses import dataclass
 import torch
 import triton
 
+from kernels.sdpa.triton.score_variants import VARIANT_FLAGS
+
 # KERNELS_AUTOTUNE=0 skips the timing of candidate tiles and takes, untimed, the first tile of the
 # dtype's list that fits the head dim (lists are in order of preference): for test runs on a GPU,
 # which compile hundreds of variants. Read when a kernel is first called with a new key.
 AUTOTUNE = os.environ.get("KERNELS_AUTOTUNE", "1") != "0"
+
+# Launch traits that raise a kernel's register pressure past its causal peak, which the compile gate
+# measures (TileConfig.spills_with: the pruner drops a tile for a launch with a trait it lists).
+# UNEVEN: packed sequences, or lengths that are not multiples of ALIGNED_LENGTH (the longest side of
+# every backward tile): loads and scores are bounds-checked (EVEN_M/EVEN_N off). The backward
+# kernels, whose tiles list it, take `aligned_lengths` in their autotune key (backward.py).
+# SCORE_VARIANTS: a soft cap, ALiBi, sinks or a window.
+UNEVEN = "uneven"
+SCORE_VARIANTS = "score_variants"
+TRAITS = (UNEVEN, SCORE_VARIANTS)
+ALIGNED_LENGTH = 64
+
+
+def launch_has(trait: str, args: dict) -> bool:
+    """Whether the launch whose kernel arguments are `args` has `trait` (one of TRAITS)."""
+    if trait == UNEVEN:
+        return not args["aligned_lengths"]
+    if trait == SCORE_VARIANTS:
+        return any(args[flag] for flag in VARIANT_FLAGS)
+    raise ValueError(f"unknown launch trait {trait!r}: expected one of {TRAITS}")
 
 
 @dataclass(frozen=True)
@@ -34,6 +58,7 @@ class TileConfig:
     num_stages: int
     max_head_dim: int
     min_head_dim: int = 16  # above 16: a tile kept for large head dims only, where nothing better fits
+    spills_with: tuple[str, ...] = ()  # launch traits (TRAITS) for which this tile spills: pruned then
 
     def to_triton(self) -> triton.Config:
         return triton.Config(
@@ -53,6 +78,7 @@ class DecodeTile:
     num_stages: int
     max_head_dim: int
     min_head_dim: int = 16
+    spills_with: tuple[str, ...] = ()  # as TileConfig's (none uses it yet)
 
     def to_triton(self) -> triton.Config:
         return triton.Config({"BLOCK_N": self.block_n}, num_warps=self.num_warps, num_stages=self.num_stages)
@@ -120,28 +146,39 @@ _BACKWARD_SINGLE = (
     # HMMA operand layouts where every warp holds its rows' whole head dim: 16-row tiles only. 32x32
     # spills in dK/dV at every head dim (2.7 KB a thread on sm_90, 21 KB on sm_80), 32x16 and 32x32 on
     # 8 warps at d128. 16x32 is spill-free at d64 (<= 227 registers), 16x16 on one stage at d128
-    # (<= 255, dQ with a bool mask spills 40 bytes on sm_80). Above d128 the score dots read their
+    # (<= 255, dQ with a bool mask spills 40 bytes on sm_80; dK/dV with uneven lengths 8-12 bytes, hence
+    # 16x16 on 8 warps there: <= 254 registers). Above d128 the score dots read their
     # operands in head-dim chunks (common.head_dim_chunk); what is left is dK and dV (16 x 256 fp32
     # each) and the whole q or dO tile of the gradient dots: 16x16 on 4 warps still reached 255
     # registers and spilled 16-300 bytes with key padding, on 8 warps it peaks at 222 (causal).
     TileConfig(16, 32, num_warps=4, num_stages=2, max_head_dim=64),
-    TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=128),
-    TileConfig(16, 16, num_warps=8, num_stages=1, max_head_dim=256, min_head_dim=256),
+    TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=128, spills_with=(UNEVEN,)),
+    TileConfig(16, 16, num_warps=8, num_stages=1, max_head_dim=256, min_head_dim=128),
 )
 # fp64 (launchable is enough): 16x16, one stage; at d256 dK/dV re-reads q and dO to fit the A100
 # (backward.rereads_query_tiles).
 _BACKWARD_DOUBLE = (TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=256),)
 BACKWARD_DK_DV_TILES = TileSet(
+    # 64x64 holds 255 registers at d64 on sm_80 and at d128 on sm_90 (causal): uneven lengths spill
+    # 16-72 bytes there (12-20 on sm_80 at d64), the score variants 24-44 at d128 (a soft cap alone
+    # 24). 32 queries x 64 keys (keys first, still HGMMA) takes at most 240 registers for all of them.
     half=(
-        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128),
+        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=64, spills_with=(UNEVEN,)),
+        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128, min_head_dim=128,
+                   spills_with=(UNEVEN, SCORE_VARIANTS)),
+        TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=128),
         TileConfig(16, 64, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
     ),
     single=_BACKWARD_SINGLE,
     double=_BACKWARD_DOUBLE,
 )
 BACKWARD_DQ_TILES = TileSet(
+    # 64x64 at d64 on sm_80 holds 255 registers with a window alone and spills 92 bytes with all four
+    # score variants and causal: 64 queries x 32 keys (214 registers there) takes those calls.
     half=(
-        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128),
+        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=64, spills_with=(SCORE_VARIANTS,)),
+        TileConfig(64, 32, num_warps=8, num_stages=2, max_head_dim=64),
+        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128, min_head_dim=128),
         TileConfig(64, 32, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
     ),
     single=_BACKWARD_SINGLE,
@@ -201,14 +238,16 @@ def autotune_configs(tiles: TileSet, interpreter_tile: Tile, interpreting: bool)
 
 
 def head_dim_pruner(tiles: TileSet):
-    """Autotuner hook: the tiles of the call's dtype that fit its padded head dim, all of them to be
-    timed, or with KERNELS_AUTOTUNE=0 the first one alone."""
+    """Autotuner hook: the tiles of the call's dtype that fit its padded head dim and do not spill
+    with its traits (TileConfig.spills_with), all of them to be timed, or with KERNELS_AUTOTUNE=0 the
+    first one alone."""
 
     def prune(configs, named_args, **kwargs):
         args = {**named_args, **kwargs}
         head_dim = max(args["BLOCK_D"], args["BLOCK_DV"])
         fitting = [tile.to_triton() for tile in tiles.for_dtype(args["q_ptr"].dtype)
-                   if tile.min_head_dim <= head_dim <= tile.max_head_dim]
+                   if tile.min_head_dim <= head_dim <= tile.max_head_dim
+                   and not any(launch_has(trait, args) for trait in tile.spills_with)]
         return fitting if AUTOTUNE else fitting[:1]
 
     return prune
