@@ -76,27 +76,32 @@ def _check_heads(heads_q: int, heads_kv: int, enable_gqa: bool) -> None:
         )
 
 
-def _plainly_valid_tensors(query, key, value) -> bool:
-    """The common call, accepted in one expression: rank-3 or rank-4 floating-point q/k/v of one dtype
-    and device, equal head counts, matching sizes. False sends the call to `_check_tensors`, which
-    accepts what this refuses only for GQA and otherwise raises the error that names the argument;
-    this never accepts what `_check_tensors` would refuse (tests/sdpa/test_attention_validation.py)."""
+def _plain_scores_shape(query, key, value, enable_gqa) -> tuple[int, ...] | None:
+    """The common call accepted in one expression: rank-3 or rank-4 floating-point q/k/v of one dtype
+    and device, matching sizes, head counts equal or grouped under `enable_gqa`; the attention scores'
+    shape then, else None, which sends the call to `_check_tensors` and its per-argument errors. It
+    never accepts what `_check_tensors` would refuse (tests/sdpa/test_attention_validation.py)."""
     try:
         q_shape, k_shape, v_shape = query.shape, key.shape, value.shape
         dtype, device = query.dtype, query.device
         rank = len(q_shape)
-        return ((rank == 4 or rank == 3) and len(k_shape) == rank and len(v_shape) == rank
-                and isinstance(query, torch.Tensor) and isinstance(key, torch.Tensor)
-                and isinstance(value, torch.Tensor) and dtype.is_floating_point
-                and key.dtype is dtype and value.dtype is dtype and key.device == device and value.device == device
-                and q_shape[0] == k_shape[0] == v_shape[0] and k_shape[-2] == v_shape[-2]
-                and q_shape[-1] == k_shape[-1] and (rank == 3 or q_shape[1] == k_shape[1] == v_shape[1]))
+        plain = ((rank == 4 or rank == 3) and len(k_shape) == rank and len(v_shape) == rank
+                 and isinstance(query, torch.Tensor) and isinstance(key, torch.Tensor)
+                 and isinstance(value, torch.Tensor) and dtype.is_floating_point
+                 and key.dtype is dtype and value.dtype is dtype and key.device == device and value.device == device
+                 and q_shape[0] == k_shape[0] == v_shape[0] and k_shape[-2] == v_shape[-2]
+                 and q_shape[-1] == k_shape[-1]
+                 and (rank == 3 or (k_shape[1] == v_shape[1] and (
+                     q_shape[1] == k_shape[1] or (enable_gqa and k_shape[1] != 0 and q_shape[1] % k_shape[1] == 0)))))
     except AttributeError:  # not tensors: `_check_tensors` names the argument
-        return False
+        return None
+    if not plain:
+        return None
+    return (q_shape[0], q_shape[1], q_shape[2], k_shape[2]) if rank == 4 else (q_shape[0], q_shape[1], k_shape[1])
 
 
-def _check_tensors(query, key, value, enable_gqa) -> None:
-    """Every check of q/k/v on their own, each with its message."""
+def _check_tensors(query, key, value, enable_gqa) -> tuple[int, ...]:
+    """Every check of q/k/v on their own, each with its message; the attention scores' shape."""
     q_shape, k_shape, v_shape = _checked_shape("query", query), _checked_shape("key", key), _checked_shape("value", value)
     rank = len(q_shape)
     if not rank == len(k_shape) == len(v_shape):
@@ -118,20 +123,22 @@ def _check_tensors(query, key, value, enable_gqa) -> None:
         raise ValueError(f"query head_dim {q_shape[-1]} differs from key head_dim {k_shape[-1]}")
     if rank == 4 and q_shape[1] != k_shape[1]:  # equal head counts need no GQA
         _check_heads(q_shape[1], k_shape[1], enable_gqa)
+    return (q_shape[0], q_shape[1], q_shape[2], k_shape[2]) if rank == 4 else (q_shape[0], q_shape[1], k_shape[1])
 
 
 def check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> None:
-    """Checks shared by every backend: what torch SDPA's semantics require of the arguments."""
-    if not _plainly_valid_tensors(query, key, value):
-        _check_tensors(query, key, value, enable_gqa)
+    """Checks shared by every backend: what torch SDPA's semantics require of the arguments. The
+    common values pass one comparison each before the general checks are called."""
+    scores_shape = _plain_scores_shape(query, key, value, enable_gqa)
+    if scores_shape is None:
+        scores_shape = _check_tensors(query, key, value, enable_gqa)
     if is_causal is not True and is_causal is not False:
         raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")
-    check_probability("dropout_p", dropout_p, one_allowed=True)  # 1: every weight dropped, zeros as in torch
-    check_finite_float("scale", scale, optional=True)  # torch takes inf and nan too: ours refuses a NaN output
+    if type(dropout_p) is not float or not 0.0 <= dropout_p <= 1.0:
+        check_probability("dropout_p", dropout_p, one_allowed=True)  # 1: every weight dropped, zeros as in torch
+    if scale is not None:
+        check_finite_float("scale", scale, optional=True)  # torch takes inf and nan: ours refuses a NaN output
     if attn_mask is not None:
-        q_shape, n_keys = query.shape, key.shape[-2]
-        scores_shape = (q_shape[0], q_shape[1], q_shape[2], n_keys) if len(q_shape) == 4 else (
-            q_shape[0], q_shape[1], n_keys)
         _check_mask(attn_mask, scores_shape, query.dtype, query.device, is_causal)
 
 

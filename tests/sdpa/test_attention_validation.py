@@ -165,29 +165,32 @@ def test_the_mask_shape_check_agrees_with_torch_broadcasting():
 
 
 def test_the_fast_acceptance_never_passes_what_the_full_checks_refuse():
-    """validation._plainly_valid_tensors (one expression, for host time) accepts q/k/v only where the
-    full per-argument checks accept them too: every rank-3/4 shape triple with sizes 1 and 2, then
-    every dtype and device triple on one shape."""
+    """validation._plain_scores_shape (one expression, for host time) accepts q/k/v only where the full
+    per-argument checks accept them too, with the same scores' shape, with and without enable_gqa: every
+    rank-3/4 shape triple with sizes 1 to 3 (heads 0 too), then every dtype and device triple on one shape."""
     import itertools
 
-    from kernels.sdpa.validation import _check_tensors, _plainly_valid_tensors
+    from kernels.sdpa.validation import _check_tensors, _plain_scores_shape
 
-    def fully_valid(query, key, value):
+    def full_scores_shape(query, key, value, enable_gqa):
         try:
-            _check_tensors(query, key, value, enable_gqa=True)
+            return _check_tensors(query, key, value, enable_gqa)
         except (TypeError, ValueError):
-            return False
-        return True
+            return None
 
     shapes = [shape for rank in (3, 4) for shape in itertools.product((1, 2), repeat=rank)]
+    shapes += [(1, heads, 2, 2) for heads in (0, 3, 4, 6)]  # head counts that group, or not
     triples = [tuple(torch.empty(shape, device="meta") for shape in triple)
                for triple in itertools.product(shapes, repeat=3)]
     dtypes = (torch.float32, torch.float16, torch.int64)
     triples += [tuple(torch.empty(2, 2, 3, 4, dtype=dtype, device=device) for dtype, device in zip(kinds, places))
                 for kinds in itertools.product(dtypes, repeat=3) for places in itertools.product(("cpu", "meta"), repeat=3)]
     triples += [(np.ones((2, 2, 3, 4)),) * 3, ([[1.0]],) * 3]
-    fast = [_plainly_valid_tensors(*triple) for triple in triples]
-    wrongly_accepted = [tuple(t.shape for t in triple) for triple, accepted in zip(triples, fast)
-                        if accepted and not fully_valid(*triple)]
-    assert not wrongly_accepted, wrongly_accepted[:10]
-    assert 0 < sum(fast) < len(triples)  # both outcomes occur
+    accepted = 0
+    for enable_gqa in (False, True):
+        for triple in triples:
+            fast = _plain_scores_shape(*triple, enable_gqa)
+            if fast is not None:
+                accepted += 1
+                assert fast == full_scores_shape(*triple, enable_gqa), [getattr(t, "shape", t) for t in triple]
+    assert 0 < accepted < 2 * len(triples)  # both outcomes occur
