@@ -155,6 +155,15 @@ _BACKWARD_SINGLE = (
     TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=128, spills_with=(UNEVEN,)),
     TileConfig(16, 16, num_warps=8, num_stages=1, max_head_dim=256, min_head_dim=128),
 )
+# dQ's own fp32 tiles: at d128 16 queries x 32 keys on 4 warps, one stage, is spill-free with every mask
+# kind, uneven lengths and packed sequences on sm_80/sm_90/sm_100 (252-255 registers), where 16x16 on 8
+# warps spilled 4-20 bytes with key padding or a mask and 16x16 on 4 warps 20 bytes with a bool mask
+# on sm_80.
+_BACKWARD_DQ_SINGLE = (
+    TileConfig(16, 32, num_warps=4, num_stages=2, max_head_dim=64),
+    TileConfig(16, 32, num_warps=4, num_stages=1, max_head_dim=128, min_head_dim=128),
+    TileConfig(16, 16, num_warps=8, num_stages=1, max_head_dim=256, min_head_dim=256),
+)
 # fp64 (launchable is enough): 16x16, one stage; at d256 dK/dV re-reads q and dO to fit the A100
 # (backward.rereads_query_tiles).
 _BACKWARD_DOUBLE = (TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=256),)
@@ -181,7 +190,7 @@ BACKWARD_DQ_TILES = TileSet(
         TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128, min_head_dim=128),
         TileConfig(64, 32, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
     ),
-    single=_BACKWARD_SINGLE,
+    single=_BACKWARD_DQ_SINGLE,
     double=_BACKWARD_DOUBLE,
 )
 
