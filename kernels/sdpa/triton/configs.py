@@ -183,11 +183,12 @@ BACKWARD_DK_DV_TILES = TileSet(
 )
 BACKWARD_DQ_TILES = TileSet(
     # 64x64 at d64 on sm_80 holds 255 registers with a window alone and spills 92 bytes with all four
-    # score variants and causal: 64 queries x 32 keys (214 registers there) takes those calls.
+    # score variants and causal: 64 queries x 32 keys takes those calls. On 2 stages that tile (and
+    # 64x64 at d128) spilled 4 bytes with key padding on sm_80, and 64x64 on one stage at d128 4 bytes
+    # on sm_100; 3 stages of 64x32 (at most 218 registers) spill nowhere, HGMMA on sm_90: the d128 tile.
     half=(
         TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=64, spills_with=(SCORE_VARIANTS,)),
-        TileConfig(64, 32, num_warps=8, num_stages=2, max_head_dim=64),
-        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128, min_head_dim=128),
+        TileConfig(64, 32, num_warps=8, num_stages=3, max_head_dim=128),
         TileConfig(64, 32, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
     ),
     single=_BACKWARD_DQ_SINGLE,
