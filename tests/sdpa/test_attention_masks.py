@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+import kernels
 from kernels.sdpa.triton.common import MaskArgs
 from kernels.testing import assert_attention_close
 from test_attention_forward import make_qkv, run_triton
@@ -130,6 +131,22 @@ def test_attended_key_range_only_for_key_padding_masks(device):
     assert _attended_key_range(keep.expand(3, 1, 7, 50)).tolist() == [[4, 9], [0, 1], [50, 0]]
     per_head = torch.ones(3, 4, 1, 50, dtype=torch.bool, device=device)
     assert _attended_key_range(per_head) is None  # four heads with their own masks
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: a CUDA graph")
+def test_a_captured_decode_step_reads_the_mask_it_is_replayed_with():
+    """The key range remembered from a first call is not reused inside a CUDA graph capture: the
+    graph computes it, so a replay after an in-place rewrite of the mask sees the new padding."""
+    q, k, v = (torch.randn(2, 4, n, 64, device="cuda", dtype=torch.float16) for n in (1, 256, 256))
+    keep = torch.ones(2, 1, 1, 256, dtype=torch.bool, device="cuda")
+    keep[1, ..., 100:] = False
+    kernels.attention(q, k, v, attn_mask=keep)  # autotunes, and remembers the range
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = kernels.attention(q, k, v, attn_mask=keep)
+    keep[1, ..., 100:200] = True  # the next step's padding, written in place
+    graph.replay()
+    torch.testing.assert_close(out, kernels.attention(q, k, v, attn_mask=keep), atol=2e-3, rtol=2e-3)
 
 
 def test_the_key_range_is_remembered_until_the_mask_changes(device):

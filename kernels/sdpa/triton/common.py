@@ -301,14 +301,15 @@ def attended_key_range(mask: torch.Tensor) -> torch.Tensor | None:
     The range costs about seven small device ops, and a model hands the same mask to every layer
     (Hugging Face passes one mask object down the stack): it is remembered on the mask's base tensor,
     keyed by the view's layout and the base's version counter (which any in-place write bumps), so
-    the layers after the first reuse it."""
+    the layers after the first reuse it. Never while a CUDA graph is being captured: a graph replays
+    with the mask rewritten in place, so its range ops must be in the graph."""
     if mask.dtype is not torch.bool:
         return None
     (_, heads, queries, _), (_, head_stride, query_stride, _) = mask.shape, mask.stride()
     if (head_stride != 0 and heads != 1) or (query_stride != 0 and queries != 1):
         return None
     base = mask if mask._base is None else mask._base
-    if base.is_inference():  # an inference tensor has no version counter: nothing to key a memory on
+    if base.is_inference() or _capturing_a_graph(mask):  # no version counter, or a graph to fill
         return _key_range(mask)
     view = (base._version, mask.storage_offset(), mask.shape[0], mask.shape[3], mask.stride(0), mask.stride(3))
     remembered = getattr(base, _KEY_RANGE, None)
@@ -317,6 +318,10 @@ def attended_key_range(mask: torch.Tensor) -> torch.Tensor | None:
     key_range = _key_range(mask)
     setattr(base, _KEY_RANGE, (view, key_range))
     return key_range
+
+
+def _capturing_a_graph(mask: torch.Tensor) -> bool:
+    return mask.is_cuda and torch.cuda.is_current_stream_capturing()
 
 
 def _key_range(mask: torch.Tensor) -> torch.Tensor:
