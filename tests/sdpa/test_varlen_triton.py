@@ -65,6 +65,14 @@ def test_variants_apply_within_each_sequence(variant, device):
     check_variant_per_sequence("triton", variant, device)
 
 
+def test_a_gradient_for_the_slopes_is_refused_by_name(device):
+    q, k, v, cu_q, cu_k, max_q, max_k = make_packed([(4, 5), (3, 2)], 2, 2, 8, torch.float32, device)
+    slopes = torch.rand(2, device=device, requires_grad=True)
+    out = run_varlen("triton", q.requires_grad_(), k, v, cu_q, cu_k, max_q, max_k, alibi_slopes=slopes)
+    with pytest.raises(NotImplementedError, match="does not compute gradients for alibi_slopes"):
+        out.sum().backward()
+
+
 @pytest.mark.parametrize("is_causal", [False, True])
 def test_descriptor_path_bounds_each_sequence(is_causal, device):
     """On the TMA path each program's descriptors span its own sequence's rows only."""
