@@ -36,7 +36,7 @@ keeps the forward finite where torch, which has none, is finite too.
 import torch
 from torch import Tensor
 
-from kernels.shared.custom_ops import NAMESPACE, dropout_of
+from kernels.shared.custom_ops import NAMESPACE, dropout_of, refuse_gradients
 from kernels.sdpa.triton.backward import launch_backward
 from kernels.sdpa.triton.common import accumulator_dtype, empty_attention_output
 from kernels.sdpa.triton.decode import launch_decode, plan_num_splits
@@ -138,12 +138,7 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_out, _grad_lse):
     """The log-sum-exp is an internal statistic: its gradient is ignored (it is never used as a loss)."""
-    for index, name in _NO_GRADIENT.items():
-        if index < len(ctx.needs_input_grad) and ctx.needs_input_grad[index]:
-            raise NotImplementedError(
-                f"the triton attention backend does not compute gradients for {name}; "
-                f"detach it or use backend='torch'"
-            )
+    refuse_gradients(ctx, _NO_GRADIENT, "attention")
     query, key, value, out, lse, mask, seed, alibi_slopes, sinks = ctx.saved_tensors
     if lse.numel() == 0 and query.numel() > 0:
         raise RuntimeError("attention_forward was called with return_lse=False: it cannot be differentiated")

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 import reference
 from kernels.shared.backends import note_backend_ran, resolve_backend
-from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed
+from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed, needs_gradient
 from kernels.shared.dropout import Dropout
 from kernels.shared.triton_availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
 from kernels.sdpa.masks import causal_keep_mask
@@ -31,9 +31,7 @@ def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p,
         if rank3:
             mask = mask.unsqueeze(1)
     options = () if variants is None else variant_op_arguments(variants)
-    needs_grad = torch.is_grad_enabled() and any(
-        tensor is not None and tensor.requires_grad
-        for tensor in (query, key, value, attn_mask, *(option for option in options if torch.is_tensor(option))))
+    needs_grad = needs_gradient(query, key, value, attn_mask, *options)
     out, _ = custom_ops.attention_forward(query, key, value, mask, is_causal, scale, dropout_p, seed, needs_grad,
                                           *options)
     return out.squeeze(1) if rank3 else out

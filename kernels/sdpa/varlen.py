@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 import reference
 from kernels.shared.backends import note_backend_ran, resolve_backend
-from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed
+from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed, needs_gradient
 from kernels.shared.triton_availability import TRITON_AVAILABLE
 from kernels.sdpa.torch_variants import torch_attention_with_variants
 from kernels.sdpa.validation import check_attention_kernel_limits
@@ -56,9 +56,7 @@ def _run_triton(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
     scale = reference.default_scale(q.shape[-1]) if scale is None else float(scale)
     seed = draw_seed(ATTENTION_SEED_HIGH) if dropout_p > 0.0 else None
     options = () if variants is None else variant_op_arguments(variants)
-    needs_grad = torch.is_grad_enabled() and any(
-        tensor is not None and tensor.requires_grad
-        for tensor in (q, k, v, *(option for option in options if torch.is_tensor(option))))
+    needs_grad = needs_gradient(q, k, v, *options)
     out, _ = varlen_custom_ops.varlen_attention_forward(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
                                                         max_seqlen_k, is_causal, scale, float(dropout_p), seed,
                                                         needs_grad, *options)

@@ -13,7 +13,7 @@ do not (the backward refuses, naming them).
 import torch
 from torch import Tensor
 
-from kernels.shared.custom_ops import NAMESPACE, dropout_of
+from kernels.shared.custom_ops import NAMESPACE, dropout_of, refuse_gradients
 from kernels.sdpa.custom_ops import empty_sink_grad, op_variants
 from kernels.sdpa.triton.sequences import PackedSequences
 from kernels.sdpa.triton.varlen import empty_varlen_lse, launch_varlen_backward, launch_varlen_forward
@@ -87,10 +87,7 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_out, _grad_lse):
     """The log-sum-exp is an internal statistic: its gradient is ignored."""
-    for index, name in _NO_GRADIENT.items():
-        if index < len(ctx.needs_input_grad) and ctx.needs_input_grad[index]:
-            raise NotImplementedError(f"the triton varlen_attention backend does not compute gradients for {name}; "
-                                      f"detach it or use backend='torch'")
+    refuse_gradients(ctx, _NO_GRADIENT, "varlen_attention")
     q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k, seed, alibi_slopes, sinks = ctx.saved_tensors
     if lse.numel() == 0 and q.numel() > 0:
         raise RuntimeError("varlen_attention_forward was called with return_lse=False: it cannot be differentiated")

@@ -1,4 +1,6 @@
-"""What the torch.library custom ops share: their namespace and how a dropout seed is drawn.
+"""What the torch.library custom ops share: their namespace, how a dropout seed is drawn, and the
+autograd questions both attention families ask (does a call need its backward's statistics; which
+inputs the backward refuses to differentiate).
 
 The Triton launchers are registered as custom ops (kernels/sdpa/custom_ops.py,
 kernels/positional/custom_ops.py) so that `torch.compile` sees each fused kernel as one opaque node with a
@@ -36,3 +38,18 @@ def draw_seed(high: int) -> torch.Tensor:
 def dropout_of(dropout_p: float, seed: torch.Tensor | None) -> Dropout:
     """The launchers' Dropout for an op's (dropout_p, seed) arguments: `Dropout()` without dropout."""
     return Dropout() if seed is None or dropout_p == 0.0 else Dropout(dropout_p, int(seed.item()))
+
+
+def needs_gradient(*arguments) -> bool:
+    """Whether autograd will ask for the backward of a call on these arguments (non-tensors ignored):
+    the forward stores the statistics the backward needs only then."""
+    return torch.is_grad_enabled() and any(torch.is_tensor(each) and each.requires_grad for each in arguments)
+
+
+def refuse_gradients(ctx, no_gradient: dict[int, str], function: str) -> None:
+    """Raise, naming the input, where autograd asks for a gradient the Triton backward of `function`
+    does not compute (`no_gradient`: the op's input index -> the argument's name)."""
+    for index, name in no_gradient.items():
+        if index < len(ctx.needs_input_grad) and ctx.needs_input_grad[index]:
+            raise NotImplementedError(f"the triton {function} backend does not compute gradients for {name}; "
+                                      "detach it or use backend='torch'")
