@@ -447,14 +447,11 @@ def _accumulate_dq(
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
             SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=False,
             FOLD_SCALE=FOLD_SCALE)
-        ds = p * (dp - delta[:, None])
-        if MASK_GRAD:
-            if SOFTCAP:  # the mask is added after the cap: its gradient lacks the cap's derivative
-                _store_score_gradient(dmask_rows, probs * (dp - delta[:, None]), offs_m, offs_n, stride_dmask_n,
-                                     n_queries, n_keys, EVEN_M=EVEN_M, EVEN_N=EVEN_N)
-            else:
-                _store_score_gradient(dmask_rows, ds, offs_m, offs_n, stride_dmask_n, n_queries, n_keys,
-                                     EVEN_M=EVEN_M, EVEN_N=EVEN_N)
+        dp_centered = dp - delta[:, None]
+        ds = p * dp_centered
+        if MASK_GRAD:  # the mask is added after the soft cap: its gradient lacks the cap's derivative
+            _store_score_gradient(dmask_rows, probs * dp_centered if SOFTCAP else ds, offs_m, offs_n,
+                                  stride_dmask_n, n_queries, n_keys, EVEN_M=EVEN_M, EVEN_N=EVEN_N)
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=INPUT_PRECISION, out_dtype=dq.dtype)
     return dq
 
@@ -644,6 +641,7 @@ def launch_backward(
 
     mask_args = MaskArgs(mask, placeholder=q)
     kernel_variants = KernelVariants(variants, placeholder=q, accumulator=accumulator_dtype(q.dtype))
+    qk_scale = scale * LOG2E.value
     common = dict(
         HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
         MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=False),
@@ -651,11 +649,11 @@ def launch_backward(
         USE_DROPOUT=dropout.active, WIDE_OFFSETS=needs_wide_offsets(q, k, v, dout, dq, dk, dv, mask, mask_grad),
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), block_dv), VARLEN=sequences is not None,
         **precision_flags(q.dtype), **kernel_variants.flags,
-        FOLD_SCALE=scale_folds(scale * LOG2E.value, mask_args.kind, kernel_variants.flags),
+        FOLD_SCALE=scale_folds(qk_scale, mask_args.kind, kernel_variants.flags),
     )
     sequence_args = sequence_pointer_args(sequences, placeholder=q)
     statistic_strides = delta.stride()[:2]  # the lse is laid out like delta
-    scalars = (n_heads, n_heads // n_kv_heads, n_queries, n_keys, scale * LOG2E.value, scale,
+    scalars = (n_heads, n_heads // n_kv_heads, n_queries, n_keys, qk_scale, scale,
                dropout.p, dropout.keep_scale, dropout.seed, seq_bucket(n_queries), seq_bucket(n_keys),
                int(sequences is None and n_queries % ALIGNED_LENGTH == 0 and n_keys % ALIGNED_LENGTH == 0))
 
