@@ -141,13 +141,13 @@ FORWARD_TILES = TileSet(
 # other side, on 8 warps: 64 keys x 16 queries for dK/dV (its accumulators take 128 registers a
 # thread; 32 queries spill 8-124 bytes on sm_80 with a mask, one stage 260-550 bytes anywhere), 64
 # queries x 32 keys for dQ (64x16 on 4 warps spills 316 bytes causal on sm_90, one stage spills).
-_BACKWARD_SINGLE = (
+_BACKWARD_DK_DV_SINGLE = (
     # fp32 dots as three TF32 dots (tf32x3) hold each operand twice (high and low TF32 halves), in
     # HMMA operand layouts where every warp holds its rows' whole head dim: 16-row tiles only. 32x32
     # spills in dK/dV at every head dim (2.7 KB a thread on sm_90, 21 KB on sm_80), 32x16 and 32x32 on
     # 8 warps at d128. 16x32 is spill-free at d64 (<= 227 registers), 16x16 on one stage at d128
-    # (<= 255, dQ with a bool mask spills 40 bytes on sm_80; dK/dV with uneven lengths 8-12 bytes, hence
-    # 16x16 on 8 warps there: <= 254 registers). Above d128 the score dots read their
+    # (<= 255; uneven lengths spill 8-12 bytes, hence 16x16 on 8 warps there: <= 254 registers; dQ,
+    # which spilled on both, has its own list below). Above d128 the score dots read their
     # operands in head-dim chunks (common.head_dim_chunk); what is left is dK and dV (16 x 256 fp32
     # each) and the whole q or dO tile of the gradient dots: 16x16 on 4 warps still reached 255
     # registers and spilled 16-300 bytes with key padding, on 8 warps it peaks at 222 (causal).
@@ -178,7 +178,7 @@ BACKWARD_DK_DV_TILES = TileSet(
         TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=128),
         TileConfig(16, 64, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
     ),
-    single=_BACKWARD_SINGLE,
+    single=_BACKWARD_DK_DV_SINGLE,
     double=_BACKWARD_DOUBLE,
 )
 BACKWARD_DQ_TILES = TileSet(
