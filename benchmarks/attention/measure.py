@@ -6,6 +6,7 @@ memory) gives a row with the reason instead of numbers: nothing is dropped silen
 """
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
 import torch
 
@@ -65,13 +66,14 @@ def with_rates_vs_causal(rows: list[Row]) -> list[Row]:
     """Each timed row of a score-variant case with `rate_vs_causal` = its TFLOP/s over the same
     provider's on the plain causal case of the same shape and mode: the share of the plain kernel's speed
     a variant keeps (a sliding window's FLOPs count its band only, so its rate is per attended score)."""
-    causal = {(row.case.batch, row.case.heads, row.case.seq_len, row.case.head_dim, row.case.mode, row.provider):
-              row["tflops"] for row in rows if row.case.mask is MaskKind.CAUSAL and row.timing}
+    def same_shape(row: Row) -> tuple:
+        return replace(row.case, mask=MaskKind.CAUSAL), row.provider
+
+    causal = {same_shape(row): row["tflops"] for row in rows if row.case.mask is MaskKind.CAUSAL and row.timing}
     rated = []
     for row in rows:
-        key = (row.case.batch, row.case.heads, row.case.seq_len, row.case.head_dim, row.case.mode, row.provider)
-        if row.case.mask in SCORE_VARIANT_KINDS and row.timing and causal.get(key):
-            row = row.with_values(rate_vs_causal=row["tflops"] / causal[key])
+        if row.case.mask in SCORE_VARIANT_KINDS and row.timing and causal.get(same_shape(row)):
+            row = row.with_values(rate_vs_causal=row["tflops"] / causal[same_shape(row)])
         rated.append(row)
     return rated
 
