@@ -8,6 +8,7 @@ would make it believe that package is installed (tests/hf/test_transformers_comp
 from kernels.shared.backends import BACKENDS, record_backends, use_backend
 from kernels.sdpa.functional import attention, attention_dropout_mask, causal_attention_with_key_padding
 from kernels.sdpa.varlen import varlen_attention
+from kernels.sdpa.block_mask import BlockMask
 from kernels.positional.functional import add_positional_encoding, sinusoidal_embedding
 from kernels.nn import (
     MultiHeadAttention, MultiheadAttention, PositionalEncoder, SinusoidalEmbedding, Transformer, replace_attention,
@@ -18,7 +19,7 @@ from kernels import distributed
 __version__ = "0.1.0"
 
 __all__ = [
-    "attention", "attention_dropout_mask", "causal_attention_with_key_padding", "varlen_attention",
+    "attention", "attention_dropout_mask", "causal_attention_with_key_padding", "varlen_attention", "BlockMask",
     "MultiHeadAttention", "MultiheadAttention", "replace_attention",
     "Transformer", "ModelConfig", "EncoderDecoderModel", "EncoderClassifier", "DecoderOnlyLM", "generate",
     "add_positional_encoding", "sinusoidal_embedding", "PositionalEncoder", "SinusoidalEmbedding",

@@ -7,6 +7,7 @@ from kernels.shared.backends import note_backend_ran, resolve_backend
 from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed, needs_gradient
 from kernels.shared.dropout import Dropout
 from kernels.shared.triton_availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
+from kernels.sdpa.block_mask import BlockMask
 from kernels.sdpa.masks import causal_keep_mask
 from kernels.sdpa.validation import check_attention_inputs, check_attention_kernel_limits, check_key_padding
 from kernels.sdpa.variants import attention_variants, run_attention_with_variants, variant_op_arguments
@@ -65,7 +66,9 @@ def attention(
 
     Same arguments and semantics: query (B, Hq, Nq, D), key/value (B, Hkv, Nk, D|Dv); a bool
     attn_mask keeps the scores where True, a float one is added; is_causal is top-left aligned;
-    a query with no key to attend returns zeros. `backend` ("triton", "torch", "reference") forces
+    a query with no key to attend returns zeros; attn_mask may also be a `BlockMask` (its mask, with
+    the block map built ahead: on the Triton backend tiles a mask hides whole are never visited,
+    whether or not it comes as a BlockMask). `backend` ("triton", "torch", "reference") forces
     an implementation; by default CUDA runs Triton, CPU runs torch (or Triton's interpreter when
     TRITON_INTERPRET=1). The Triton result is laid out (B, Nq, Hq, Dv) in memory, like torch's flash
     backend, so `out.transpose(1, 2).reshape(B, Nq, -1)` merges heads without a copy.
@@ -81,6 +84,8 @@ def attention(
     that join each row's softmax denominator. Every backend runs them, with gradients for q, k, v
     and the sinks (and a float attn_mask); gradients for the slopes only off triton.
     """
+    if isinstance(attn_mask, BlockMask):  # its map is remembered on its mask, where the launchers look
+        attn_mask = attn_mask.mask
     check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
     variants = None  # four `is None` tests: the plain call pays nothing more
     if window is not None or softcap is not None or alibi_slopes is not None or sinks is not None:

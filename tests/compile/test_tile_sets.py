@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 
+from kernels.sdpa.block_mask import MAP_BLOCK
 from kernels.sdpa.triton import configs
 from kernels.sdpa.triton.common import INTERPRETING
 from kernels.sdpa.triton.configs import (
@@ -96,3 +97,14 @@ def test_decode_rows_stay_within_the_dtype_cap(dtype, head_dim):
         assert block_m == min(cap, largest) or block_m >= rows, (rows, block_m)
     if dtype == torch.float32 and head_dim > 128:
         assert decode_block_m(64, dtype, head_dim) == 16  # 32 and 64 rows spill 0.6-2.1 KB a thread
+
+
+@pytest.mark.parametrize("kernel", ["forward", "backward dK/dV", "backward dQ"])
+def test_every_tile_divides_the_block_map_tile(kernel):
+    """A kernel tile must lie inside one block-map tile (kernels/sdpa/block_mask.py): the tile lists
+    walk each listed map block in MAP_BLOCK // BLOCK steps, and a program's map row is its first
+    row's. The interpreter's tiles too."""
+    tiles = TILE_SETS[kernel]
+    interpreter = configs.INTERPRETER_FORWARD_TILE if kernel == "forward" else configs.INTERPRETER_BACKWARD_TILE
+    for tile in (*tiles.half, *tiles.single, *tiles.double, interpreter):
+        assert MAP_BLOCK % tile.block_m == 0 and MAP_BLOCK % tile.block_n == 0, tile

@@ -95,3 +95,15 @@ def test_a_causal_forward_reads_no_tensor_on_the_host(monkeypatch):
         out = kernels.attention(query, key, value, is_causal=True, backend="triton")
     assert ran == ["attention_forward_kernel"]
     assert_attention_close(out, query, key, value, is_causal=True)
+
+
+def test_a_block_map_forward_reads_no_tensor_on_the_host(monkeypatch):
+    """A dense mask over more than one map tile: its block map and tile lists are built on the
+    device (kernels/sdpa/block_mask.py), read by the kernel, never by the host."""
+    query, key, value = (torch.randn(1, 2, 150, 16) for _ in range(3))
+    document = (torch.arange(150) >= 100).long()
+    mask = document[:, None] == document[None, :]
+    with host_reads_refused(monkeypatch) as ran:
+        out = kernels.attention(query, key, value, attn_mask=mask, backend="triton")
+    assert ran == ["attention_forward_kernel"]
+    assert_attention_close(out, query, key, value, attn_mask=mask)

@@ -14,7 +14,9 @@ is ever stored. Three launches, none with atomics, so results are deterministic 
    spills nothing at the shipped d64/d128 tiles, and without the flag the kernel compiles as before
    (`python -m benchmarks compile --variants additive_mask additive_mask_grad`).
 Both gradient kernels take the forward's flags (mask kind, causal with tile skipping, key-padding
-span, dropout regenerated from the same Philox seed, EVEN_M/EVEN_N, padded head dims, VARLEN packed
+span, a dense mask's block map (SPARSE_BLOCK: the dK/dV kernel walks the query tiles listed for its
+key block, the dQ kernel the key tiles listed for its query block, tile_lists.py), dropout regenerated
+from the same Philox seed, EVEN_M/EVEN_N, padded head dims, VARLEN packed
 sequences with lse and delta (Hq, total_q): see sequences.py; and the score variants of
 score_variants.py: soft cap, ALiBi, window with tile skipping, sinks, whose own gradient torch
 reduces from lse and delta). A fully
@@ -31,7 +33,7 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, head_dim_chunk, head_dim_chunked_dot, index_range,
+    EVEN_LENGTHS, INTERPRETING, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, head_dim_chunk, head_dim_chunked_dot, index_range,
     key_span, load_tile, log2_units, masked_scores, needs_wide_offsets, padded_head_dim, precision_flags,
     query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
 )
@@ -43,6 +45,7 @@ from kernels.sdpa.triton.score_variants import (
     VARIANT_FLAGS, KernelVariants, clip_to_window, per_row_values, sink_gradient, soft_cap_slope,
     tile_straddles_window, windowed_scores,
 )
+from kernels.sdpa.triton.tile_lists import listed_tiles, tile_at
 from kernels.sdpa.triton.sequences import PackedSequences, sequence_pointer_args, sequence_rows
 from kernels.sdpa.variants import AttentionVariants
 from kernels.shared.dropout import Dropout
@@ -54,15 +57,9 @@ def _autotune(tiles: TileSet, *flags: str) -> dict:
         # aligned_lengths: lengths that divide every tile, else the pruner drops the tiles that spill
         # with bounds checks (configs.UNEVEN)
         key=["seq_bucket_q", "seq_bucket_k", "aligned_lengths", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW",
-             "USE_KEY_RANGE", "IS_CAUSAL", "USE_DROPOUT", "VARLEN", "FOLD_SCALE", *VARIANT_FLAGS, *flags],
+             "USE_KEY_RANGE", "IS_CAUSAL", "USE_DROPOUT", "VARLEN", "FOLD_SCALE", "SPARSE_BLOCK", *VARIANT_FLAGS, *flags],
         prune_configs_by={"early_config_prune": head_dim_pruner(tiles)},
     )
-
-
-_EVEN_LENGTHS = {
-    "EVEN_M": lambda args: not args["VARLEN"] and args["n_queries"] % args["BLOCK_M"] == 0,
-    "EVEN_N": lambda args: not args["VARLEN"] and args["n_keys"] % args["BLOCK_N"] == 0,
-}
 
 
 @triton.jit
@@ -105,7 +102,7 @@ def _recompute_tile(
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr, APPLY_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
-    KEYS_FIRST: tl.constexpr, FOLD_SCALE: tl.constexpr,
+    KEYS_FIRST: tl.constexpr, FOLD_SCALE: tl.constexpr, masked_tile=None,
 ):
     """For one (BLOCK_M, BLOCK_N) tile (queries from `first_query`, keys from `first_key`): the
     forward's probabilities P (times the soft cap's derivative with SOFTCAP: what dS = P (dP - delta)
@@ -114,12 +111,14 @@ def _recompute_tile(
     P (dP - delta) without the cap's derivative). The window compare runs on tiles that straddle the
     band only. With `k` and `v` None, `q` and `do` hold the products q @ K^T and dO @ V^T already (_score_products).
     KEYS_FIRST computes both dots transposed, keys as their rows (see scores_keys_first). FOLD_SCALE
-    (common.scale_folds): the scores stay raw through the masks, and the scale joins the exponent's FFMA."""
+    (common.scale_folds): the scores stay raw through the masks, and the scale joins the exponent's FFMA.
+    `masked_tile`: see common.masked_scores (a FULL tile of a block map reads no mask)."""
     qk, capped = masked_scores(q, None if k is None else tl.trans(k), qk_scale, offs_m, offs_n, mask_base,
                                stride_mask_m, stride_mask_n, n_queries, n_keys, MASK_KIND=MASK_KIND,
                                MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
                                INPUT_PRECISION=INPUT_PRECISION, row_slopes=row_slopes, softcap_log2=softcap_log2,
-                               SOFTCAP=SOFTCAP, ALIBI=ALIBI, KEYS_FIRST=KEYS_FIRST, FOLD_SCALE=FOLD_SCALE)
+                               SOFTCAP=SOFTCAP, ALIBI=ALIBI, KEYS_FIRST=KEYS_FIRST, FOLD_SCALE=FOLD_SCALE,
+                               masked_tile=masked_tile)
     if WINDOW_LEFT or WINDOW_RIGHT:
         if tile_straddles_window(first_query, first_query + offs_m.shape[0] - 1, first_key,
                                  first_key + offs_n.shape[0] - 1, window_left, window_right,
@@ -204,13 +203,18 @@ def _accumulate_dk_dv(
     WIDE_OFFSETS: tl.constexpr, REREAD_Q_DO: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     KEYS_FIRST: tl.constexpr, stride_kd=0, stride_vd=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
-    FOLD_SCALE: tl.constexpr = False,
+    FOLD_SCALE: tl.constexpr = False, tile_list=None, full_steps=0, SPARSE_BLOCK: tl.constexpr = 0,
 ):
-    """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV.
+    """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV (with
+    SPARSE_BLOCK, the steps [query_start, query_end) of the block map's `tile_list`: tile_lists.py).
     With HEAD_DIM_CHUNK, `k` and `v` point at each key row (columns stride_kd, stride_vd apart) and the
     score products are read a head-dim chunk at a time (_score_products); q and dO are then read whole
     for the dV and dK dots only."""
-    for start_m in range(query_start, query_end, BLOCK_M):
+    for step in range(query_start, query_end, 1 if SPARSE_BLOCK else BLOCK_M):
+        if SPARSE_BLOCK:
+            start_m, masked_tile = tile_at(step, tile_list, full_steps, BLOCK=BLOCK_M, SPARSE_BLOCK=SPARSE_BLOCK)
+        else:  # every tile reads the mask: the code compiled before block maps existed
+            start_m, masked_tile = step, None
         offs_m = index_range(start_m, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
         # Rows past the end read the last row instead of a masked load (no predicate per element, which
         # 16-bit d256 cannot afford): their lse is +inf, so P and dS are 0 there and they add nothing.
@@ -240,7 +244,7 @@ def _accumulate_dk_dv(
             APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
             SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=KEYS_FIRST,
-            FOLD_SCALE=FOLD_SCALE)
+            FOLD_SCALE=FOLD_SCALE, masked_tile=masked_tile)
         if HEAD_DIM_CHUNK:  # the whole dO tile for the dV dot, the whole q tile after it: never both live
             do = _load_row_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, EVEN_M=True, PAD=PAD_DV,
                                 DOT_IN_FP32=DOT_IN_FP32)
@@ -263,7 +267,7 @@ def _accumulate_dk_dv(
 
 @triton.autotune(**_autotune(BACKWARD_DK_DV_TILES))
 @triton.heuristics({
-    **_EVEN_LENGTHS,
+    **EVEN_LENGTHS,
     "KEYS_FIRST": lambda args: scores_keys_first(args["q_ptr"].dtype, args["BLOCK_M"], args["BLOCK_N"]),
 })
 @triton.jit(do_not_specialize=["dropout_seed", "aligned_lengths"])
@@ -271,6 +275,7 @@ def _attention_backward_dk_dv_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, mask_ptr, key_range_ptr,
     cu_seqlens_q_ptr, cu_seqlens_k_ptr,
     slopes_ptr, stride_slopes_b, sinks_ptr, softcap_log2, window_left, window_right,
+    tile_lists_ptr, stride_lists_b, stride_lists_h, stride_lists_block,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -286,7 +291,7 @@ def _attention_backward_dk_dv_kernel(
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     REREAD_Q_DO: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr, VARLEN: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
-    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr,
+    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr, SPARSE_BLOCK: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, KEYS_FIRST: tl.constexpr,
 ):
     start_n = tl.program_id(0)
@@ -347,23 +352,34 @@ def _attention_backward_dk_dv_kernel(
         do_base = dout_ptr + batch * stride_dob + head * stride_doh + query_row0 * stride_dom
         row_base = batch * stride_stat_b + head * stride_stat_h + query_row0
         mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
-        # A causal key block visits the query tiles on its diagonal first, with the causal compare.
-        for past_diagonal in tl.static_range(0 if IS_CAUSAL else 1, 2):
+        tile_list, full_steps = tile_lists_ptr, 0
+        if SPARSE_BLOCK:  # the query tiles the block map lists for this key block and head
+            tile_list, full_steps, listed_steps = listed_tiles(
+                tile_lists_ptr, batch, head, start_n * BLOCK_N // SPARSE_BLOCK, stride_lists_b, stride_lists_h,
+                stride_lists_block, BLOCK=BLOCK_M, SPARSE_BLOCK=SPARSE_BLOCK)
+        # A causal key block visits the query tiles on its diagonal first, with the causal compare; with
+        # a block map, the listed tiles in one pass, the PARTIAL ones with the compare.
+        for past_diagonal in tl.static_range(0 if IS_CAUSAL and not SPARSE_BLOCK else 1, 2):
+            if SPARSE_BLOCK:
+                first_step, last_step = 0, listed_steps
+            elif past_diagonal:
+                first_step, last_step = diagonal_end, query_end
+            else:
+                first_step, last_step = query_start, tl.minimum(diagonal_end, query_end)
             dk, dv = _accumulate_dk_dv(
                 dk, dv, k, v, q_base, do_base, lse_ptr + row_base, delta_ptr + row_base, mask_base,
                 stride_qm, stride_qd, stride_dom, stride_dod, stride_mask_m, stride_mask_n,
-                offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale,
-                diagonal_end if past_diagonal else query_start,
-                query_end if past_diagonal else tl.minimum(diagonal_end, query_end),
+                offs_n, offs_d, offs_dv, n_queries, n_keys, qk_scale, first_step, last_step,
                 dropout_p, dropout_scale, dropout_seed, batch * n_heads + head,
                 row_slopes, softcap_log2, window_left, window_right, start_n * BLOCK_N,
                 HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
                 BLOCK_M=BLOCK_M, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
-                APPLY_CAUSAL=past_diagonal == 0, USE_DROPOUT=USE_DROPOUT,
+                APPLY_CAUSAL=past_diagonal == 0 or (IS_CAUSAL and SPARSE_BLOCK != 0), USE_DROPOUT=USE_DROPOUT,
                 EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
                 WIDE_OFFSETS=WIDE_OFFSETS, REREAD_Q_DO=REREAD_Q_DO,
                 SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=KEYS_FIRST,
-                stride_kd=stride_kd, stride_vd=stride_vd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, FOLD_SCALE=FOLD_SCALE)
+                stride_kd=stride_kd, stride_vd=stride_vd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, FOLD_SCALE=FOLD_SCALE,
+                tile_list=tile_list, full_steps=full_steps, SPARSE_BLOCK=SPARSE_BLOCK)
 
     dk = dk * sm_scale
     dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh + key_row0 * stride_dkn,
@@ -416,12 +432,18 @@ def _accumulate_dq(
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     stride_qd=0, stride_dod=0, HEAD_DIM_CHUNK: tl.constexpr = 0, FOLD_SCALE: tl.constexpr = False,
     dmask_rows=None, stride_dmask_n=0, MASK_GRAD: tl.constexpr = False,
+    tile_list=None, full_steps=0, SPARSE_BLOCK: tl.constexpr = 0,
 ):
-    """Add the key tiles [key_start, key_end) to a query block's dQ. With HEAD_DIM_CHUNK, `q` and `do`
+    """Add the key tiles [key_start, key_end) to a query block's dQ (with SPARSE_BLOCK, the steps
+    [key_start, key_end) of the block map's `tile_list`: tile_lists.py). With HEAD_DIM_CHUNK, `q` and `do`
     point at each query row (columns stride_qd, stride_dod apart) and the score products are read a
     head-dim chunk at a time (_score_products); only the dQ dot takes a whole k tile. MASK_GRAD: each
     tile's dS is also stored, at `dmask_rows` (each query row's pointer; see _store_score_gradient)."""
-    for start_n in range(key_start, key_end, BLOCK_N):
+    for step in range(key_start, key_end, 1 if SPARSE_BLOCK else BLOCK_N):
+        if SPARSE_BLOCK:
+            start_n, masked_tile = tile_at(step, tile_list, full_steps, BLOCK=BLOCK_N, SPARSE_BLOCK=SPARSE_BLOCK)
+        else:  # every tile reads the mask: the code compiled before block maps existed
+            start_n, masked_tile = step, None
         offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
         k = load_tile(tile_ptrs(k_base, offs_n, offs_d, stride_kn, stride_kd),
                       offs_n, offs_d, n_keys, HEAD_DIM, CHECK_ROWS=not EVEN_N, CHECK_COLS=PAD_D)
@@ -446,7 +468,7 @@ def _accumulate_dq(
             MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW, APPLY_CAUSAL=APPLY_CAUSAL, USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
             SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=False,
-            FOLD_SCALE=FOLD_SCALE)
+            FOLD_SCALE=FOLD_SCALE, masked_tile=masked_tile)
         dp_centered = dp - delta[:, None]
         ds = p * dp_centered
         if MASK_GRAD:  # the mask is added after the soft cap: its gradient lacks the cap's derivative
@@ -457,12 +479,13 @@ def _accumulate_dq(
 
 
 @triton.autotune(**_autotune(BACKWARD_DQ_TILES, "MASK_GRAD"))
-@triton.heuristics(_EVEN_LENGTHS)
+@triton.heuristics(EVEN_LENGTHS)
 @triton.jit(do_not_specialize=["dropout_seed", "aligned_lengths"])
 def _attention_backward_dq_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dq_ptr, mask_ptr, key_range_ptr,
     cu_seqlens_q_ptr, cu_seqlens_k_ptr,
     slopes_ptr, stride_slopes_b, sinks_ptr, softcap_log2, window_left, window_right,
+    tile_lists_ptr, stride_lists_b, stride_lists_h, stride_lists_block,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -478,7 +501,7 @@ def _attention_backward_dq_kernel(
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, WIDE_OFFSETS: tl.constexpr,
     HEAD_DIM_CHUNK: tl.constexpr, VARLEN: tl.constexpr, MASK_GRAD: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
-    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr,
+    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr, SPARSE_BLOCK: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
@@ -523,24 +546,37 @@ def _attention_backward_dq_kernel(
         row_slopes = tl.zeros([BLOCK_M], dtype=tl.float32) + per_row_values(
             slopes_ptr, batch * stride_slopes_b + head, True, LOG2E)
     dmask_rows = dmask_ptr + batch * stride_dmask_b + head * stride_dmask_h + offs_m * stride_dmask_m
-    # As in the forward: the key tiles before the diagonal, then a causal block's diagonal tiles.
-    for on_diagonal in tl.static_range(2 if IS_CAUSAL else 1):
+    tile_list, full_steps = tile_lists_ptr, 0
+    if SPARSE_BLOCK:  # the key tiles the block map lists for this query block
+        tile_list, full_steps, listed_steps = listed_tiles(
+            tile_lists_ptr, batch, head, start_m * BLOCK_M // SPARSE_BLOCK, stride_lists_b, stride_lists_h,
+            stride_lists_block, BLOCK=BLOCK_N, SPARSE_BLOCK=SPARSE_BLOCK)
+    # As in the forward: the key tiles before the diagonal, then a causal block's diagonal tiles; with
+    # a block map, the listed tiles in one pass, the PARTIAL ones with the compare.
+    for on_diagonal in tl.static_range(2 if IS_CAUSAL and not SPARSE_BLOCK else 1):
+        if SPARSE_BLOCK:
+            first_step, last_step = 0, listed_steps
+        elif on_diagonal:
+            first_step, last_step = diagonal_start, diagonal_end
+        else:
+            first_step, last_step = key_start, diagonal_start
         dq = _accumulate_dq(
             dq, q, do, lse_log2, delta, k_base, v_base, mask_base,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_m, stride_mask_n,
-            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale,
-            diagonal_start if on_diagonal else key_start, diagonal_end if on_diagonal else diagonal_start,
+            offs_m, offs_d, offs_dv, n_queries, n_keys, qk_scale, first_step, last_step,
             dropout_p, dropout_scale, dropout_seed, batch_head,
             row_slopes, softcap_log2, window_left, window_right, start_m * BLOCK_M,
             HEAD_DIM=HEAD_DIM, HEAD_DIM_V=HEAD_DIM_V, PAD_D=BLOCK_D != HEAD_DIM, PAD_DV=BLOCK_DV != HEAD_DIM_V,
             BLOCK_N=BLOCK_N, MASK_KIND=MASK_KIND, MASK_SHARED_ROW=MASK_SHARED_ROW,
-            APPLY_CAUSAL=on_diagonal == 1, USE_DROPOUT=USE_DROPOUT,
+            APPLY_CAUSAL=on_diagonal == 1 or (IS_CAUSAL and SPARSE_BLOCK != 0), USE_DROPOUT=USE_DROPOUT,
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, DOT_IN_FP32=DOT_IN_FP32, INPUT_PRECISION=INPUT_PRECISION,
             WIDE_OFFSETS=WIDE_OFFSETS,
             SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT,
             stride_qd=stride_qd, stride_dod=stride_dod, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, FOLD_SCALE=FOLD_SCALE,
-            dmask_rows=dmask_rows, stride_dmask_n=stride_dmask_n, MASK_GRAD=MASK_GRAD)
-    if MASK_GRAD:  # the key tiles the loops skipped (causal, window) get a zero gradient
+            dmask_rows=dmask_rows, stride_dmask_n=stride_dmask_n, MASK_GRAD=MASK_GRAD,
+            tile_list=tile_list, full_steps=full_steps, SPARSE_BLOCK=SPARSE_BLOCK)
+    if MASK_GRAD and not SPARSE_BLOCK:  # the key tiles the loops skipped (causal, window) get a zero gradient
+        # (with a block map the launcher zeroes the whole gradient first: the skipped tiles are scattered)
         covered_end = key_start + tl.cdiv(tl.maximum(diagonal_end - key_start, 0), BLOCK_N) * BLOCK_N
         _zero_score_gradient(dmask_rows, offs_m, 0, tl.minimum(key_start, n_keys), stride_dmask_n, n_queries,
                              n_keys, BLOCK_N=BLOCK_N, WIDE_OFFSETS=WIDE_OFFSETS, EVEN_M=EVEN_M, EVEN_N=EVEN_N)
@@ -649,24 +685,27 @@ def launch_backward(
         USE_DROPOUT=dropout.active, WIDE_OFFSETS=needs_wide_offsets(q, k, v, dout, dq, dk, dv, mask, mask_grad),
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), block_dv), VARLEN=sequences is not None,
         **precision_flags(q.dtype), **kernel_variants.flags,
-        FOLD_SCALE=scale_folds(qk_scale, mask_args.kind, kernel_variants.flags),
+        FOLD_SCALE=scale_folds(qk_scale, mask_args.kind, kernel_variants.flags), SPARSE_BLOCK=mask_args.sparse_block,
     )
+    if mask_grad is not None and mask_args.sparse_block:  # the tiles the block map skips are never written
+        mask_grad.zero_()
     sequence_args = sequence_pointer_args(sequences, placeholder=q)
     statistic_strides = delta.stride()[:2]  # the lse is laid out like delta
+    aligned = max(ALIGNED_LENGTH, mask_args.sparse_block)  # a block map's tiles run to its blocks' ends
     scalars = (n_heads, n_heads // n_kv_heads, n_queries, n_keys, qk_scale, scale,
                dropout.p, dropout.keep_scale, dropout.seed, seq_bucket(n_queries), seq_bucket(n_keys),
-               int(sequences is None and n_queries % ALIGNED_LENGTH == 0 and n_keys % ALIGNED_LENGTH == 0))
+               int(sequences is None and n_queries % aligned == 0 and n_keys % aligned == 0))
 
     _attention_backward_dk_dv_kernel[lambda meta: (triton.cdiv(n_keys, meta["BLOCK_N"]), batch * n_kv_heads)](
         q, k, v, dout, lse, delta, dk, dv, mask_args.tensor, mask_args.key_range_arg, *sequence_args,
-        *kernel_variants.args,
+        *kernel_variants.args, *mask_args.tile_list_args(is_causal, variants, by_keys=True),
         *q.stride(), *k.stride(), *v.stride(), *dout.stride(), *dk.stride(), *dv.stride(), *mask_args.strides,
         *statistic_strides,
         *scalars, **common, REREAD_Q_DO=rereads_query_tiles(q.dtype, max(common["BLOCK_D"], block_dv)),
     )
     _attention_backward_dq_kernel[lambda meta: (triton.cdiv(n_queries, meta["BLOCK_M"]), batch * n_heads)](
         q, k, v, dout, lse, delta, dq, mask_args.tensor, mask_args.key_range_arg, *sequence_args,
-        *kernel_variants.args,
+        *kernel_variants.args, *mask_args.tile_list_args(is_causal, variants, by_keys=False),
         *q.stride(), *k.stride(), *v.stride(), *dout.stride(), *dq.stride(), *mask_args.strides,
         *statistic_strides,
         *scalars, q if mask_grad is None else mask_grad, *((0,) * 4 if mask_grad is None else mask_grad.stride()),

@@ -229,6 +229,13 @@ DECODE_BLOCK_M = (16, 64)
 # 32 or 64 rows, and fp64 d256 on 64 rows does not fit an A100 block at all.
 DECODE_MAX_ROWS = TileSet(half=((128, 64), (256, 32)), single=((64, 64), (256, 16)), double=((64, 64), (256, 16)))
 
+# The largest padded head dim at which the forward and backward kernels skip tiles by a block map
+# (kernels/sdpa/block_mask.py), per dtype family. The map's FULL tiles predicate the mask's load off,
+# which costs registers: float32 past d64 has none to spare in the backward (dQ 16x32 at d128 with an
+# additive mask spilled 20 bytes on sm_90 with a map, none without), so float32 masks of larger head
+# dims are read whole, tile by tile, as without a map.
+BLOCK_MAP_MAX_HEAD_DIM = TileSet(half=256, single=64, double=256)
+
 # The interpreter runs one config, no timing. Small and unequal tiles make the tests cross tile
 # boundaries and exercise blocks that straddle two tiles on the causal diagonal.
 INTERPRETER_FORWARD_TILE = TileConfig(32, 16, num_warps=4, num_stages=1, max_head_dim=256)

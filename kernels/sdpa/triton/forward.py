@@ -28,6 +28,9 @@ Variants are constexpr flags of this one kernel:
   scores), the softmax scale is applied inside the exp2 instead of to each score first.
 - VARLEN: packed variable-length sequences (sequences.py): a program's batch index is a sequence,
   whose rows and lengths it reads from cu_seqlens; the lse is then (Hq, total_q).
+- SPARSE_BLOCK: a dense mask's block map (kernels/sdpa/block_mask.py; the map's tile size, else 0):
+  the key loop walks the key tiles the map lists for the program's query block (tile_lists.py), the
+  ones it keeps whole first, without reading the mask; the tiles it hides whole are never visited.
 
 Caveats: rows with no key to attend (fully masked) produce zeros and lse = -inf, never NaN. The
 log-sum-exp is written in natural-log units, fp32 (fp64 for fp64 inputs), shape (B, Hq, Nq). Float32
@@ -41,7 +44,7 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, MASK_NONE, MaskArgs, accumulator_dtype, dropout_keep, empty_attention_output,
+    EVEN_LENGTHS, INTERPRETING, LN2, LOG2E, MASK_NONE, MaskArgs, accumulator_dtype, dropout_keep, empty_attention_output,
     head_dim_chunk, head_dim_chunked_dot, index_range, key_span, load_tile, log2_units, masked_scores_from_rows,
     needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
 )
@@ -52,6 +55,7 @@ from kernels.sdpa.triton.score_variants import (
     VARIANT_FLAGS, KernelVariants, clip_to_window, lse_without_keys, per_row_values, start_row_stats,
     tile_straddles_window, windowed_scores,
 )
+from kernels.sdpa.triton.tile_lists import listed_tiles, tile_at
 from kernels.sdpa.triton.descriptors import row_tile_descriptor, scratch_allocator, uses_tensor_descriptors
 from kernels.sdpa.triton.sequences import PackedSequences, sequence_pointer_args, sequence_rows
 from kernels.sdpa.variants import AttentionVariants
@@ -75,8 +79,11 @@ def attend_key_tiles(
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     diagonal_start=0, USE_TMA: tl.constexpr = False,
     stride_qd=0, q_first_row=0, HEAD_DIM_CHUNK: tl.constexpr = 0, FOLD_SCALE: tl.constexpr = False,
+    tile_list=None, full_steps=0, SPARSE_BLOCK: tl.constexpr = 0,
 ):
     """Fold the key tiles [key_start, key_end) into the running (acc, m_i, l_i) of one query block.
+    With SPARSE_BLOCK (a block map, tile_lists.py) the loop runs over steps [key_start, key_end) of
+    `tile_list` instead, its first `full_steps` tiles reading no mask.
 
     The block's rows are `offs_m` (rows >= n_queries are padding); `mask_row_ptrs` points at each
     row's mask row (see masked_scores_from_rows). `k_tiles` and `v_tiles` are the base pointers of the
@@ -102,7 +109,11 @@ def attend_key_tiles(
     lse stay in the same units either way. Only where nothing is added to the scaled scores (soft
     cap, ALiBi, additive mask) and the scale is positive: max(s * c) = max(s) * c needs c > 0, and
     a masked -inf times 0 would be NaN."""
-    for start_n in range(key_start, key_end, BLOCK_N):
+    for step in range(key_start, key_end, 1 if SPARSE_BLOCK else BLOCK_N):
+        if SPARSE_BLOCK:
+            start_n, masked_tile = tile_at(step, tile_list, full_steps, BLOCK=BLOCK_N, SPARSE_BLOCK=SPARSE_BLOCK)
+        else:  # every tile reads the mask: the code compiled before block maps existed
+            start_n, masked_tile = step, None
         offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
         if HEAD_DIM_CHUNK:  # q @ k^T itself, summed over head-dim chunks: no whole K^T tile
             q_or_product = head_dim_chunked_dot(
@@ -127,7 +138,7 @@ def attend_key_tiles(
                                         APPLY_CAUSAL=False, EVEN_M=EVEN_M, EVEN_N=EVEN_N,
                                         INPUT_PRECISION=INPUT_PRECISION, query_pos=query_pos, row_slopes=row_slopes,
                                         softcap_log2=softcap_log2, SOFTCAP=SOFTCAP, ALIBI=ALIBI,
-                                        FOLD_SCALE=FOLD_SCALE)
+                                        FOLD_SCALE=FOLD_SCALE, masked_tile=masked_tile)
         if APPLY_CAUSAL:
             if start_n >= diagonal_start:
                 qk = tl.where(offs_m[:, None] >= offs_n[None, :], qk, float("-inf"))
@@ -180,17 +191,15 @@ def finish_rows(acc, m_i, l_i):
 @triton.autotune(
     configs=autotune_configs(FORWARD_TILES, INTERPRETER_FORWARD_TILE, INTERPRETING),
     key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-         "IS_CAUSAL", "USE_DROPOUT", "USE_TMA", "VARLEN", "FOLD_SCALE", *VARIANT_FLAGS],
+         "IS_CAUSAL", "USE_DROPOUT", "USE_TMA", "VARLEN", "FOLD_SCALE", "SPARSE_BLOCK", *VARIANT_FLAGS],
     prune_configs_by={"early_config_prune": head_dim_pruner(FORWARD_TILES)},
 )
-@triton.heuristics({
-    "EVEN_M": lambda args: not args["VARLEN"] and args["n_queries"] % args["BLOCK_M"] == 0,
-    "EVEN_N": lambda args: not args["VARLEN"] and args["n_keys"] % args["BLOCK_N"] == 0,
-})
+@triton.heuristics(EVEN_LENGTHS)
 @triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_forward_kernel(
     q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr, mask_ptr, key_range_ptr, cu_seqlens_q_ptr, cu_seqlens_k_ptr,
     slopes_ptr, stride_slopes_b, sinks_ptr, softcap_log2, window_left, window_right,
+    tile_lists_ptr, stride_lists_b, stride_lists_h, stride_lists_block,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -204,7 +213,7 @@ def _attention_forward_kernel(
     STORE_LSE: tl.constexpr, WIDE_OFFSETS: tl.constexpr, USE_TMA: tl.constexpr, VARLEN: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
-    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr,
+    WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr, SPARSE_BLOCK: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
@@ -258,9 +267,16 @@ def _attention_forward_kernel(
     if ALIBI:
         row_slopes = tl.zeros([BLOCK_M], dtype=tl.float32) + per_row_values(
             slopes_ptr, batch * stride_slopes_b + head, True, LOG2E)
+    tile_list, full_steps = tile_lists_ptr, 0
+    if SPARSE_BLOCK:  # the key tiles the block map lists for this query block (causal and window folded in)
+        tile_list, full_steps, diagonal_end = listed_tiles(
+            tile_lists_ptr, batch, head, first_row // SPARSE_BLOCK, stride_lists_b, stride_lists_h,
+            stride_lists_block, BLOCK=BLOCK_N, SPARSE_BLOCK=SPARSE_BLOCK)
+        key_start = 0
 
     # Tiles before the diagonal need no causal compare, the diagonal tiles [diagonal_start,
-    # diagonal_end) do (non-causal: diagonal_end is the key span's end).
+    # diagonal_end) do (non-causal: diagonal_end is the key span's end); with a block map those are
+    # the listed tiles' steps, the compare still decided by each tile's position.
     acc, m_i, l_i = attend_key_tiles(
         acc, m_i, l_i, q, k_tiles, v_tiles, mask_row_ptrs,
         stride_kn, stride_kd, stride_vn, stride_vd, stride_mask_n,
@@ -274,7 +290,8 @@ def _attention_forward_kernel(
         window_left=window_left, window_right=window_right, first_row=first_row, last_row=last_row,
         SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT,
         diagonal_start=diagonal_start, USE_TMA=USE_TMA,
-        stride_qd=stride_qd, q_first_row=start_m * BLOCK_M, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, FOLD_SCALE=FOLD_SCALE)
+        stride_qd=stride_qd, q_first_row=start_m * BLOCK_M, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, FOLD_SCALE=FOLD_SCALE,
+        tile_list=tile_list, full_steps=full_steps, SPARSE_BLOCK=SPARSE_BLOCK)
 
     out, lse = finish_rows(acc, m_i, l_i)
     out_base = out_ptr + batch * stride_ob + head * stride_oh + query_row0 * stride_om
@@ -349,6 +366,7 @@ def launch_forward(
     launch(
         q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
         *sequence_pointer_args(sequences, placeholder=q), *kernel_variants.args,
+        *mask_args.tile_list_args(is_causal, variants, by_keys=False),
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
         *((0, 0) if lse is None else lse.stride()[:2]),
         n_heads, n_heads // n_kv_heads, n_queries, n_keys, qk_scale,
@@ -362,6 +380,6 @@ def launch_forward(
         WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask), USE_TMA=use_tma, VARLEN=sequences is not None,
         **precision_flags(q.dtype), **kernel_variants.flags,
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), padded_head_dim(head_dim_v)),
-        FOLD_SCALE=scale_folds(qk_scale, mask_args.kind, kernel_variants.flags),
+        FOLD_SCALE=scale_folds(qk_scale, mask_args.kind, kernel_variants.flags), SPARSE_BLOCK=mask_args.sparse_block,
     )
     return out, lse

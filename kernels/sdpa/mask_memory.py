@@ -1,0 +1,30 @@
+"""What the launchers derive from a mask (the key-padding span, the block map's tile lists), computed
+once per mask and remembered on the mask's base tensor.
+
+A model hands the same mask to every layer (Hugging Face passes one mask object down the stack), and
+each derived value costs a few small device ops a call: remembered, the layers after the first reuse
+it. An entry is keyed by the view's layout and the base's version counter (which any in-place write
+bumps), so a mask rewritten in place is summarised again. Never while a CUDA graph is being captured
+(a graph replays with the mask rewritten in place, so the ops must be in the graph) nor for an
+inference tensor (it has no version counter): then the value is computed every call.
+"""
+from collections.abc import Callable, Hashable
+
+import torch
+
+
+def remembered(mask: torch.Tensor, name: str, key: Hashable, compute: Callable[[], object]):
+    """compute(), or the value it returned for this view of the same unchanged base under `name` and `key`.
+    One entry per name: a new view or key replaces the last one."""
+    base = mask if mask._base is None else mask._base
+    if base.is_inference() or (mask.is_cuda and torch.cuda.is_current_stream_capturing()):
+        return compute()
+    strides = tuple(0 if size == 1 else stride for size, stride in zip(mask.shape, mask.stride()))  # size 1: any
+    view = (base._version, mask.storage_offset(), tuple(mask.shape), strides, key)
+    attribute = f"_kernels_{name}"
+    entry = getattr(base, attribute, None)
+    if entry is not None and entry[0] == view:
+        return entry[1]
+    value = compute()
+    setattr(base, attribute, (view, value))
+    return value
