@@ -3,9 +3,9 @@
 It receives what transformers' sdpa path receives (see `triton_attention_forward`) and returns what it
 returns, but runs `kernels.attention`: grouped-query attention through `enable_gqa` (no repeated
 keys/values), padding and T5's position bias as one mask, and dropout only in training. Gemma 2's
-`softcap` and gpt-oss's sinks (`s_aux`) map onto the attention variants, which every backend runs; so
-does a layer's `sliding_window` in a padding-free batch, where no mask carries it (a padded batch's mask
-holds the window already).
+`softcap`, gpt-oss's sinks (`s_aux`) and the ALiBi slopes of a patched BLOOM (kernels/hf/alibi.py) map
+onto the attention variants, which every backend runs; so does a layer's `sliding_window` in a
+padding-free batch, where no mask carries it (a padded batch's mask holds the window already).
 """
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ VARIANT_ARGUMENTS = {
     "softcap": "softcap",  # Gemma 2's logit soft-capping
     "s_aux": "sinks",  # gpt-oss's attention sinks
     "sinks": "sinks",
+    "alibi_slopes": "alibi_slopes",  # BLOOM, through kernels.hf.patch_alibi_attention
 }
 
 
