@@ -102,9 +102,9 @@ def triton_attention_forward(
         return packed_attention(query, key, value, packing, bool(causal), dropout_p, scaling, variants), None
     key_padding = causal_key_padding(attention_mask)
     if key_padding is not None:
-        if n_queries == n_keys and position_bias is None and not variants:
+        if n_queries == n_keys and position_bias is None:
             out = causal_attention_with_key_padding(query, key, value, key_padding, dropout_p=dropout_p, scale=scaling,
-                                                    enable_gqa=enable_gqa)
+                                                    enable_gqa=enable_gqa, **variants)
             return out.transpose(1, 2).contiguous(), None
         causal_part = causal_keep_mask(n_queries, n_keys, query.device, past_keys=n_keys - n_queries)
         attention_mask = causal_part & attention_mask  # materialise causality
