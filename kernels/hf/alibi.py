@@ -19,9 +19,9 @@ so any bias that equals it up to a per-row constant is the same attention:
   when the real keys of each row form one run (left or right padding), where `pads before j` is the
   same for every real key.
 Any other call (several queries and more keys, as in a prefill into a static cache; a mask with a gap
-between real tokens; under torch.compile, where checking the mask would break the graph) passes the
-model's own bias tensor to the kernel as an additive mask (`position_bias`): the same result, without
-the in-kernel bias.
+between real tokens; a padded batch under torch.compile, where checking the mask would break the graph;
+transformers 4.x, whose BLOOM builds a float mask of its own) passes the model's own bias tensor to the
+kernel inside an additive mask (`position_bias`): the same result, without the in-kernel bias.
 """
 import functools
 
@@ -51,9 +51,17 @@ def alibi_slopes(num_heads: int) -> torch.Tensor:
     return torch.cat([first, others])
 
 
-@functools.lru_cache(maxsize=None)
-def _slopes_on(num_heads: int, sign: float, device: torch.device) -> torch.Tensor:
+@functools.cache
+def _cached_slopes(num_heads: int, sign: float, device: torch.device) -> torch.Tensor:
     return (sign * alibi_slopes(num_heads)).to(device)
+
+
+def _slopes_on(num_heads: int, sign: float, device: torch.device) -> torch.Tensor:
+    """sign * the slopes on `device`: made once per device in eager mode (no copy per call); a compiled
+    graph makes them itself."""
+    if torch.compiler.is_compiling():
+        return (sign * alibi_slopes(num_heads)).to(device)
+    return _cached_slopes(num_heads, sign, device)
 
 
 def _real_keys_gapless(mask: torch.Tensor) -> bool:
@@ -107,8 +115,10 @@ class TritonBloomAttention(BloomAttention):
                 output_attentions=False, **kwargs):
         batch, n_queries, _ = hidden_states.shape
         query, key, value = self._reshape(self.query_key_value(hidden_states))
+        cache_position = kwargs.pop("cache_position", None)  # transformers 4.x passes it, for static caches
         if layer_past is not None:
-            key, value = layer_past.update(key, value, self.layer_idx)
+            extra = () if cache_position is None else ({"cache_position": cache_position},)
+            key, value = layer_past.update(key, value, self.layer_idx, *extra)
         out, _ = bloom_alibi_attention(self, query, key, value, attention_mask, alibi, self.attention_dropout.p,
                                        self.inv_norm_factor, output_attentions=output_attentions, **kwargs)
         output = self.dense(out.reshape(batch, n_queries, -1))
