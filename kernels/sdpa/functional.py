@@ -136,7 +136,6 @@ def causal_attention_with_key_padding(
     equivalent bool mask."""
     check_attention_inputs(query, key, value, None, dropout_p, True, scale, enable_gqa)
     check_key_padding(key_padding, query, key)
-    variants = _checked_variants(query, window, softcap, alibi_slopes, sinks)
     chosen = resolve_backend(backend, query.device)
     padding = key_padding[:, None, None, :]  # (B, 1, 1, Nk)
     if chosen != "triton":
@@ -144,6 +143,7 @@ def causal_attention_with_key_padding(
         return attention(query, key, value, attn_mask=causal & padding, dropout_p=dropout_p, scale=scale,
                          enable_gqa=enable_gqa, window=window, softcap=softcap, alibi_slopes=alibi_slopes,
                          sinks=sinks, backend=chosen)
+    variants = _checked_variants(query, window, softcap, alibi_slopes, sinks)
     out = _run_triton(query, key, value, padding, dropout_p, True, scale, variants)
     note_backend_ran(chosen)
     return out
