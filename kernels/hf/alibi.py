@@ -4,8 +4,10 @@ transformers computes BLOOM's attention inside `BloomAttention.forward`, with th
 an explicit tensor, so attn_implementation="triton" never reaches it. `patch_alibi_attention(model)`
 swaps the class of each `BloomAttention` module for `TritonBloomAttention` (the same weights and
 projections; its attention runs `triton_attention_forward` with `alibi_slopes`) and sets the model's
-attention implementation to "triton", so that transformers builds the masks `triton_mask` builds.
-`undo()` (or leaving the `with` block) restores both.
+attention implementation to "triton_alibi" (registered as "triton" is), so that transformers builds the
+masks `triton_mask` builds; `triton_mask` refuses a BLOOM model under any other of our names, whose
+unpatched attention would add the boolean mask to its scores. `undo()` (or leaving the `with` block)
+restores both.
 
 Why `alibi_slopes` (the kernels add -slope * |i - j|) gives BLOOM's attention: BLOOM adds
 slope * position(j), a key's position counted from the first real token of its row (the cumulative
@@ -34,6 +36,7 @@ except ImportError as error:
     raise ImportError("kernels.hf.alibi needs transformers with BLOOM (transformers.models.bloom)") from error
 
 from kernels.hf.attention import triton_attention_forward
+from kernels.hf.masks import PATCHED_MODELS
 
 _GAPLESS = "_kernels_hf_alibi_gapless"  # (mask version, whether each row's real keys form one run) on the mask
 
@@ -156,7 +159,7 @@ def patch_alibi_attention(model: nn.Module) -> AlibiPatch:
     `with kernels.hf.patch_alibi_attention(model): ...` scopes it. Refuses (ValueError naming `model`) a
     model without `BloomAttention` modules, one patched already, and one whose attention output is
     split by tensor-parallel slices (`slow_but_exact` with `pretraining_tp` > 1)."""
-    from kernels.hf import ATTENTION_NAME, register  # kernels.hf imports this module
+    from kernels.hf import register  # kernels.hf imports this module
 
     if not isinstance(model, nn.Module) or not hasattr(model, "config"):
         raise ValueError(f"model must be a loaded transformers model, got {type(model).__name__}")
@@ -176,4 +179,4 @@ def patch_alibi_attention(model: nn.Module) -> AlibiPatch:
     if others:
         raise ValueError(f"model has subclasses of BloomAttention ({', '.join(sorted(set(others)))}) whose "
                          "forward patch_alibi_attention would discard")
-    return AlibiPatch(model, found, register())
+    return AlibiPatch(model, found, register(PATCHED_MODELS["bloom"][0]))

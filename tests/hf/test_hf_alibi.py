@@ -100,12 +100,17 @@ def test_bloom_generates_and_trains_like_eager(backend, paths):
 def test_patch_is_scoped_and_refuses_other_models():
     model = tiny_eager_bloom()
     with kernels.hf.patch_alibi_attention(model) as patched:
-        assert patched is model and model.config._attn_implementation == kernels.hf.ATTENTION_NAME
+        assert patched is model and model.config._attn_implementation == "triton_alibi"
         assert all(type(layer.self_attention) is alibi.TritonBloomAttention for layer in model.transformer.h)
         with pytest.raises(ValueError, match="model .* is patched already"):
             kernels.hf.patch_alibi_attention(model)
     assert model.config._attn_implementation == "eager"
     assert all(type(layer.self_attention) is BloomAttention for layer in model.transformer.h)
+    if SLOPES == "slopes":  # BLOOM's masks come from the mask interface: an unpatched BLOOM is refused there
+        model.config._attn_implementation = kernels.hf.ATTENTION_NAME  # as from_pretrained(attn_implementation=...)
+        with pytest.raises(ValueError, match="cannot run bloom: .* call kernels.hf.patch_alibi_attention"):
+            model(torch.ones(1, 3, dtype=torch.long, device=DEVICE))
+        model.config._attn_implementation = "eager"
 
     llama = tf.LlamaForCausalLM(tf.LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
                                                num_attention_heads=2))
