@@ -10,6 +10,9 @@ Importing this module registers, under the one name "triton":
     import kernels.hf
     model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="triton")
     model.set_attn_implementation("triton")  # or switch a loaded model
+
+BLOOM computes its ALiBi attention in its own modules, which the name cannot reach:
+`kernels.hf.patch_alibi_attention(model)` patches a loaded one (kernels/hf/alibi.py).
 """
 try:
     from transformers import AttentionInterface
@@ -62,4 +65,7 @@ def is_registered(name: str = ATTENTION_NAME) -> bool:
 
 register()
 
-__all__ = ["ATTENTION_NAME", "register", "is_registered", "triton_attention_forward", "triton_mask"]
+from kernels.hf.alibi import AlibiPatch, alibi_slopes, patch_alibi_attention  # noqa: E402 (uses register)
+
+__all__ = ["ATTENTION_NAME", "register", "is_registered", "triton_attention_forward", "triton_mask",
+           "patch_alibi_attention", "AlibiPatch", "alibi_slopes"]

@@ -3,9 +3,9 @@
 It receives what transformers' sdpa path receives (see `triton_attention_forward`) and returns what it
 returns, but runs `kernels.attention`: grouped-query attention through `enable_gqa` (no repeated
 keys/values), padding and T5's position bias as one mask, and dropout only in training. Gemma 2's
-`softcap` and gpt-oss's sinks (`s_aux`) map onto the attention variants, which every backend runs; so
-does a layer's `sliding_window` in a padding-free batch, where no mask carries it (a padded batch's mask
-holds the window already).
+`softcap`, gpt-oss's sinks (`s_aux`) and the ALiBi slopes of a patched BLOOM (kernels/hf/alibi.py) map
+onto the attention variants, which every backend runs; so does a layer's `sliding_window` in a
+padding-free batch, where no mask carries it (a padded batch's mask holds the window already).
 """
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ VARIANT_ARGUMENTS = {
     "softcap": "softcap",  # Gemma 2's logit soft-capping
     "s_aux": "sinks",  # gpt-oss's attention sinks
     "sinks": "sinks",
+    "alibi_slopes": "alibi_slopes",  # BLOOM, through kernels.hf.patch_alibi_attention
 }
 
 
@@ -101,9 +102,9 @@ def triton_attention_forward(
         return packed_attention(query, key, value, packing, bool(causal), dropout_p, scaling, variants), None
     key_padding = causal_key_padding(attention_mask)
     if key_padding is not None:
-        if n_queries == n_keys and position_bias is None and not variants:
+        if n_queries == n_keys and position_bias is None:
             out = causal_attention_with_key_padding(query, key, value, key_padding, dropout_p=dropout_p, scale=scaling,
-                                                    enable_gqa=enable_gqa)
+                                                    enable_gqa=enable_gqa, **variants)
             return out.transpose(1, 2).contiguous(), None
         causal_part = causal_keep_mask(n_queries, n_keys, query.device, past_keys=n_keys - n_queries)
         attention_mask = causal_part & attention_mask  # materialise causality

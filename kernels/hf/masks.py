@@ -23,6 +23,11 @@ from transformers.masking_utils import sdpa_mask
 
 _SDPA_MASK_SIGNATURE = inspect.signature(sdpa_mask)
 
+# Models whose attention modules add the mask to their scores themselves, never calling the attention
+# function: with a boolean mask of ours they would silently attend to every key. Each runs in the kernels
+# only through its patch, which sets the attention implementation named here.
+PATCHED_MODELS = {"bloom": ("triton_alibi", "kernels.hf.patch_alibi_attention(model)")}
+
 
 def _query_length(arguments: dict) -> int:
     if "q_length" in arguments:
@@ -35,6 +40,7 @@ def triton_mask(*args, **kwargs) -> torch.Tensor | None:
     Takes whatever transformers' `sdpa_mask` takes, in the installed version of transformers."""
     call = _SDPA_MASK_SIGNATURE.bind(*args, **kwargs)
     call.apply_defaults()
+    _refuse_unpatched(call.arguments.get("kwargs", {}).get("config"))
     q_length, kv_length = _query_length(call.arguments), call.arguments["kv_length"]
     aligned = q_length == 1 or q_length == kv_length
     call.arguments["allow_is_causal_skip"] = call.arguments["allow_is_causal_skip"] and aligned
@@ -54,6 +60,17 @@ def triton_mask(*args, **kwargs) -> torch.Tensor | None:
     if causal_prefill:
         setattr(mask if mask._base is None else mask._base, CAUSAL_KEY_PADDING, True)
     return mask.expand(-1, -1, q_length, -1)
+
+
+def _refuse_unpatched(config) -> None:
+    model_type = getattr(config, "model_type", None)
+    if model_type not in PATCHED_MODELS or config._attn_implementation == PATCHED_MODELS[model_type][0]:
+        return
+    raise ValueError(
+        f"attn_implementation={config._attn_implementation!r} cannot run {model_type}: its attention modules "
+        f"compute the attention themselves and would add this boolean mask to their scores; load the model "
+        f"with attn_implementation='eager' and call {PATCHED_MODELS[model_type][1]}"
+    )
 
 
 CAUSAL_KEY_PADDING = "_kernels_hf_causal_key_padding"  # the flag on a causal-with-padding mask's base tensor

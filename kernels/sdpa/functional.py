@@ -46,6 +46,13 @@ def _run_triton(query, key, value, attn_mask, dropout_p: float, is_causal: bool,
     return _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed, variants)
 
 
+def _checked_variants(query, window, softcap, alibi_slopes, sinks):
+    """The variants of a call, checked, or None; four `is None` tests: the plain call pays nothing more."""
+    if window is None and softcap is None and alibi_slopes is None and sinks is None:
+        return None
+    return attention_variants(query, window=window, softcap=softcap, alibi_slopes=alibi_slopes, sinks=sinks)
+
+
 def attention(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -87,9 +94,7 @@ def attention(
     if isinstance(attn_mask, BlockMask):  # its map is remembered on its mask, where the launchers look
         attn_mask = attn_mask.mask
     check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
-    variants = None  # four `is None` tests: the plain call pays nothing more
-    if window is not None or softcap is not None or alibi_slopes is not None or sinks is not None:
-        variants = attention_variants(query, window=window, softcap=softcap, alibi_slopes=alibi_slopes, sinks=sinks)
+    variants = _checked_variants(query, window, softcap, alibi_slopes, sinks)
     chosen = resolve_backend(backend, query.device)
     if variants is not None and chosen == "triton":
         out = _run_triton(query, key, value, attn_mask, dropout_p, is_causal, scale, variants)
@@ -119,10 +124,15 @@ def causal_attention_with_key_padding(
     scale: float | None = None,
     enable_gqa: bool = False,
     *,
+    window: tuple[int | None, int | None] | None = None,
+    softcap: float | None = None,
+    alibi_slopes: torch.Tensor | None = None,
+    sinks: torch.Tensor | None = None,
     backend: str | None = None,
 ) -> torch.Tensor:
     """Causal attention (top-left aligned, as `attention(..., is_causal=True)`) over the keys that
-    `key_padding` (B, Nk) bool marks real (True = attend); rank-4 q/k/v as in `attention`.
+    `key_padding` (B, Nk) bool marks real (True = attend); rank-4 q/k/v and the keyword-only variants
+    as in `attention`.
 
     torch SDPA refuses `is_causal` together with a mask, so this is otherwise a materialised
     (B, 1, Nq, Nk) mask. The Triton kernel takes both at once: it never visits the key tiles above the
@@ -136,8 +146,10 @@ def causal_attention_with_key_padding(
     if chosen != "triton":
         causal = causal_keep_mask(query.size(2), key.size(2), query.device)
         return attention(query, key, value, attn_mask=causal & padding, dropout_p=dropout_p, scale=scale,
-                         enable_gqa=enable_gqa, backend=chosen)
-    out = _run_triton(query, key, value, padding, dropout_p, True, scale)
+                         enable_gqa=enable_gqa, window=window, softcap=softcap, alibi_slopes=alibi_slopes,
+                         sinks=sinks, backend=chosen)
+    variants = _checked_variants(query, window, softcap, alibi_slopes, sinks)
+    out = _run_triton(query, key, value, padding, dropout_p, True, scale, variants)
     note_backend_ran(chosen)
     return out
 

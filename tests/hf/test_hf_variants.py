@@ -15,6 +15,7 @@ import kernels.hf  # noqa: E402
 import reference  # noqa: E402
 from kernels.hf.attention import triton_attention_forward  # noqa: E402
 from support.devices import DEVICE  # noqa: E402
+from support.hf_training import assert_padded_training_step_matches  # noqa: E402
 
 _TINY = dict(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, head_dim=8, max_position_embeddings=64, pad_token_id=0, bos_token_id=1,
@@ -112,24 +113,7 @@ def test_variant_models_generate_and_train_like_eager(name, backend):
             got = ours.generate(**inputs, **settings)
     assert set(ran) == {backend} and len(ran) == 2 * 4  # two layers, a prefill and three decode steps
     assert torch.equal(got, expected)
-
-    # A row's first real token is predicted from a padding position, whose output is undefined (eager
-    # averages over masked keys, ours gives zeros): only tokens with a real token before them count.
-    real = inputs["attention_mask"].bool()
-    predicted = real & torch.nn.functional.pad(real[:, :-1], (1, 0))
-    labels = inputs["input_ids"].masked_fill(~predicted, -100)
-    steps = {}
-    for which, model in (("eager", eager), ("ours", ours)):
-        model.train().zero_grad()
-        with kernels.use_backend(backend):
-            loss = model(**inputs, labels=labels).loss
-        loss.backward()
-        steps[which] = loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-    torch.testing.assert_close(steps["ours"][0], steps["eager"][0], atol=1e-5, rtol=1e-5)
-    assert steps["ours"][1].keys() == steps["eager"][1].keys()
-    for parameter, gradient in steps["eager"][1].items():
-        torch.testing.assert_close(steps["ours"][1][parameter], gradient, atol=1e-5, rtol=1e-4,
-                                   msg=lambda m, parameter=parameter: f"{parameter}: {m}")
+    assert_padded_training_step_matches(eager, ours, inputs, backend)
 
 
 @pytest.mark.parametrize("argument, option", [("softcap", "softcap"), ("s_aux", "sinks"), ("sinks", "sinks")])

@@ -45,6 +45,19 @@ def test_matches_the_explicit_mask(shape, left, device):
                                                   backend="torch").float(), out.float(), atol=2e-3, rtol=0)
 
 
+def test_variants_match_the_explicit_mask(device):
+    """Soft-capping, ALiBi and sinks at once (what Gemma 2, a patched BLOOM and gpt-oss pass on a padded
+    prefill), in the one Triton call and on the torch backend."""
+    q, k, v = make_qkv(2, 4, 2, 21, 21, 16, torch.float32, device)
+    key_padding = padding_of([21, 8], 21, left=True, device=device)
+    variants = dict(softcap=4.0, alibi_slopes=torch.rand(4, device=device), sinks=torch.randn(4, device=device))
+    out = run_triton(q, k, v, key_padding, enable_gqa=True, **variants)
+    assert_attention_close(out, q, k, v, attn_mask=explicit_mask(key_padding, 21), enable_gqa=True, **variants)
+    torch.testing.assert_close(kernels.causal_attention_with_key_padding(q, k, v, key_padding, enable_gqa=True,
+                                                                         backend="torch", **variants),
+                               out, atol=1e-5, rtol=1e-5)
+
+
 def test_rows_without_a_real_key_are_zero_and_the_kernel_gets_causal_plus_key_range(device, monkeypatch):
     from kernels.sdpa import custom_ops as attention_ops
 
