@@ -15,7 +15,9 @@
     `causal_key_padding` reads the flag; a flagged mask means "causal, and these keys are real".
 - `with_position_bias`: an additive mask that carries a position bias (T5's) and a mask together.
 """
+import functools
 import inspect
+import sys
 
 import torch
 from transformers import masking_utils
@@ -63,14 +65,31 @@ def triton_mask(*args, **kwargs) -> torch.Tensor | None:
 
 
 def _refuse_unpatched(config) -> None:
+    """A model whose attention modules never call the attention function by name (transformers 5.x
+    still builds their masks through this interface, and they would read our boolean mask as their
+    own: every key attended, silently) is refused, naming its patch where one exists."""
     model_type = getattr(config, "model_type", None)
-    if model_type not in PATCHED_MODELS or config._attn_implementation == PATCHED_MODELS[model_type][0]:
+    if model_type in PATCHED_MODELS:
+        if config._attn_implementation == PATCHED_MODELS[model_type][0]:
+            return
+        remedy = f"load the model with attn_implementation='eager' and call {PATCHED_MODELS[model_type][1]}"
+    elif config is None or _calls_attention_functions(type(config)):
         return
+    else:
+        remedy = "load the model with attn_implementation='eager' or 'sdpa'"
     raise ValueError(
         f"attn_implementation={config._attn_implementation!r} cannot run {model_type}: its attention modules "
-        f"compute the attention themselves and would add this boolean mask to their scores; load the model "
-        f"with attn_implementation='eager' and call {PATCHED_MODELS[model_type][1]}"
+        f"compute the attention themselves and would add this boolean mask to their scores; {remedy}"
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _calls_attention_functions(config_class: type) -> bool:
+    """Whether the modeling module of a config class dispatches attention through transformers'
+    AttentionInterface (it imports ALL_ATTENTION_FUNCTIONS); True when that module is not loaded (a
+    model of unknown make: not refused)."""
+    modeling = sys.modules.get(config_class.__module__.replace(".configuration_", ".modeling_"))
+    return modeling is None or hasattr(modeling, "ALL_ATTENTION_FUNCTIONS")
 
 
 CAUSAL_KEY_PADDING = "_kernels_hf_causal_key_padding"  # the flag on a causal-with-padding mask's base tensor

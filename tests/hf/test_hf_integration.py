@@ -79,6 +79,16 @@ def test_register_refuses_to_replace_another_function():
         del AttentionInterface._global_mapping["taken_by_someone_else"]
 
 
+def test_a_model_that_computes_attention_itself_is_refused():
+    """transformers 5.x accepts attn_implementation="triton" for MPT, builds its mask with our mask
+    function and then computes the attention in MPT's own modules, which would read that boolean mask
+    as their own: refused at the first forward, naming the model type and what to load instead."""
+    config = transformers.MptConfig(vocab_size=50, d_model=32, n_layers=1, n_heads=4)
+    model = transformers.MptForCausalLM._from_config(config, attn_implementation="triton")
+    with pytest.raises(ValueError, match="cannot run mpt: its attention modules compute the attention themselves"):
+        model(torch.randint(0, 50, (1, 7)), attention_mask=torch.ones(1, 7, dtype=torch.long))
+
+
 def test_transformers_drops_the_padding_mask_for_a_name_without_a_mask_function():
     """Why kernels.hf registers a mask function too: without one, the attention sees no mask at all."""
     seen_masks = {}

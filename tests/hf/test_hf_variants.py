@@ -14,6 +14,7 @@ import kernels  # noqa: E402
 import kernels.hf  # noqa: E402
 import reference  # noqa: E402
 from kernels.hf.attention import triton_attention_forward  # noqa: E402
+from kernels.sdpa.block_mask import tile_lists  # noqa: E402
 from support.devices import DEVICE  # noqa: E402
 from support.hf_training import assert_padded_training_step_matches  # noqa: E402
 
@@ -135,3 +136,31 @@ def test_variant_arguments_reach_kernels_attention(argument, option):
                                                       **{option: value})
     assert weights is None
     torch.testing.assert_close(out, expected.transpose(1, 2), atol=1e-5, rtol=1e-5)
+
+
+def test_a_padded_sliding_window_batch_skips_the_tiles_outside_the_window(monkeypatch):
+    """transformers hands a padded Mistral batch to the attention as a dense (B, 1, N, N) mask with the
+    window in it: the kernels' block map (kernels/sdpa/block_mask.py) lists only the tiles near the
+    diagonal, so the window's work scales with the band, and the logits are eager's."""
+    config = tf.MistralConfig(**{**_TINY, "num_hidden_layers": 1, "sliding_window": 40,
+                                 "max_position_embeddings": 512})
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    eager = tf.MistralForCausalLM(config).eval().to(DEVICE)
+    ours = copy.deepcopy(eager)
+    ours.set_attn_implementation("triton")
+    input_ids = torch.randint(3, 100, (1, 300), device=DEVICE)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, :5] = 0
+    inputs = {"input_ids": input_ids.masked_fill(attention_mask == 0, 0), "attention_mask": attention_mask}
+    from kernels.sdpa.triton import common
+    built = []
+    monkeypatch.setattr(common, "tile_lists", lambda *args, **kwargs: built.append(tile_lists(*args, **kwargs))
+                        or built[-1])
+    with torch.no_grad(), kernels.use_backend("triton"), kernels.record_backends() as ran:
+        got = ours(**inputs).logits
+    assert ran == ["triton"]
+    # 3 x 3 map tiles; a 40-key window reaches back one tile at most: query tile 2 lists key tiles 1 and 2
+    assert built and built[0][0, 0, :, 1].tolist() == [1, 2, 2]
+    real = attention_mask.bool()
+    torch.testing.assert_close(got[real], eager(**inputs).logits[real], atol=1e-5, rtol=1e-5)
