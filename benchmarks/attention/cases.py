@@ -169,8 +169,8 @@ class AttentionInputs:
     variants: dict = field(default_factory=dict)
     # A `documents` case's documents (attn_mask is their dense mask), for FlexAttention and varlen_attention.
     documents: PackedDocuments | None = None
-    # A `documents-padded` case's (B, N) bool valid keys: ours runs causal_attention_with_key_padding on them,
-    # the others attn_mask, the same attention as one bool (B, 1, N, N) mask.
+    # A `documents-padded` case's (B, N) bool valid keys (its batch: the documents, padded): ours runs
+    # causal_attention_with_key_padding on them, the others attn_mask, the same attention as one bool mask.
     key_padding: torch.Tensor | None = None
 
     @property
@@ -202,23 +202,23 @@ def make_inputs(
     documents, H, longest, D).
     """
     generator = torch.Generator(device).manual_seed(seed)
-    documents = _documents(case, device)
+    masks = _document_masks(case, device)
     shape = (case.batch, case.heads, case.seq_len, case.head_dim)
-    if "key_padding" in documents:  # one document a row, padded to the longest
-        rows, longest = documents["key_padding"].shape
+    if "key_padding" in masks:  # one document a row, padded to the longest
+        rows, longest = masks["key_padding"].shape
         shape = (rows, case.heads, longest, case.head_dim)
     q, k, v = (torch.randn(shape, generator=generator, device=device, dtype=dtype) for _ in range(3))
-    if not documents:
-        documents = {"attn_mask": _mask(case, dtype, device, generator)}
+    if not masks:
+        masks = {"attn_mask": _mask(case, dtype, device, generator)}
     variants = _variants(case, device, generator)
     if not gradients:
-        return AttentionInputs(q, k, v, is_causal=case.causal, variants=variants, **documents)
+        return AttentionInputs(q, k, v, is_causal=case.causal, variants=variants, **masks)
     dout = torch.randn(shape, generator=generator, device=device, dtype=dtype)
     return AttentionInputs(*(t.requires_grad_() for t in (q, k, v)), is_causal=case.causal, dout=dout,
-                           variants=variants, **documents)
+                           variants=variants, **masks)
 
 
-def _documents(case: AttentionCase, device: torch.device) -> dict:
+def _document_masks(case: AttentionCase, device: torch.device) -> dict:
     """AttentionInputs' mask fields of a document kind (documents.py); {} for the others."""
     if case.mask is MaskKind.DOCUMENTS:
         mask, documents = packed_documents(case.batch, case.heads, case.seq_len, device)

@@ -34,8 +34,8 @@ def attention_providers(device: torch.device, names: list[str] | None = None,
     only, since its output comes back without autograd. `varlen`: also ours through varlen_attention
     (the packed documents' provider; it runs no other case)."""
     sdpa_backends = [_sdpa(name, backend) for name, backend in _SDPA_BACKENDS.items()]
-    ours = ours_provider(call_ours, device, check_ours_in_child)
-    providers = [ours, _sdpa_default(), *sdpa_backends, flex_provider(device), _reference()]
+    providers = [ours_provider(call_ours, device, check_ours_in_child), _sdpa_default(), *sdpa_backends,
+                 flex_provider(device), _reference()]
     if varlen:
         packed = ours_provider(call_ours_varlen, device, check_ours_in_child)
         providers.insert(1, replace(packed, name=VARLEN, label=f"{packed.label}, varlen_attention"))
@@ -61,7 +61,7 @@ def call_ours_varlen(x: AttentionInputs) -> torch.Tensor:
     the dense mask's with nothing copied or padded; the output viewed back as (B, H, N, D)."""
     if x.documents is None:
         raise NotImplementedError("varlen_attention runs the packed documents only (the documents case)")
-    batch, heads, n, head_dim = x.q.shape
+    batch, heads, n, _ = x.q.shape
     q, k, v = (t.view(-1, 1, t.size(-1)) for t in x.leaves)  # q, k, v are contiguous
     longest = max(x.documents.lengths)
     out = kernels.varlen_attention(q, k, v, x.documents.cu_seqlens, x.documents.cu_seqlens, longest, longest,

@@ -32,6 +32,7 @@ from benchmarks.attention.flops import attention_backward_flops, attention_forwa
 from benchmarks.attention.measure import measure_cases, with_twin_comparisons
 from benchmarks.attention.modes import Mode
 from benchmarks.attention.providers import FLEX, VARLEN, attention_providers, flex_provider
+from benchmarks.attention.summary import summary_lines
 from benchmarks.harness.ceilings import Ceilings, measure_ceilings
 from benchmarks.harness.command_run import Command
 from benchmarks.harness.rows import Row
@@ -403,6 +404,13 @@ def test_masked_run_checks_ours_in_the_interpreter_without_timing_it(masked_run)
         (MaskKind.DOCUMENTS.value, VARLEN)}
     assert all(r["available"] and r["median_ms"] is None and 0 <= r["max_abs_error"] < 1e-4 for r in ours)
     assert "correctness, not speed" in screen
+
+
+def test_masked_summary_has_a_varlen_line_for_the_packed_documents(masked_run):
+    labels = [line[0] for line in summary_lines(masked_run[1])]
+    assert len(labels) == len(MASKED_CASES.masks) + len(TRAINING_MASKS) + 2
+    assert [label for label in labels if label.endswith("varlen")] == [
+        "D64 documents N128 B2 H4 varlen", "D64 documents N64 B2 H4 fwd+bwd varlen"]
 
 
 # --- `all` over a fake command set ----------------------------------------------------------------------
