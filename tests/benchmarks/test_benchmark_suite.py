@@ -406,6 +406,26 @@ def test_masked_run_checks_ours_in_the_interpreter_without_timing_it(masked_run)
     assert "correctness, not speed" in screen
 
 
+def test_packed_documents_are_compared_with_padded_from_the_run_s_own_times(masked_run):
+    rows = masked_run[1]["rows"]
+    training = {(r["mask"], r["provider"]): r for r in rows if r["mode"] == "fwd+bwd"}
+    compared = 0
+    for (mask, provider), row in training.items():
+        lengths = document_lengths(row["seq_len"])
+        assert row["documents"] == len(lengths)
+        assert row["padding_fraction"] == pytest.approx(1 - sum(lengths) / (len(lengths) * max(lengths)))
+        padded = training[(MaskKind.PADDED_DOCUMENTS.value, "ours" if provider == VARLEN else provider)]
+        if mask == MaskKind.DOCUMENTS.value and row["median_ms"] and padded["median_ms"]:
+            assert row["speedup_vs_padded"] == pytest.approx(padded["median_ms"] / row["median_ms"])
+            compared += 1
+        else:
+            assert row["speedup_vs_padded"] is None
+    assert compared >= 3  # SDPA's default and math, the reference (ours: the interpreter's, not here)
+    others = [r for r in rows if MaskKind(r["mask"]) not in DOCUMENT_KINDS]
+    assert all(r["documents"] is None and r["padding_fraction"] is None and r["speedup_vs_padded"] is None
+               for r in others)
+
+
 def test_masked_summary_has_a_varlen_line_for_the_packed_documents(masked_run):
     labels = [line[0] for line in summary_lines(masked_run[1])]
     assert len(labels) == len(MASKED_CASES.masks) + len(TRAINING_MASKS) + 2
