@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from benchmarks.attention.documents import PackedDocuments, document_lengths, packed_documents, padded_documents
 from benchmarks.attention.modes import Mode
 
 _GPU_TOKENS = 16 * 1024  # B * N per case: enough work to fill the card at every length
@@ -28,6 +29,9 @@ class MaskKind(str, enum.Enum):
     SOFTCAP = "softcap"  # softcap=50 (Gemma 2's attention cap), causal
     ALIBI = "alibi"  # ALiBi slopes 2^(-8h/H), h = 1..H, causal (Bloom)
     SINKS = "sinks"  # one standard-normal sink logit per head, causal (gpt-oss)
+    # Packed documents (`document_lengths`), causal within each: the same documents in every batch row.
+    DOCUMENTS = "documents"  # bool (N, N) block-diagonal causal mask; varlen_attention on the documents
+    PADDED_DOCUMENTS = "documents-padded"  # the B rows' documents padded to the longest, one per batch row
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ class AttentionCase:
     mode: Mode = Mode.FORWARD
 
     measured_fields = ("tflops", "ceiling_fraction", "speedup_vs_sdpa_default", "speedup_vs_flex",
-                       "rate_vs_causal", "max_abs_error", "max_abs_errors", "peak_memory_bytes")
+                       "rate_vs_causal", "speedup_vs_padded", "max_abs_error", "max_abs_errors",
+                       "peak_memory_bytes")
 
     @property
     def causal(self) -> bool:
@@ -50,6 +55,17 @@ class AttentionCase:
     def window(self) -> int | None:
         """The keys each query sees under a WINDOW case (itself and the `window - 1` before it)."""
         return max(1, self.seq_len // _WINDOW_FRACTION) if self.mask is MaskKind.WINDOW else None
+
+    @property
+    def documents(self) -> tuple[int, ...] | None:
+        """The lengths of the documents packed into each batch row, under the document kinds."""
+        return document_lengths(self.seq_len) if self.mask in DOCUMENT_KINDS else None
+
+    @property
+    def padding_fraction(self) -> float | None:
+        """The share of a padded batch of the documents that is padding: 1 - N / (documents * longest)."""
+        lengths = self.documents
+        return None if lengths is None else 1 - self.seq_len / (len(lengths) * max(lengths))
 
     @property
     def flops(self) -> int:
@@ -65,7 +81,9 @@ class AttentionCase:
 
     def record(self) -> dict:
         return {"batch": self.batch, "heads": self.heads, "seq_len": self.seq_len, "head_dim": self.head_dim,
-                "mask": self.mask.value, "causal": self.causal, "mode": self.mode.value, "flops": self.flops}
+                "mask": self.mask.value, "causal": self.causal, "mode": self.mode.value, "flops": self.flops,
+                "documents": None if self.documents is None else len(self.documents),
+                "padding_fraction": self.padding_fraction}
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,7 @@ class CaseSet:
 
 CAUSAL_KINDS = frozenset({MaskKind.CAUSAL, MaskKind.WINDOW, MaskKind.SOFTCAP, MaskKind.ALIBI, MaskKind.SINKS})
 SCORE_VARIANT_KINDS = (MaskKind.WINDOW, MaskKind.SOFTCAP, MaskKind.ALIBI, MaskKind.SINKS)
+DOCUMENT_KINDS = frozenset({MaskKind.DOCUMENTS, MaskKind.PADDED_DOCUMENTS})
 ATTENTION_CASES = CaseSet((MaskKind.NONE, MaskKind.CAUSAL, MaskKind.KEY_PADDING))
 # The masks users have, each a tensor the kernel reads (causal + padding included, as Hugging Face builds it).
 MASKED_CASES = CaseSet(
@@ -95,11 +114,14 @@ MASKED_CASES = CaseSet(
         MaskKind.ADDITIVE_BIAS,
         MaskKind.CAUSAL_KEY_PADDING,
         *SCORE_VARIANT_KINDS,
+        MaskKind.DOCUMENTS,
     ),
     gpu_head_dims=(128,),
     gpu_lengths=(2048, 16384),
     cpu_lengths=(128, 256),
 )
+# The padded vs packed training step: the same documents as a padded batch and packed, forward + backward.
+TRAINING_MASKS = (MaskKind.PADDED_DOCUMENTS, MaskKind.DOCUMENTS)
 
 
 def attention_cases(
@@ -145,6 +167,11 @@ class AttentionInputs:
     dout: torch.Tensor | None = None  # (B, H, N, D): the output's gradient, when q, k, v require grad
     # `kernels.attention`'s score-variant keywords (window, softcap, alibi_slopes, sinks) of the case.
     variants: dict = field(default_factory=dict)
+    # A `documents` case's documents (attn_mask is their dense mask), for FlexAttention and varlen_attention.
+    documents: PackedDocuments | None = None
+    # A `documents-padded` case's (B, N) bool valid keys (its batch: the documents, padded): ours runs
+    # causal_attention_with_key_padding on them, the others attn_mask, the same attention as one bool mask.
+    key_padding: torch.Tensor | None = None
 
     @property
     def leaves(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -171,17 +198,35 @@ def make_inputs(
     """Standard-normal q, k, v (never zeros: they hide unwritten outputs and time unrealistically).
 
     With `gradients`, q, k, v require grad and a standard-normal `dout` comes with them; q, k, v and the
-    mask are the same draws either way.
+    mask are the same draws either way. A `documents-padded` case's batch is its documents padded: (B *
+    documents, H, longest, D).
     """
     generator = torch.Generator(device).manual_seed(seed)
+    masks = _document_masks(case, device)
     shape = (case.batch, case.heads, case.seq_len, case.head_dim)
+    if "key_padding" in masks:  # one document a row, padded to the longest
+        rows, longest = masks["key_padding"].shape
+        shape = (rows, case.heads, longest, case.head_dim)
     q, k, v = (torch.randn(shape, generator=generator, device=device, dtype=dtype) for _ in range(3))
-    mask = _mask(case, dtype, device, generator)
+    if not masks:
+        masks = {"attn_mask": _mask(case, dtype, device, generator)}
     variants = _variants(case, device, generator)
     if not gradients:
-        return AttentionInputs(q, k, v, mask, case.causal, variants=variants)
+        return AttentionInputs(q, k, v, is_causal=case.causal, variants=variants, **masks)
     dout = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    return AttentionInputs(*(t.requires_grad_() for t in (q, k, v)), mask, case.causal, dout, variants)
+    return AttentionInputs(*(t.requires_grad_() for t in (q, k, v)), is_causal=case.causal, dout=dout,
+                           variants=variants, **masks)
+
+
+def _document_masks(case: AttentionCase, device: torch.device) -> dict:
+    """AttentionInputs' mask fields of a document kind (documents.py); {} for the others."""
+    if case.mask is MaskKind.DOCUMENTS:
+        mask, documents = packed_documents(case.batch, case.heads, case.seq_len, device)
+        return {"attn_mask": mask, "documents": documents}
+    if case.mask is MaskKind.PADDED_DOCUMENTS:
+        key_padding, mask = padded_documents(case.batch, case.seq_len, device)
+        return {"attn_mask": mask, "key_padding": key_padding}
+    return {}
 
 
 # Valid key lengths as fractions of N, [low, high]: every query row keeps keys, and the FLOP count (all N

@@ -2,7 +2,8 @@
 
 A mask tensor becomes what a FlexAttention user would pass: a bool mask a `mask_mod` reading it, turned
 into a block mask (fully masked blocks are skipped), a float mask a `score_mod` adding it, `is_causal` a
-`q_idx >= kv_idx` block mask (top-left, as torch SDPA). The score variants: a sliding window its band's
+`q_idx >= kv_idx` block mask (top-left, as torch SDPA), packed documents a block mask from their
+document ids (the same document, causal). The score variants: a sliding window its band's
 block mask, soft-capping and ALiBi a `score_mod`, sinks the output rescaled by the log-sum-exp. Block masks are built once per mask tensor, by
 `prepare`, outside the timed calls; the compiled kernels are built on the first call of each mask kind
 and shape.
@@ -62,7 +63,8 @@ class FlexAttention:
         dynamic = None if device.type == "cuda" else False
         self._compiled = torch.compile(flex_attention, fullgraph=True, dynamic=dynamic)
         self._by_mask: WeakIdKeyDictionary = WeakIdKeyDictionary()  # mask tensor -> flex_attention kwargs
-        self._causal: dict[tuple, BlockMask] = {}  # (Nq, Nk, device[, window]) -> causal or band block mask
+        # (Nq, Nk, device, what else decides it) -> the causal, band or documents block mask
+        self._block_masks: dict[tuple, BlockMask] = {}
 
     def prepare(self, inputs: AttentionInputs) -> None:
         """Build the block mask (or score_mod) of these inputs now, outside any timing."""
@@ -87,22 +89,28 @@ class FlexAttention:
     def _mask_arguments(self, inputs: AttentionInputs) -> dict:
         mask, (batch, heads, q_len, _), kv_len = inputs.attn_mask, inputs.q.shape, inputs.k.size(-2)
         variants = inputs.variants
+        if inputs.documents is not None:  # every input set's documents are the same: one block mask
+            documents = inputs.documents
+            return {"block_mask": self._block_mask(_within_documents(documents.ids), inputs, documents.lengths)}
         if "window" in variants:
-            key = (q_len, kv_len, inputs.q.device, variants["window"])
-            if key not in self._causal:
-                self._causal[key] = create_block_mask(_band(variants["window"][0]), None, None, q_len, kv_len,
-                                                      device=inputs.q.device)
-            return {"block_mask": self._causal[key]}
+            window = variants["window"]
+            return {"block_mask": self._block_mask(_band(window[0]), inputs, "window", window)}
         if inputs.is_causal:
-            key = (q_len, kv_len, inputs.q.device)
-            if key not in self._causal:
-                self._causal[key] = create_block_mask(_causal, None, None, q_len, kv_len, device=inputs.q.device)
-            return {"block_mask": self._causal[key], **_score_mod(variants)}
+            return {"block_mask": self._block_mask(_causal, inputs), **_score_mod(variants)}
         if mask is None:
             return {}
         if mask not in self._by_mask:
             self._by_mask[mask] = _from_mask(mask, (batch, heads, q_len, kv_len))
         return self._by_mask[mask]
+
+    def _block_mask(self, mask_mod, inputs: AttentionInputs, *decides) -> BlockMask:
+        """The block mask of `mask_mod`, the same for every batch row and head, built once per shape,
+        device and what else `decides` it."""
+        q_len, kv_len, device = inputs.q.size(-2), inputs.k.size(-2), inputs.q.device
+        key = (q_len, kv_len, device, decides)
+        if key not in self._block_masks:
+            self._block_masks[key] = create_block_mask(mask_mod, None, None, q_len, kv_len, device=device)
+        return self._block_masks[key]
 
 
 def _causal(b, h, q_idx, kv_idx):
@@ -116,6 +124,15 @@ def _band(left: int):
         return (q_idx >= kv_idx) & (q_idx - kv_idx <= left)
 
     return in_band
+
+
+def _within_documents(ids: torch.Tensor):
+    """The mask_mod of packed documents: a query sees the keys of its own document up to itself."""
+
+    def same_document(b, h, q_idx, kv_idx):
+        return (ids[q_idx] == ids[kv_idx]) & (q_idx >= kv_idx)
+
+    return same_document
 
 
 def _score_mod(variants: dict) -> dict:

@@ -21,13 +21,17 @@ from benchmarks.attention.cases import (
     smallest_shape_cases,
 )
 from benchmarks.attention.modes import Mode
-from benchmarks.attention.providers import FLEX, SDPA_DEFAULT
+from benchmarks.attention.providers import FLEX, SDPA_DEFAULT, VARLEN
 from benchmarks.harness.ceilings import Ceilings
 from benchmarks.harness.measure import Measurement, measure_row
-from benchmarks.harness.providers import Provider
+from benchmarks.harness.providers import OURS, Provider
 from benchmarks.harness.rates import tflops_per_second
 from benchmarks.harness.rows import Row, with_speedup_over
 from benchmarks.harness.timing import Stopwatch, rotating_input_sets
+
+# The provider whose row is another's twin where it is not the provider itself: varlen_attention runs
+# only the packed documents, and is compared with our dense kernel.
+_TWIN_PROVIDERS = {VARLEN: OURS}
 
 
 def measure_cases(
@@ -54,7 +58,7 @@ def measure_cases(
         for mode in modes:
             case_in_mode = case.in_mode(mode)
             rows = []
-            for provider in providers:
+            for provider in (p for p in providers if has_row(p, case)):
                 on_step(f"{case_in_mode.label}: {provider.name}")
                 rows.append(_measure(provider, case_in_mode, input_sets, expected[mode], stopwatch, ceilings,
                                      case in smallest))
@@ -62,20 +66,39 @@ def measure_cases(
                                     "speedup_vs_flex")
 
 
-def with_rates_vs_causal(rows: list[Row]) -> list[Row]:
-    """Each timed row of a score-variant case with `rate_vs_causal` = its TFLOP/s over the same
-    provider's on the plain causal case of the same shape and mode: the share of the plain kernel's speed
-    a variant keeps (a sliding window's FLOPs count its band only, so its rate is per attended score)."""
-    def same_shape(row: Row) -> tuple:
-        return replace(row.case, mask=MaskKind.CAUSAL), row.provider
+def has_row(provider: Provider, case: AttentionCase) -> bool:
+    """Whether the provider is measured on the case: varlen_attention on the packed documents only."""
+    return provider.name != VARLEN or case.mask is MaskKind.DOCUMENTS
 
-    causal = {same_shape(row): row["tflops"] for row in rows if row.case.mask is MaskKind.CAUSAL and row.timing}
-    rated = []
+
+def with_twin_comparisons(rows: list[Row]) -> list[Row]:
+    """Each timed row compared with its twin, the same provider's row on another mask kind of the same
+    shape and mode (our dense kernel's for varlen_attention's):
+    - score-variant and `documents` rows: `rate_vs_causal`, their TFLOP/s over the plain causal twin's,
+      the share of the plain kernel's speed they keep (a window's and documents' FLOPs count only the
+      pairs they attend, so their rate is per attended score);
+    - `documents` rows: `speedup_vs_padded`, the `documents-padded` twin's median time over theirs, the
+      same documents packed against padded one a row (in forward + backward, the training step)."""
+    rows = _with_twin_ratio(rows, "rate_vs_causal", MaskKind.CAUSAL, (*SCORE_VARIANT_KINDS, MaskKind.DOCUMENTS),
+                            lambda row, twin: row["tflops"] / twin["tflops"])
+    return _with_twin_ratio(rows, "speedup_vs_padded", MaskKind.PADDED_DOCUMENTS, (MaskKind.DOCUMENTS,),
+                            lambda row, twin: twin.timing.median_ms / row.timing.median_ms)
+
+
+def _with_twin_ratio(rows: list[Row], name: str, twin_mask: MaskKind, masks: Sequence[MaskKind],
+                     ratio: Callable[[Row, Row], float]) -> list[Row]:
+    """Each timed row of `masks` with `name` = ratio(row, its twin on `twin_mask`), where the twin was timed."""
+    def twin_key(row: Row) -> tuple:
+        return replace(row.case, mask=twin_mask), _TWIN_PROVIDERS.get(row.provider, row.provider)
+
+    twins = {twin_key(row): row for row in rows if row.case.mask is twin_mask and row.timing}
+    compared = []
     for row in rows:
-        if row.case.mask in SCORE_VARIANT_KINDS and row.timing and causal.get(same_shape(row)):
-            row = row.with_values(rate_vs_causal=row["tflops"] / causal[same_shape(row)])
-        rated.append(row)
-    return rated
+        twin = twins.get(twin_key(row))
+        if row.case.mask in masks and row.timing and twin is not None:
+            row = row.with_values(**{name: ratio(row, twin)})
+        compared.append(row)
+    return compared
 
 
 def _measure(

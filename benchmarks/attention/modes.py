@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from benchmarks.attention.flops import attention_backward_flops, attention_forward_flops
 
-_FLOPS = "FLOPs: forward 4*B*H*N*N*D, halved when causal; a sliding window counts the pairs in its band"
+_FLOPS = ("FLOPs: forward 4*B*H*N*N*D, halved when causal; a sliding window counts the pairs in its band, "
+          "packed documents the pairs within each")
 
 
 class Mode(str, enum.Enum):
@@ -25,7 +26,8 @@ class Mode(str, enum.Enum):
 
     def flops(self, case) -> int:
         """The FLOPs of an `AttentionCase`'s shape in this mode."""
-        shape = (case.batch, case.heads, case.seq_len, case.seq_len, case.head_dim, case.causal, case.window)
+        shape = (case.batch, case.heads, case.seq_len, case.seq_len, case.head_dim, case.causal, case.window,
+                 case.documents)
         forward, backward = attention_forward_flops(*shape), attention_backward_flops(*shape)
         return {Mode.FORWARD: forward, Mode.BACKWARD: backward, Mode.FORWARD_BACKWARD: forward + backward}[self]
 

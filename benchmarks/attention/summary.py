@@ -1,8 +1,8 @@
 """`python -m benchmarks.attention.summary DIR/attention.json`: the short text table a GPU session prints last.
 
-Also reads the `backward` command's backward.json. One line per case and mode: ours (TFLOP/s, share of
-the measured matmul ceiling, speed against SDPA default in that mode, max error) beside the fastest torch
-SDPA backend on that case.
+Also reads the `backward` and `masked` commands' JSON. One line per case and mode: ours (TFLOP/s, share
+of the measured matmul ceiling, speed against SDPA default in that mode, max error) beside the fastest
+torch SDPA backend on that case; on packed documents a second line for ours through varlen_attention.
 """
 
 import argparse
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from benchmarks.attention.providers import VARLEN
 from benchmarks.harness.providers import OURS
 
 _HEADERS = ("case", "ours TFLOP/s", "of matmul", "vs SDPA", "ours max err", "best SDPA", "its TFLOP/s")
@@ -23,16 +24,18 @@ def summary_lines(payload: dict) -> list[tuple]:
         mode = row.get("mode", "forward")  # results written before the backward modes have none
         case = (row["head_dim"], row["mask"], row["seq_len"], row["batch"], row["heads"], mode)
         by_case[case][row["provider"]] = row
-    return [_line(case, rows) for case, rows in by_case.items()]
+    return [_line(case, rows, name) for case, rows in by_case.items() for name in (OURS, VARLEN)
+            if name == OURS or name in rows]
 
 
-def _line(case: tuple, rows: dict[str, dict]) -> tuple:
+def _line(case: tuple, rows: dict[str, dict], name: str) -> tuple:
     head_dim, mask, seq_len, batch, heads, mode = case
     label = f"D{head_dim} {mask} N{seq_len} B{batch} H{heads}" + ("" if mode == "forward" else f" {mode}")
-    sdpa = [r for name, r in rows.items() if name.startswith("sdpa-") and r["available"]]
+    label += " varlen" if name == VARLEN else ""
+    sdpa = [r for provider, r in rows.items() if provider.startswith("sdpa-") and r["available"]]
     best = max(sdpa, key=lambda r: r["tflops"], default=None)
     best_cells = (best["provider"], f"{best['tflops']:.3g}") if best else ("none ran", None)
-    ours = rows.get(OURS)
+    ours = rows.get(name)
     if ours is None or not ours["available"]:
         return (label, "unavailable", None, None, None, *best_cells)
     if ours["median_ms"] is None:  # checked, not timed (Triton's interpreter)

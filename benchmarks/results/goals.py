@@ -4,11 +4,15 @@ A goal's value is the worst (smallest) metric over the rows it selects, among ou
 holds only where it holds on every case it names. Rows are the dicts of a results JSON's "rows".
 
 Fields each benchmark's rows must carry for its goals (benchmarks written later must write these):
-- every row: "provider" ("ours" for our kernels) and "available" (false when the provider did not run);
+- every row: "provider" ("ours" for our kernels, "ours-varlen" for varlen_attention's rows) and
+  "available" (false when the provider did not run);
 - attention, backward, masked: "mode" ("forward", "backward", "fwd+bwd"), "mask", "seq_len",
   "speedup_vs_sdpa_default" (SDPA default's median time / ours, same case and mode), "speedup_vs_flex"
-  (FlexAttention's likewise); masked, score-variant rows: "rate_vs_causal" (our TFLOP/s / ours on the
-  causal case of the same shape; a window's FLOPs count its band);
+  (FlexAttention's likewise); masked, score-variant and "documents" rows: "rate_vs_causal" (our TFLOP/s /
+  ours on the causal case of the same shape; a window's and documents' FLOPs count the pairs they
+  attend); masked, "documents" rows: "speedup_vs_padded" (the padded documents' median time / the
+  packed ones', same provider, ours for ours-varlen) and "padding_fraction" (the padded batch's share of
+  padding);
 - positional: "op" ("encode", "embed"), "seq_len", "copy_fraction" (GB/s / the measured copy GB/s),
   "speedups" ({baseline provider: its median time / ours});
 - decode: "context" (keys in the cache), "copy_fraction" (our GB/s, bytes read + written, over the copy
@@ -27,6 +31,8 @@ DECODE_CONTEXT = 8192  # the decode goal: caches long enough that reading them d
 UNMASKED = ("none", "causal")
 PADDING_MASKS = ("key-padding", "key-padding-50")  # bool (B, 1, 1, N) key padding, ~25% and ~50%
 SCORE_VARIANTS = ("window", "softcap", "alibi", "sinks")  # kernels.attention's keyword variants, on causal
+VARLEN = "ours-varlen"  # ours through kernels.varlen_attention, on the packed documents
+DOCUMENTS = "documents"  # packed documents, causal within each
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,13 @@ class Goal:
     unit: str  # "x" (a speed-up) or "%" (a fraction, shown as a percentage)
     selects: Callable[[dict], bool]  # which of our rows count
     metric: Callable[[dict], float | None]
+    providers: tuple[str, ...] = (OURS,)  # whose rows are ours
 
     def format(self, value: float) -> str:
         return f"{value:.2f}x" if self.unit == "x" else f"{value:.0%}"
 
     def evaluate(self, rows: list[dict]) -> "Outcome":
-        values = [self.metric(row) for row in rows if row.get("provider") == OURS and row.get("available")
+        values = [self.metric(row) for row in rows if row.get("provider") in self.providers and row.get("available")
                   and self.selects(row)]
         values = [value for value in values if value is not None]
         if not values:
@@ -83,6 +90,13 @@ def _pipeline_speedup(row: dict) -> float | None:
     return speedup if row.get("agrees_with_reference") else 0.0
 
 
+def _padding_saved(row: dict) -> float | None:
+    """The packed step's speed-up over the padded one times the share of real tokens: >= 1 when packing
+    saves at least the padding fraction of the padded step's time."""
+    speedup, padding = row.get("speedup_vs_padded"), row.get("padding_fraction")
+    return None if speedup is None or padding is None else speedup * (1 - padding)
+
+
 def _attention(mode: str, masks: tuple[str, ...]) -> Callable[[dict], bool]:
     return lambda row: row.get("mode", "forward") == mode and row["mask"] in masks and row["seq_len"] >= GOAL_LENGTH
 
@@ -117,4 +131,12 @@ GOALS = (
          0.95, "%", _attention("forward", ("softcap", "alibi", "sinks")), _field("rate_vs_causal")),
     Goal("masked", f"score variants >= 1.0x FlexAttention (N >= {GOAL_LENGTH})",
          1.0, "x", _attention("forward", SCORE_VARIANTS), _field("speedup_vs_flex")),
+    Goal("masked", f"packed documents (dense mask, varlen) >= 90% of causal's TFLOP/s per attended score "
+         f"(N >= {GOAL_LENGTH})", 0.90, "%", _attention("forward", (DOCUMENTS,)), _field("rate_vs_causal"),
+         (OURS, VARLEN)),
+    Goal("masked", f"packed documents (dense mask, varlen) >= 1.0x FlexAttention (N >= {GOAL_LENGTH})",
+         1.0, "x", _attention("forward", (DOCUMENTS,)), _field("speedup_vs_flex"), (OURS, VARLEN)),
+    Goal("masked", f"packed training (varlen fwd+bwd): speed-up over padded x (1 - padding fraction) >= 1.0x "
+         f"(N >= {GOAL_LENGTH})", 1.0, "x", _attention("fwd+bwd", (DOCUMENTS,)),
+         _padding_saved, (VARLEN,)),
 )

@@ -16,8 +16,10 @@ from benchmarks.all import run as all_command
 from benchmarks.attention import flex as flex_module
 from benchmarks.attention.cases import (
     CAUSAL_KINDS,
+    DOCUMENT_KINDS,
     MASKED_CASES,
     SCORE_VARIANT_KINDS,
+    TRAINING_MASKS,
     AttentionCase,
     AttentionInputs,
     MaskKind,
@@ -25,12 +27,15 @@ from benchmarks.attention.cases import (
     make_inputs,
     sdpa_equivalent,
 )
+from benchmarks.attention.documents import document_lengths
 from benchmarks.attention.flops import attention_backward_flops, attention_forward_flops
-from benchmarks.attention.measure import measure_cases
+from benchmarks.attention.measure import measure_cases, with_twin_comparisons
 from benchmarks.attention.modes import Mode
-from benchmarks.attention.providers import FLEX, attention_providers, flex_provider
+from benchmarks.attention.providers import FLEX, VARLEN, attention_providers, flex_provider
+from benchmarks.attention.summary import summary_lines
 from benchmarks.harness.ceilings import Ceilings, measure_ceilings
 from benchmarks.harness.command_run import Command
+from benchmarks.harness.rows import Row
 from benchmarks.harness.timing import Stopwatch, Timing
 from benchmarks.results import run as report
 from benchmarks.results.goals import GOALS
@@ -52,7 +57,7 @@ def test_forward_flops_by_hand():
 
 
 def test_masked_cases_count_the_dense_work_whatever_the_mask():
-    for kind in set(MASKED_CASES.masks) - CAUSAL_KINDS:  # causal-key-padding is a mask tensor: not halved
+    for kind in set(MASKED_CASES.masks) - CAUSAL_KINDS - DOCUMENT_KINDS:  # causal-key-padding: not halved
         assert Mode.FORWARD.flops(AttentionCase(2, 8, 1024, 64, kind)) == 2**32
     for kind in CAUSAL_KINDS - {MaskKind.WINDOW}:  # softcap, ALiBi and sinks on causal attention
         assert Mode.FORWARD.flops(AttentionCase(2, 8, 1024, 64, kind)) == 2**31
@@ -150,6 +155,88 @@ def test_score_variant_cases_match_the_reference_and_sdpa_where_it_can_express_t
     torch.testing.assert_close(sdpa, expected)
 
 
+# --- packed documents -------------------------------------------------------------------------------------
+
+
+def test_documents_are_a_fixed_recipe_of_8_to_16_uneven_documents_a_row():
+    for n in (2048, 4096, 8192, 16384):  # the GPU's lengths
+        lengths = document_lengths(n)
+        assert sum(lengths) == n and 8 <= len(lengths) <= 16 and max(lengths) <= round(5 * n / 32)
+        assert len(set(lengths)) > len(lengths) // 2  # uneven
+    pairs = sum(length * (length + 1) // 2 for length in document_lengths(1024))  # causal within each
+    for kind in DOCUMENT_KINDS:  # packed or padded: the same attended pairs
+        case = AttentionCase(2, 8, 1024, 64, kind)
+        assert Mode.FORWARD.flops(case) == 4 * 2 * 8 * pairs * 64
+        assert Mode.FORWARD_BACKWARD.flops(case) == 4 * 2 * 8 * pairs * 64 * 7 // 2
+        assert case.padding_fraction == 1 - 1024 / (len(case.documents) * max(case.documents))
+
+
+def test_packed_and_padded_documents_are_the_same_attention():
+    """The dense mask, the ids and varlen offsets, and the padded batch, against the lengths by hand; the
+    reference on the padded batch gives the packed one's output, document by document."""
+    packed = make_inputs(AttentionCase(1, 2, 64, 8, MaskKind.DOCUMENTS), torch.float64, CPU, seed=4)
+    padded_case = AttentionCase(1, 2, 64, 8, MaskKind.PADDED_DOCUMENTS)
+    padded = make_inputs(padded_case, torch.float64, CPU, seed=4)
+    lengths = document_lengths(64)
+    expected_mask = torch.zeros(64, 64, dtype=torch.bool)
+    start = 0
+    for length in lengths:
+        expected_mask[start:start + length, start:start + length] = torch.ones(length, length).tril().bool()
+        start += length
+    assert torch.equal(packed.attn_mask, expected_mask) and not packed.is_causal
+    documents = packed.documents
+    assert documents.lengths == lengths
+    assert documents.ids.tolist() == [i for i, length in enumerate(lengths) for _ in range(length)]
+    offsets = torch.tensor((0, *lengths)).cumsum(0)
+    assert documents.cu_seqlens.tolist() == [*offsets[:-1].tolist(), *(offsets[:-1] + 64).tolist(), 128]  # 2 heads
+    assert padded.q.shape == (len(lengths), 2, max(lengths), 8) and padded.key_padding.sum(-1).tolist() == list(lengths)
+    assert padded_case.padding_fraction == pytest.approx(1 - padded.key_padding.float().mean().item())
+    causal = torch.ones(max(lengths), max(lengths)).tril().bool()
+    assert torch.equal(padded.attn_mask, causal & padded.key_padding[:, None, None])
+    for row, (start, length) in enumerate(zip(offsets.tolist(), lengths)):  # the padded row of each document
+        for t, source in zip((padded.q, padded.k, padded.v), packed.leaves):
+            t[row, :, :length] = source[0, :, start:start + length]
+    packed_out = reference.scaled_dot_product_attention(*packed.leaves, attn_mask=packed.attn_mask)
+    padded_out = reference.scaled_dot_product_attention(*padded.leaves, attn_mask=padded.attn_mask)
+    for row, (start, length) in enumerate(zip(offsets.tolist(), lengths)):
+        torch.testing.assert_close(padded_out[row, :, :length], packed_out[0, :, start:start + length])
+
+
+def _timed_row(mask: MaskKind, provider: str, median_ms: float, mode=Mode.FORWARD) -> Row:
+    case = AttentionCase(1, 2, 64, 8, mask, mode)
+    timing = Timing(median_ms=median_ms, p20_ms=median_ms, p80_ms=median_ms, samples=10)
+    return Row(case, provider, provider, timing=timing, values={"tflops": case.flops / median_ms / 1e9})
+
+
+def test_documents_are_compared_with_their_causal_and_padded_twins_varlen_with_ours():
+    fwd_bwd = Mode.FORWARD_BACKWARD
+    rows = with_twin_comparisons([
+        _timed_row(MaskKind.CAUSAL, "ours", 2.0), _timed_row(MaskKind.DOCUMENTS, "ours", 1.0),
+        _timed_row(MaskKind.DOCUMENTS, VARLEN, 0.5), _timed_row(MaskKind.DOCUMENTS, "sdpa-math", 3.0),
+        _timed_row(MaskKind.PADDED_DOCUMENTS, "ours", 6.0, fwd_bwd),
+        _timed_row(MaskKind.DOCUMENTS, VARLEN, 2.0, fwd_bwd),  # its padded twin: ours
+        _timed_row(MaskKind.PADDED_DOCUMENTS, "sdpa-math", 9.0, fwd_bwd),
+        _timed_row(MaskKind.DOCUMENTS, "sdpa-math", 3.0, fwd_bwd),
+        _timed_row(MaskKind.DOCUMENTS, "reference", 1.0, fwd_bwd),  # no padded twin
+    ])
+    causal_tflops = rows[0]["tflops"]
+    rates = [row["rate_vs_causal"] for row in rows[1:4]]
+    assert rates == [pytest.approx(row["tflops"] / causal_tflops) for row in rows[1:3]] + [None]  # sdpa: no twin
+    assert [row["speedup_vs_padded"] for row in rows] == [None] * 5 + [3.0, None, 3.0, None]
+    assert rows[5]["rate_vs_causal"] is None  # no causal row in fwd+bwd
+
+
+def test_packed_training_goal_reads_varlen_speedup_times_the_real_tokens_share():
+    goal = next(goal for goal in GOALS if goal.title.startswith("packed training"))
+    row = {"mode": "fwd+bwd", "mask": "documents", "seq_len": 4096, "available": True, "padding_fraction": 0.4}
+    rows = [{**row, "provider": VARLEN, "speedup_vs_padded": 2.0},
+            {**row, "provider": VARLEN, "speedup_vs_padded": 1.5},
+            {**row, "provider": "ours", "speedup_vs_padded": 0.1}]  # the dense kernel's row: not this goal's
+    outcome = goal.evaluate(rows)
+    assert outcome.worst == pytest.approx(0.9) and outcome.rows == 2 and not outcome.passed
+
+
+
 def test_masked_sweep_has_its_own_cases():
     cases = attention_cases(CPU, quick=True, case_set=MASKED_CASES)
     assert [c.mask for c in cases] == list(MASKED_CASES.masks) and {c.seq_len for c in cases} == {128}
@@ -208,8 +295,9 @@ def test_flex_reports_no_backward_on_the_cpu():
 
 # --- `masked --quick --device cpu`, end to end ------------------------------------------------------------
 
-PROVIDERS = {p.name for p in attention_providers(CPU)}
+PROVIDERS = {p.name for p in attention_providers(CPU, varlen=True)}
 NO_SDPA_EQUIVALENT = {MaskKind.SOFTCAP, MaskKind.SINKS}
+OURS_PROVIDERS = ("ours", VARLEN)  # on a CPU without the interpreter: checked in a child, or unavailable
 
 
 @pytest.fixture(scope="module")
@@ -226,10 +314,12 @@ def test_masked_run_says_what_it_measured(masked_run):
     assert code == 0 and results["benchmark"] == "masked" and results["interrupted"] is False
     assert set(results["environment"]) >= {"card", "device", "date", "torch", "triton", "git_commit"}
     settings = results["settings"]
-    assert settings["modes"] == ["forward"] and settings["dtype"] == "fp32" and settings["quick"] is True
+    assert settings["modes"] == ["forward", "fwd+bwd"] and settings["dtype"] == "fp32" and settings["quick"] is True
     assert "dense FLOPs" in settings["note"] and set(settings["providers"]) == PROVIDERS
     assert settings["providers"][FLEX] in screen
-    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"masked_d64_{m.value}.png" for m in MASKED_CASES.masks)
+    plots = [f"masked_d64_{m.value}.png" for m in MASKED_CASES.masks] + [f"masked_d64_{m.value}_fwd-bwd.png"
+                                                                           for m in TRAINING_MASKS]
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(plots)
 
 
 SCHEMA = {  # field -> the JSON types it may hold (None: null, for a provider that did not run)
@@ -239,6 +329,7 @@ SCHEMA = {  # field -> the JSON types it may hold (None: null, for a provider th
     "p20_ms": (float, type(None)), "p80_ms": (float, type(None)), "tflops": (float, type(None)),
     "ceiling_fraction": (float, type(None)), "speedup_vs_sdpa_default": (float, type(None)),
     "speedup_vs_flex": (float, type(None)), "rate_vs_causal": (float, type(None)),
+    "speedup_vs_padded": (float, type(None)), "documents": (int, type(None)), "padding_fraction": (float, type(None)),
     "max_abs_error": (float, type(None)), "max_abs_errors": (dict, type(None)),
     "peak_memory_bytes": (int, type(None)), "samples": (int, type(None)), "too_noisy_to_rank": (bool, type(None)),
 }
@@ -246,51 +337,57 @@ SCHEMA = {  # field -> the JSON types it may hold (None: null, for a provider th
 
 def test_masked_rows_follow_the_schema(masked_run):
     rows = masked_run[1]["rows"]
-    expected = {(m.value, p) for m in MASKED_CASES.masks for p in PROVIDERS}
-    assert len(rows) == len(expected) and {(r["mask"], r["provider"]) for r in rows} == expected
+    expected = {(mode, m.value, p) for mode, masks in (("forward", MASKED_CASES.masks), ("fwd+bwd", TRAINING_MASKS))
+                for m in masks for p in PROVIDERS if p != VARLEN or m is MaskKind.DOCUMENTS}
+    assert len(rows) == len(expected) and {(r["mode"], r["mask"], r["provider"]) for r in rows} == expected
     for row in rows:
         assert set(row) == set(SCHEMA), row["provider"]
         for field, types_allowed in SCHEMA.items():
             assert isinstance(row[field], types_allowed), (field, row[field])
         assert row["available"] == (row["reason"] is None)
-        timed = row["available"] and row["provider"] != "ours"  # ours on a CPU: checked, not timed
+        timed = row["available"] and row["provider"] not in OURS_PROVIDERS  # ours on a CPU: not timed
         assert timed == (row["median_ms"] is not None) == (row["samples"] is not None)
 
 
 def test_masked_rows_that_ran_have_consistent_units(masked_run):
     results = masked_run[1]
-    ran = [r for r in results["rows"] if r["available"] and r["provider"] != "ours"]  # ours: checked, not timed
-    assert {(r["mask"], r["provider"]) for r in ran} >= {
-        (m.value, p) for m in MASKED_CASES.masks for p in ("sdpa-default", "sdpa-math", FLEX, "reference")
-        if not (p.startswith("sdpa") and m in NO_SDPA_EQUIVALENT) and not (p == FLEX and m is MaskKind.SINKS)}
+    ran = [r for r in results["rows"] if r["available"] and r["provider"] not in OURS_PROVIDERS]  # ours: not timed
+    assert {(r["mode"], r["mask"], r["provider"]) for r in ran} >= {
+        ("forward", m.value, p) for m in MASKED_CASES.masks for p in ("sdpa-default", "sdpa-math", FLEX, "reference")
+        if not (p.startswith("sdpa") and m in NO_SDPA_EQUIVALENT) and not (p == FLEX and m is MaskKind.SINKS)} | {
+        ("fwd+bwd", m.value, p) for m in TRAINING_MASKS for p in ("sdpa-default", "sdpa-math", "reference")}
     for row in ran:
         case = AttentionCase(row["batch"], row["heads"], row["seq_len"], row["head_dim"], MaskKind(row["mask"]))
-        assert row["flops"] == Mode.FORWARD.flops(case)  # by hand above
+        assert row["flops"] == Mode(row["mode"]).flops(case)  # by hand above
         assert row["p20_ms"] <= row["median_ms"] <= row["p80_ms"]
         assert row["tflops"] == pytest.approx(row["flops"] / (row["median_ms"] * 1e-3) / 1e12)  # TFLOP/s, ms
         assert row["ceiling_fraction"] == pytest.approx(row["tflops"] / results["ceilings"]["matmul_tflops"])
         assert 0 <= row["max_abs_error"] < 1e-4, row  # fp32 against float64, FlexAttention included
+    forward = [r for r in ran if r["mode"] == "forward"]
     for mask in set(MASKED_CASES.masks) - NO_SDPA_EQUIVALENT - {MaskKind.SINKS}:
-        default = next(r for r in ran if r["provider"] == "sdpa-default" and r["mask"] == mask.value)
+        default = next(r for r in forward if r["provider"] == "sdpa-default" and r["mask"] == mask.value)
         assert default["speedup_vs_sdpa_default"] == 1.0
-        flex = next(r for r in ran if r["provider"] == FLEX and r["mask"] == mask.value)
+        flex = next(r for r in forward if r["provider"] == FLEX and r["mask"] == mask.value)
         assert flex["speedup_vs_sdpa_default"] == pytest.approx(default["median_ms"] / flex["median_ms"])
 
 
-def test_score_variant_rows_are_rated_against_the_causal_row_and_flex(masked_run):
+def test_score_variant_and_document_rows_are_rated_against_the_causal_row_and_flex(masked_run):
+    """Computed from the run's own times: rate_vs_causal (forward; no causal row in fwd+bwd) and
+    speedup_vs_flex (where FlexAttention was timed in the same case and mode)."""
     ran = [r for r in masked_run[1]["rows"] if r["median_ms"] is not None]
     causal = {r["provider"]: r["tflops"] for r in ran if r["mask"] == MaskKind.CAUSAL.value}
-    flex_ms = {r["mask"]: r["median_ms"] for r in ran if r["provider"] == FLEX}
+    flex_ms = {(r["mask"], r["mode"]): r["median_ms"] for r in ran if r["provider"] == FLEX}
     rated = 0
     for row in ran:
-        variant = MaskKind(row["mask"]) in SCORE_VARIANT_KINDS
-        assert (row["rate_vs_causal"] is not None) == (variant and row["provider"] in causal), row
+        kind = MaskKind(row["mask"])
+        compared = (kind in SCORE_VARIANT_KINDS or kind is MaskKind.DOCUMENTS) and row["mode"] == "forward"
+        assert (row["rate_vs_causal"] is not None) == (compared and row["provider"] in causal), row
         if row["rate_vs_causal"] is not None:
             assert row["rate_vs_causal"] == pytest.approx(row["tflops"] / causal[row["provider"]])
             rated += 1
-        if row["mask"] in flex_ms:
-            assert row["speedup_vs_flex"] == pytest.approx(flex_ms[row["mask"]] / row["median_ms"])
-    assert rated >= 2 * len(SCORE_VARIANT_KINDS)  # the reference and sdpa-math at least, where they ran
+        flex = flex_ms.get((row["mask"], row["mode"]))
+        assert row["speedup_vs_flex"] == (None if flex is None else pytest.approx(flex / row["median_ms"]))
+    assert rated >= 2 * (len(SCORE_VARIANT_KINDS) + 1)  # the reference and sdpa-math at least, where they ran
 
 
 def test_masked_rows_say_why_a_provider_cannot_run_a_variant(masked_run):
@@ -302,10 +399,38 @@ def test_masked_rows_say_why_a_provider_cannot_run_a_variant(masked_run):
 
 def test_masked_run_checks_ours_in_the_interpreter_without_timing_it(masked_run):
     _, results, screen, _ = masked_run
-    ours = [r for r in results["rows"] if r["provider"] == "ours"]  # one shape: the smallest
-    assert {r["mask"] for r in ours} == {mask.value for mask in MASKED_CASES.masks}
+    ours = [r for r in results["rows"] if r["provider"] in OURS_PROVIDERS and r["mode"] == "forward"]  # one shape
+    assert {(r["mask"], r["provider"]) for r in ours} == {(mask.value, "ours") for mask in MASKED_CASES.masks} | {
+        (MaskKind.DOCUMENTS.value, VARLEN)}
     assert all(r["available"] and r["median_ms"] is None and 0 <= r["max_abs_error"] < 1e-4 for r in ours)
     assert "correctness, not speed" in screen
+
+
+def test_packed_documents_are_compared_with_padded_from_the_run_s_own_times(masked_run):
+    rows = masked_run[1]["rows"]
+    training = {(r["mask"], r["provider"]): r for r in rows if r["mode"] == "fwd+bwd"}
+    compared = 0
+    for (mask, provider), row in training.items():
+        lengths = document_lengths(row["seq_len"])
+        assert row["documents"] == len(lengths)
+        assert row["padding_fraction"] == pytest.approx(1 - sum(lengths) / (len(lengths) * max(lengths)))
+        padded = training[(MaskKind.PADDED_DOCUMENTS.value, "ours" if provider == VARLEN else provider)]
+        if mask == MaskKind.DOCUMENTS.value and row["median_ms"] and padded["median_ms"]:
+            assert row["speedup_vs_padded"] == pytest.approx(padded["median_ms"] / row["median_ms"])
+            compared += 1
+        else:
+            assert row["speedup_vs_padded"] is None
+    assert compared >= 3  # SDPA's default and math, the reference (ours: the interpreter's, not here)
+    others = [r for r in rows if MaskKind(r["mask"]) not in DOCUMENT_KINDS]
+    assert all(r["documents"] is None and r["padding_fraction"] is None and r["speedup_vs_padded"] is None
+               for r in others)
+
+
+def test_masked_summary_has_a_varlen_line_for_the_packed_documents(masked_run):
+    labels = [line[0] for line in summary_lines(masked_run[1])]
+    assert len(labels) == len(MASKED_CASES.masks) + len(TRAINING_MASKS) + 2
+    assert [label for label in labels if label.endswith("varlen")] == [
+        "D64 documents N128 B2 H4 varlen", "D64 documents N64 B2 H4 fwd+bwd varlen"]
 
 
 # --- `all` over a fake command set ----------------------------------------------------------------------
