@@ -124,8 +124,8 @@ def trainable_bias(device) -> torch.Tensor:
 # window is wide enough to leave map tile (0, 0) FULL for the mask and the window, but not for
 # causality: the backward's causal compare on that tile then depends on the fold.
 CASES = {
-    "documents-per-head": (lambda device: torch.stack([kernel_documents(device), kernel_documents(device, (0, 60, 150))]),
-                           False, None),
+    "documents-per-head": (lambda device: torch.stack([kernel_documents(device),
+                                                       kernel_documents(device, (0, 60, 150))]), False, None),
     "documents-causal-window": (kernel_documents, True, (150, None)),
     "trainable-bias": (trainable_bias, False, None),
 }
@@ -185,6 +185,7 @@ def test_tiles_a_mask_hides_are_never_read(device, monkeypatch):
     exact = reference.scaled_dot_product_attention(*exact_leaves, attn_mask=mask)
     torch.testing.assert_close(out.double(), exact, atol=2e-6, rtol=1e-5)
     for name, ours, want in zip("qkv", grads, torch.autograd.grad(exact, exact_leaves, grad_out.double())):
-        torch.testing.assert_close(ours.double(), want, atol=2e-5, rtol=1e-5, msg=lambda text, name=name: f"d{name}: {text}")
+        torch.testing.assert_close(ours.double(), want, atol=2e-5, rtol=1e-5,
+                                   msg=lambda text, name=name: f"d{name}: {text}")
     monkeypatch.setenv("KERNELS_BLOCK_MAPS", "0")  # the control: every tile read, the poison with it
     assert kernels.attention(*poisoned[:3], attn_mask=mask, backend="triton").isnan().any()

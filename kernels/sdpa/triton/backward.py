@@ -33,9 +33,9 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    EVEN_LENGTHS, INTERPRETING, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, head_dim_chunk, head_dim_chunked_dot, index_range,
-    key_span, load_tile, log2_units, masked_scores, needs_wide_offsets, padded_head_dim, precision_flags,
-    query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
+    EVEN_LENGTHS, INTERPRETING, LOG2E, MaskArgs, accumulator_dtype, dropout_keep, head_dim_chunk,
+    head_dim_chunked_dot, index_range, key_span, load_tile, log2_units, masked_scores, needs_wide_offsets,
+    padded_head_dim, precision_flags, query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, INTERPRETER_BACKWARD_TILE, TileSet, autotune_configs,
@@ -57,7 +57,8 @@ def _autotune(tiles: TileSet, *flags: str) -> dict:
         # aligned_lengths: lengths that divide every tile, else the pruner drops the tiles that spill
         # with bounds checks (configs.UNEVEN)
         key=["seq_bucket_q", "seq_bucket_k", "aligned_lengths", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW",
-             "USE_KEY_RANGE", "IS_CAUSAL", "USE_DROPOUT", "VARLEN", "FOLD_SCALE", "SPARSE_BLOCK", *VARIANT_FLAGS, *flags],
+             "USE_KEY_RANGE", "IS_CAUSAL", "USE_DROPOUT", "VARLEN", "FOLD_SCALE", "SPARSE_BLOCK", *VARIANT_FLAGS,
+             *flags],
         prune_configs_by={"early_config_prune": head_dim_pruner(tiles)},
     )
 

@@ -368,7 +368,8 @@ class MaskArgs:
         self._mask = mask
         # SPARSE_BLOCK of the forward and backward kernels: the block map's tile size, or 0 (block_mask.py)
         map_fits = padded_head_dim(placeholder.size(-1)) <= BLOCK_MAP_MAX_HEAD_DIM.for_dtype(placeholder.dtype)
-        self.sparse_block = MAP_BLOCK if map_fits and uses_block_map(mask, self.shared_row(rows_span_heads=False)) else 0
+        skips = map_fits and uses_block_map(mask, self.shared_row(rows_span_heads=False))
+        self.sparse_block = MAP_BLOCK if skips else 0
 
     def tile_list_args(self, is_causal: bool, variants, by_keys: bool) -> tuple:
         """(lists, batch stride, head stride, block stride) of the block map's tile lists (tile_lists.py;

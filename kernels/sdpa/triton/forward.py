@@ -44,9 +44,10 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    EVEN_LENGTHS, INTERPRETING, LN2, LOG2E, MASK_NONE, MaskArgs, accumulator_dtype, dropout_keep, empty_attention_output,
-    head_dim_chunk, head_dim_chunked_dot, index_range, key_span, load_tile, log2_units, masked_scores_from_rows,
-    needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
+    EVEN_LENGTHS, INTERPRETING, LN2, LOG2E, MASK_NONE, MaskArgs, accumulator_dtype, dropout_keep,
+    empty_attention_output, head_dim_chunk, head_dim_chunked_dot, index_range, key_span, load_tile, log2_units,
+    masked_scores_from_rows, needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates,
+    scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
