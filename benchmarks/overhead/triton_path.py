@@ -1,10 +1,12 @@
 """The Triton path's host time per call, level by level, without a GPU (see host_only.py).
 
-Each level is timed on its own, from the outermost in: `kernels.attention`; the custom op as
-`torch.ops` dispatches it; our launcher; the `kernel[grid](...)` calls the launcher makes ("kernel call") (Triton's
+Each level is timed on its own, from the outermost in: `kernels.attention`; the custom op's body, as an
+inference call on plain tensors runs it (without `torch.ops`: kernels/shared/custom_ops.py,
+runs_without_dispatcher); our launcher; the `kernel[grid](...)` calls the launcher makes ("kernel call") (Triton's
 autotuner and heuristics, then the binding); Triton's binding alone. A level's own time is its median
 minus the next level's. Validation and the backend choice are timed apart too: they are parts of the
-outermost level's own time.
+outermost level's own time; and so is the op called through `torch.ops` (what a call that needs a
+gradient, or one traced by torch.compile or a dispatch mode, pays instead of the body alone).
 """
 from collections.abc import Callable, Iterator
 
@@ -18,6 +20,7 @@ from benchmarks.harness.rows import Row
 from benchmarks.harness.timing import Stopwatch
 from benchmarks.overhead.cases import OverheadCase
 from benchmarks.overhead.host_only import host_only_launches, recording_kernel_calls
+from kernels.sdpa.custom_ops import attention_forward_body
 from kernels.sdpa.triton.common import empty_attention_output
 from kernels.sdpa.triton.decode import launch_decode, plan_num_splits
 from kernels.sdpa.triton.forward import launch_forward
@@ -25,15 +28,16 @@ from kernels.sdpa.validation import check_attention_inputs, check_attention_kern
 from kernels.shared.backends import note_backend_ran, resolve_backend
 
 LEVELS = ("kernels.attention", "custom op", "launcher", "kernel call", "Triton binding")
-PARTS = ("validation", "backend choice")
+PARTS = ("validation", "backend choice", "torch.ops call")
 OWN_TIME = {
     "kernels.attention": "validation, backend choice, the functional wrapper",
-    "custom op": "torch.ops dispatch (autograd layer included), output allocation, split plan",
+    "custom op": "the op's body, no torch.ops dispatch (inference): output allocation, split plan",
     "launcher": "our launcher's Python: mask arguments and key range, flags, grid",
     "kernel call": "Triton's autotuner (key, cache lookup) and heuristics",
     "Triton binding": "Triton's binder and specialisation, kernel cache key, grid",
     "validation": "check_attention_inputs + check_attention_kernel_limits",
     "backend choice": "resolve_backend + note_backend_ran",
+    "torch.ops call": "the custom op through torch.ops, its autograd layer included (training, compile)",
 }
 
 
@@ -57,15 +61,17 @@ def _level_calls(case: OverheadCase, dtype: torch.dtype) -> dict[str, Callable[[
     with recording_kernel_calls() as (kernel_calls, binder_calls):
         launcher()
     op = torch.ops.triton_attention_kernels.attention_forward
+    op_arguments = (query, key, value, expanded, is_causal, scale, 0.0, None, False)
     return {
         "kernels.attention": lambda: kernels.attention(**inputs),
-        "custom op": lambda: op(query, key, value, expanded, is_causal, scale, 0.0, None, False),
+        "custom op": lambda: attention_forward_body(*op_arguments),
         "launcher": launcher,
         "kernel call": lambda: [call() for call in kernel_calls],
         "Triton binding": lambda: [call() for call in binder_calls],
         "validation": lambda: (check_attention_inputs(query, key, value, mask, 0.0, is_causal, None, False),
                                check_attention_kernel_limits(query, value)),
         "backend choice": lambda: (resolve_backend(None, query.device), note_backend_ran("triton")),
+        "torch.ops call": lambda: op(*op_arguments),
     }
 
 

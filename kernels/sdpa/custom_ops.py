@@ -57,15 +57,16 @@ def _empty_lse(query: Tensor, return_lse: bool) -> Tensor:
     return query.new_empty(shape, dtype=accumulator_dtype(query.dtype))
 
 
-@torch.library.custom_op(f"{NAMESPACE}::attention_forward", mutates_args=())
-def attention_forward(
+def attention_forward_body(
     query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, is_causal: bool, scale: float,
     dropout_p: float, seed: Tensor | None, return_lse: bool,
     window_left: int | None = None, window_right: int | None = None, softcap: float | None = None,
     alibi_slopes: Tensor | None = None, sinks: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(out, lse) of rank-4 inputs; `mask` already broadcast to (B, Hq, Nq, Nk) (stride-0 view).
-    Few queries over many keys run split-K (kernels/sdpa/triton/decode.py), the rest the normal kernel."""
+    Few queries over many keys run split-K (kernels/sdpa/triton/decode.py), the rest the normal kernel.
+    The `attention_forward` op's implementation, which kernels.attention also calls directly where the
+    dispatcher has nothing to do (kernels/shared/custom_ops.runs_without_dispatcher)."""
     lse = _empty_lse(query, return_lse)
     out, lse_arg = empty_attention_output(query, value), lse if return_lse else None
     dropout = dropout_of(dropout_p, seed)
@@ -77,6 +78,10 @@ def attention_forward(
         launch_forward(query, key, value, mask, is_causal, scale, out=out, lse=lse_arg, dropout=dropout,
                        variants=variants)
     return out, lse
+
+
+attention_forward = torch.library.custom_op(f"{NAMESPACE}::attention_forward", mutates_args=())(
+    attention_forward_body)
 
 
 @attention_forward.register_fake

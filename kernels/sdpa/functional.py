@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 import reference
 from kernels.shared.backends import note_backend_ran, resolve_backend
-from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed, needs_gradient
+from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed, needs_gradient, runs_without_dispatcher
 from kernels.shared.dropout import Dropout
 from kernels.shared.triton_availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
 from kernels.sdpa.block_mask import BlockMask
@@ -19,7 +19,8 @@ if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (se
 
 def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p, seed, variants=None):
     """Run the custom op on rank-4 views; rank-3 (batch, seq, dim) inputs get a head dim of size 1.
-    The log-sum-exp is stored only when autograd will need it."""
+    The log-sum-exp is stored only when autograd will need it; a call that needs no gradient runs the
+    op's body without the dispatcher where nothing else must see the op (runs_without_dispatcher)."""
     rank3 = query.dim() == 3
     if rank3:
         query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
@@ -33,8 +34,9 @@ def _triton_attention(query, key, value, attn_mask, is_causal, scale, dropout_p,
             mask = mask.unsqueeze(1)
     options = () if variants is None else variant_op_arguments(variants)
     needs_grad = needs_gradient(query, key, value, attn_mask, *options)
-    out, _ = custom_ops.attention_forward(query, key, value, mask, is_causal, scale, dropout_p, seed, needs_grad,
-                                          *options)
+    direct = not needs_grad and runs_without_dispatcher(query, key, value, mask, *options)
+    forward = custom_ops.attention_forward_body if direct else custom_ops.attention_forward
+    out, _ = forward(query, key, value, mask, is_causal, scale, dropout_p, seed, needs_grad, *options)
     return out.squeeze(1) if rank3 else out
 
 

@@ -5,7 +5,10 @@ inputs the backward refuses to differentiate).
 The Triton launchers are registered as custom ops (kernels/sdpa/custom_ops.py,
 kernels/positional/custom_ops.py) so that `torch.compile` sees each fused kernel as one opaque node with a
 fake implementation (shapes, dtypes, strides) and an autograd formula, and traces our functions and
-modules without graph breaks. Eager calls go through the very same ops: one code path.
+modules without graph breaks. Eager calls go through the very same ops, except where the dispatcher
+has nothing to do (`runs_without_dispatcher`): an inference call on plain tensors runs the op's own
+Python body directly, which saves the `torch.ops` layers (about a quarter of the Triton path's host
+time before the launch, `python -m benchmarks overhead`); still one code path.
 
 Dropout seeds are drawn OUTSIDE the ops, as a 0-d int64 CPU tensor from torch's default generator:
 - `torch.randint` is traceable, so a compiled region draws the seed inside its graph (a Python
@@ -44,6 +47,18 @@ def needs_gradient(*arguments) -> bool:
     """Whether autograd will ask for the backward of a call on these arguments (non-tensors ignored):
     the forward stores the statistics the backward needs only then."""
     return torch.is_grad_enabled() and any(torch.is_tensor(each) and each.requires_grad for each in arguments)
+
+
+def runs_without_dispatcher(*arguments) -> bool:
+    """Whether an op's call on these arguments (non-tensors ignored) may run its body directly instead
+    of through `torch.ops`: no gradient to record (the caller asks needs_gradient first), nothing
+    tracing it (torch.compile, or a dispatch mode such as FakeTensorMode or FlopCounterMode, which must
+    see the op), and plain tensors only (no subclass, no functorch wrapper, whose handlers must too)."""
+    if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0:
+        return False
+    return all(not torch.is_tensor(each) or (type(each) is torch.Tensor
+                                              and not torch._C._functorch.is_functorch_wrapped_tensor(each))
+               for each in arguments)
 
 
 def refuse_gradients(ctx, no_gradient: dict[int, str], function: str) -> None:

@@ -158,13 +158,13 @@ def test_padded_causal_prefill_runs_as_causal_plus_key_padding(name, monkeypatch
     from kernels.sdpa.triton.common import attended_key_range
 
     launches = []
-    real = attention_ops.attention_forward
+    real = attention_ops.attention_forward_body  # what an inference call runs (runs_without_dispatcher)
 
     def spy(query, key, value, mask, is_causal, *args):
         launches.append((is_causal, mask is not None and attended_key_range(mask) is not None))
         return real(query, key, value, mask, is_causal, *args)
 
-    monkeypatch.setattr(attention_ops, "attention_forward", spy)
+    monkeypatch.setattr(attention_ops, "attention_forward_body", spy)
     model = with_triton(tiny_model(name))
     run(model, inputs_for(name, padded=True))
     assert launches and all(launch == (True, True) for launch in launches), launches

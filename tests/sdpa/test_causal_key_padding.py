@@ -62,13 +62,13 @@ def test_rows_without_a_real_key_are_zero_and_the_kernel_gets_causal_plus_key_ra
     from kernels.sdpa import custom_ops as attention_ops
 
     seen = []
-    real = attention_ops.attention_forward
+    real = attention_ops.attention_forward_body  # what an inference call runs (runs_without_dispatcher)
 
     def spy(query, key, value, mask, is_causal, *args):
         seen.append((attended_key_range(mask) is not None, is_causal))
         return real(query, key, value, mask, is_causal, *args)
 
-    monkeypatch.setattr(attention_ops, "attention_forward", spy)
+    monkeypatch.setattr(attention_ops, "attention_forward_body", spy)
     q, k, v = make_qkv(2, 2, 2, 33, 33, 16, torch.float32, device)
     key_padding = padding_of([33, 10], 33, left=True, device=device)  # row 1: 23 pad tokens first
     out = run_triton(q, k, v, key_padding)

@@ -9,6 +9,7 @@ Seeds stay 0-d int64 CPU tensors on every device (see kernels/shared/custom_ops.
 import pytest
 import torch
 import torch.nn.functional as F
+import torch.utils._python_dispatch
 
 import kernels
 from support.devices import DEVICE
@@ -261,6 +262,38 @@ def test_eager_passes_the_broadcast_mask_to_the_kernel_without_a_copy(monkeypatc
     kernels.attention(q, k, v, attn_mask=key_padding, backend="triton")
     assert seen[0].shape == (1, 2, 12, 9) and seen[0].stride()[1:3] == (0, 0)
     assert seen[0].data_ptr() == key_padding.data_ptr()
+
+
+class _RecordedOps(torch.utils._python_dispatch.TorchDispatchMode):
+    """A dispatch mode (as FlopCounterMode or a profiler's is) that records the ops it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "training"])
+def test_eager_calls_skip_the_dispatcher_only_where_nothing_must_see_the_op(grad, monkeypatch):
+    """An inference call on plain tensors runs the op's body directly (no torch.ops layers: host time);
+    a call that needs a gradient, or under a dispatch mode, goes through the op, which they must see."""
+    q, k, v = (tensor.requires_grad_(grad) for tensor in qkv())
+    dispatched = []
+    op = attention_ops.attention_forward
+
+    def spy(*args):
+        dispatched.append(True)
+        return op(*args)
+    monkeypatch.setattr(attention_ops, "attention_forward", spy)
+    expected = kernels.attention(q, k, v, backend="reference")
+    torch.testing.assert_close(kernels.attention(q, k, v, backend="triton"), expected)
+    assert dispatched == ([True] if grad else [])
+    with _RecordedOps() as recorded:
+        torch.testing.assert_close(kernels.attention(q, k, v, backend="triton"), expected)
+    assert "triton_attention_kernels.attention_forward" in recorded.names
 
 
 def test_record_backends_counts_eager_calls_only():
