@@ -108,3 +108,16 @@ def test_every_tile_divides_the_block_map_tile(kernel):
     interpreter = configs.INTERPRETER_FORWARD_TILE if kernel == "forward" else configs.INTERPRETER_BACKWARD_TILE
     for tile in (*tiles.half, *tiles.single, *tiles.double, interpreter):
         assert MAP_BLOCK % tile.block_m == 0 and MAP_BLOCK % tile.block_n == 0, tile
+
+
+def test_the_autotuners_argument_names_keep_their_order_with_a_set_lookup():
+    """configs.fast_argument_lookup: the autotuner zips these names with a call's arguments, so they must
+    stay the kernel's own, in order; membership (what the autotuner tests ~60 times a call) is a set's."""
+    from kernels.sdpa.triton.backward import _attention_backward_dk_dv_kernel, _attention_backward_dq_kernel
+    from kernels.sdpa.triton.decode import _split_attention_kernel
+    from kernels.sdpa.triton.forward import _attention_forward_kernel
+    for kernel in (_attention_forward_kernel, _attention_backward_dk_dv_kernel, _attention_backward_dq_kernel,
+                   _split_attention_kernel):
+        names = kernel.arg_names
+        assert isinstance(names, list) and names == kernel.fn.arg_names
+        assert all(name in names for name in kernel.fn.arg_names) and "not_an_argument" not in names

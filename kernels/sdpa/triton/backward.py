@@ -39,7 +39,7 @@ from kernels.sdpa.triton.common import (
 )
 from kernels.sdpa.triton.configs import (
     ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, INTERPRETER_BACKWARD_TILE, TileSet, autotune_configs,
-    head_dim_pruner,
+    fast_argument_lookup, head_dim_pruner,
 )
 from kernels.sdpa.triton.score_variants import (
     VARIANT_FLAGS, KernelVariants, clip_to_window, per_row_values, sink_gradient, soft_cap_slope,
@@ -266,6 +266,7 @@ def _accumulate_dk_dv(
     return dk, dv
 
 
+@fast_argument_lookup
 @triton.autotune(**_autotune(BACKWARD_DK_DV_TILES))
 @triton.heuristics({
     **EVEN_LENGTHS,
@@ -479,6 +480,7 @@ def _accumulate_dq(
     return dq
 
 
+@fast_argument_lookup
 @triton.autotune(**_autotune(BACKWARD_DQ_TILES, "MASK_GRAD"))
 @triton.heuristics(EVEN_LENGTHS)
 @triton.jit(do_not_specialize=["dropout_seed", "aligned_lengths"])

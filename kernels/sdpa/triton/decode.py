@@ -40,7 +40,7 @@ from kernels.sdpa.triton.common import (
 )
 from kernels.sdpa.triton.configs import (
     DECODE_BLOCK_M, DECODE_MAX_ROWS, DECODE_TILES, INTERPRETER_DECODE_BLOCK_M, INTERPRETER_DECODE_TILE,
-    autotune_configs, head_dim_pruner,
+    autotune_configs, fast_argument_lookup, head_dim_pruner,
 )
 from kernels.sdpa.triton.forward import attend_key_tiles, finish_rows
 from kernels.sdpa.triton.score_variants import (
@@ -58,6 +58,7 @@ PROGRAMS_PER_MULTIPROCESSOR = 2  # the split grid aims at this many programs per
 _forced_splits: contextvars.ContextVar[int | None] = contextvars.ContextVar("forced_splits", default=None)
 
 
+@fast_argument_lookup
 @triton.autotune(
     configs=autotune_configs(DECODE_TILES, INTERPRETER_DECODE_TILE, INTERPRETING),
     key=["keys_per_split_bucket", "BLOCK_M", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",

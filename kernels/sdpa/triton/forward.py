@@ -50,7 +50,7 @@ from kernels.sdpa.triton.common import (
     scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
-    FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
+    FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, fast_argument_lookup, head_dim_pruner,
 )
 from kernels.sdpa.triton.score_variants import (
     VARIANT_FLAGS, KernelVariants, clip_to_window, lse_without_keys, per_row_values, start_row_stats,
@@ -189,6 +189,7 @@ def finish_rows(acc, m_i, l_i):
     return out, lse
 
 
+@fast_argument_lookup
 @triton.autotune(
     configs=autotune_configs(FORWARD_TILES, INTERPRETER_FORWARD_TILE, INTERPRETING),
     key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
