@@ -27,6 +27,7 @@ from kernels.sdpa.triton.descriptors import TENSOR_DESCRIPTOR_CAPABILITY, force_
 from kernels.sdpa.triton.forward import launch_forward
 from kernels.sdpa.triton.sequences import PackedSequences
 from kernels.sdpa.triton.varlen import launch_varlen_backward, launch_varlen_forward
+from kernels.sdpa.triton.warp_specialization import WARP_SPECIALIZATION_CAPABILITY, force_warp_specialization
 from kernels.sdpa.variants import AttentionVariants
 from kernels.shared.dropout import Dropout
 
@@ -68,15 +69,18 @@ class Case:
     variant: str
     autotune: bool = True  # False: the one tile taken when KERNELS_AUTOTUNE=0
     pointer_path: bool = False  # True: the forward's pointer path even where a launch would take TMA
+    warp_specialize: bool = False  # True: the forward's key loop warp-specialised on its descriptor path
 
 
 def cases(launchers=DEFAULT_LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, variants=None, quick=False,
-          untimed=True, pointer_path=False) -> list[Case]:
+          untimed=True, pointer_path=False, warp_specialize=False) -> list[Case]:
     """Every (launcher, dtype, head dim, variant), restricted to the given ones (a variant named
     "LAUNCHER:VARIANT" for that launcher only), autotuned and, with
     `untimed`, as KERNELS_AUTOTUNE=0 runs it (its tile is one the autotuner also times: no extra compile).
     `quick` keeps the common variants at d64/d128 (the full set covers d256 and every mask kind).
-    `pointer_path`: the forward without TMA descriptors on every arch (to compare the two paths)."""
+    `pointer_path`: the forward without TMA descriptors on every arch (to compare the two paths).
+    `warp_specialize`: the forward's key loop warp-specialised where it takes descriptors
+    (kernels/sdpa/triton/warp_specialization.py)."""
     if quick:
         head_dims = [d for d in head_dims if d <= 128]
     found = []
@@ -89,7 +93,8 @@ def cases(launchers=DEFAULT_LAUNCHERS, dtypes=DTYPES, head_dims=HEAD_DIMS, varia
                 continue
             wanted = variants is None or variant in variants or f"{launcher}:{variant}" in variants
             if wanted or launcher == "yardstick":
-                case = Case(launcher, dtype, width, variant, pointer_path=pointer_path)
+                case = Case(launcher, dtype, width, variant, pointer_path=pointer_path,
+                            warp_specialize=warp_specialize)
                 found += [case, replace(case, autotune=False)] if untimed and launcher in _AUTOTUNED else [case]
     return found
 
@@ -107,7 +112,8 @@ def record(case: Case, arch: Arch, tiles: list[triton.Config] | None = None) -> 
     torch.manual_seed(0)
     descriptors = arch.capability >= TENSOR_DESCRIPTOR_CAPABILITY and not case.pointer_path
     with (recording_launches(tiles) as launches, _autotuning(case.autotune),
-          force_tensor_descriptors(descriptors)):
+          force_tensor_descriptors(descriptors),
+          force_warp_specialization(case.warp_specialize and arch.capability >= WARP_SPECIALIZATION_CAPABILITY)):
         _LAUNCH[case.launcher](case, getattr(torch, case.dtype))
     return launches
 

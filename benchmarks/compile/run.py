@@ -46,6 +46,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pointer-path", action="store_true",
                         help="compile the attention forward's pointer path on every arch (default: its TMA "
                              "descriptor path on sm_90 and later, as a launch there takes)")
+    parser.add_argument("--warp-specialize", action="store_true",
+                        help="compile the attention forward's key loop warp-specialised where it takes TMA "
+                             "descriptors (default: off, as launches run it unless forced)")
     parser.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1,
                         help="parallel compiles (default: %(default)s)")
 
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("compile: --tile applies to the forward and backward kernels (and the yardstick): "
                          "add --launchers forward backward yardstick")
     selected = case_list.cases(args.launchers, args.dtypes, args.head_dims, args.variants, args.quick,
-                               untimed=not args.tile, pointer_path=args.pointer_path)
+                               untimed=not args.tile, pointer_path=args.pointer_path,
+                               warp_specialize=args.warp_specialize)
     if not selected:
         raise SystemExit("compile: no case matches --launchers/--dtypes/--head-dims/--variants")
     start = time.perf_counter()
@@ -84,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"compile: the selected cases launch none of --kernels {' '.join(args.kernels)}")
     settings = {
         "arch": args.arch, "quick": args.quick, "jobs": args.jobs, "pointer_path": args.pointer_path,
+        "warp_specialize": args.warp_specialize,
         "tiles": [_tile_text(tile) for tile in args.tile] if args.tile else "shipped",
         "wall_seconds": round(time.perf_counter() - start, 1),
     }

@@ -184,3 +184,28 @@ def test_pointer_path_when_forced_off(device, monkeypatch):
         out = run_triton(q, k, v, is_causal=True)
     spy.assert_pointers_ran()
     assert_attention_close(out, q, k, v, is_causal=True)
+
+
+def test_warp_specialization_is_off_unless_forced_and_then_on_the_descriptor_path_only(device, monkeypatch):
+    """WARP_SPECIALIZE (warp_specialization.py): off by default; forced, the descriptor path's key loop
+    takes it for 16-bit queries (the interpreter runs the loop as written: the same answer), the pointer
+    path and float32 never do."""
+    from kernels.sdpa.triton.warp_specialization import force_warp_specialization, uses_warp_specialization
+    half = torch.empty(1, dtype=torch.float16, device="cpu")
+    assert not uses_warp_specialization(True, half)
+    with force_warp_specialization(True):
+        assert uses_warp_specialization(True, half) and not uses_warp_specialization(True, half.float())
+    with pytest.raises(TypeError, match="enabled must be a bool"):
+        with force_warp_specialization(1):
+            pass
+    flags = []
+    decide = forward.uses_warp_specialization
+    monkeypatch.setattr(forward, "uses_warp_specialization",
+                        lambda use_tma, query: flags.append(decide(use_tma, query)) or flags[-1])
+    q, k, v = make_qkv(1, 2, 2, 37, 45, 32, torch.float16, device)
+    for descriptors in (True, False):
+        with force_tensor_descriptors(descriptors), force_warp_specialization(True):
+            out, _ = launch_forward(q, k, v, None, True, 0.2)
+        assert_attention_close(out, q, k, v, is_causal=True, scale=0.2)
+    on_blackwell = q.device.type != "cuda" or torch.cuda.get_device_capability(q.device)[0] >= 10
+    assert flags == [on_blackwell, False]

@@ -70,7 +70,7 @@ def uses_tensor_descriptors(*tensors: torch.Tensor) -> bool:
     Blackwell) when every tensor is `descriptor_compatible`."""
     wanted, device = _forced_path.get(), tensors[0].device
     if wanted is None:
-        wanted = device.type == "cuda" and _capability(device) >= TENSOR_DESCRIPTOR_CAPABILITY
+        wanted = device.type == "cuda" and device_capability(device) >= TENSOR_DESCRIPTOR_CAPABILITY
     return wanted and all(descriptor_compatible(tensor) for tensor in tensors)
 
 
@@ -94,7 +94,8 @@ def _cuda_capability(index: int) -> int:
     return 10 * major + minor
 
 
-def _capability(device: torch.device) -> int:
+def device_capability(device: torch.device) -> int:
+    """A CUDA device's compute capability as major x 10 + minor (90 for Hopper, 100 for Blackwell)."""
     return _cuda_capability(device.index if device.index is not None else torch.cuda.current_device())
 
 

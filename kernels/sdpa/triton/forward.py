@@ -24,6 +24,8 @@ Variants are constexpr flags of this one kernel:
 - HEAD_DIM_CHUNK: float32 past head dim 128 sums the scores over head-dim chunks of q and k read
   from memory (common.head_dim_chunk), so no whole q or K^T tile is held as a tf32x3 operand (at
   d256 that spilled 1.6 KB a thread).
+- WARP_SPECIALIZE: the key loop split into TMA producer and MMA consumer warps (16-bit, sm_100 and
+  later); off unless forced, until a card times it (warp_specialization.py).
 - FOLD_SCALE: where that is exact (common.scale_folds: a positive scale, nothing added to the
   scores), the softmax scale is applied inside the exp2 instead of to each score first.
 - VARLEN: packed variable-length sequences (sequences.py): a program's batch index is a sequence,
@@ -58,6 +60,7 @@ from kernels.sdpa.triton.score_variants import (
 )
 from kernels.sdpa.triton.tile_lists import listed_tiles, tile_at
 from kernels.sdpa.triton.descriptors import row_tile_descriptor, scratch_allocator, uses_tensor_descriptors
+from kernels.sdpa.triton.warp_specialization import uses_warp_specialization
 from kernels.sdpa.triton.sequences import PackedSequences, sequence_pointer_args, sequence_rows
 from kernels.sdpa.variants import AttentionVariants
 from kernels.shared.dropout import Dropout
@@ -80,11 +83,12 @@ def attend_key_tiles(
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     diagonal_start=0, USE_TMA: tl.constexpr = False,
     stride_qd=0, q_first_row=0, HEAD_DIM_CHUNK: tl.constexpr = 0, FOLD_SCALE: tl.constexpr = False,
-    tile_list=None, full_steps=0, SPARSE_BLOCK: tl.constexpr = 0,
+    tile_list=None, full_steps=0, SPARSE_BLOCK: tl.constexpr = 0, WARP_SPECIALIZE: tl.constexpr = False,
 ):
     """Fold the key tiles [key_start, key_end) into the running (acc, m_i, l_i) of one query block.
     With SPARSE_BLOCK (a block map, tile_lists.py) the loop runs over steps [key_start, key_end) of
-    `tile_list` instead, its first `full_steps` tiles reading no mask.
+    `tile_list` instead, its first `full_steps` tiles reading no mask. WARP_SPECIALIZE: the loop is
+    warp-specialised (warp_specialization.py; off unless forced).
 
     The block's rows are `offs_m` (rows >= n_queries are padding); `mask_row_ptrs` points at each
     row's mask row (see masked_scores_from_rows). `k_tiles` and `v_tiles` are the base pointers of the
@@ -110,7 +114,7 @@ def attend_key_tiles(
     lse stay in the same units either way. Only where nothing is added to the scaled scores (soft
     cap, ALiBi, additive mask) and the scale is positive: max(s * c) = max(s) * c needs c > 0, and
     a masked -inf times 0 would be NaN."""
-    for step in range(key_start, key_end, 1 if SPARSE_BLOCK else BLOCK_N):
+    for step in tl.range(key_start, key_end, 1 if SPARSE_BLOCK else BLOCK_N, warp_specialize=WARP_SPECIALIZE):
         if SPARSE_BLOCK:
             start_n, masked_tile = tile_at(step, tile_list, full_steps, BLOCK=BLOCK_N, SPARSE_BLOCK=SPARSE_BLOCK)
         else:  # every tile reads the mask: the code compiled before block maps existed
@@ -193,7 +197,8 @@ def finish_rows(acc, m_i, l_i):
 @triton.autotune(
     configs=autotune_configs(FORWARD_TILES, INTERPRETER_FORWARD_TILE, INTERPRETING),
     key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
-         "IS_CAUSAL", "USE_DROPOUT", "USE_TMA", "VARLEN", "FOLD_SCALE", "SPARSE_BLOCK", *VARIANT_FLAGS],
+         "IS_CAUSAL", "USE_DROPOUT", "USE_TMA", "VARLEN", "FOLD_SCALE", "SPARSE_BLOCK", "WARP_SPECIALIZE",
+         *VARIANT_FLAGS],
     prune_configs_by={"early_config_prune": head_dim_pruner(FORWARD_TILES)},
 )
 @triton.heuristics(EVEN_LENGTHS)
@@ -216,6 +221,7 @@ def _attention_forward_kernel(
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
     WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr, SPARSE_BLOCK: tl.constexpr,
+    WARP_SPECIALIZE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
@@ -293,7 +299,7 @@ def _attention_forward_kernel(
         SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT,
         diagonal_start=diagonal_start, USE_TMA=USE_TMA,
         stride_qd=stride_qd, q_first_row=start_m * BLOCK_M, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, FOLD_SCALE=FOLD_SCALE,
-        tile_list=tile_list, full_steps=full_steps, SPARSE_BLOCK=SPARSE_BLOCK)
+        tile_list=tile_list, full_steps=full_steps, SPARSE_BLOCK=SPARSE_BLOCK, WARP_SPECIALIZE=WARP_SPECIALIZE)
 
     out, lse = finish_rows(acc, m_i, l_i)
     out_base = out_ptr + batch * stride_ob + head * stride_oh + query_row0 * stride_om
@@ -383,5 +389,6 @@ def launch_forward(
         **precision_flags(q.dtype), **kernel_variants.flags,
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), padded_head_dim(head_dim_v)),
         FOLD_SCALE=scale_folds(qk_scale, mask_args.kind, kernel_variants.flags), SPARSE_BLOCK=mask_args.sparse_block,
+        WARP_SPECIALIZE=uses_warp_specialization(use_tma, q),
     )
     return out, lse
