@@ -4,7 +4,7 @@ dim and variant that changes the compiled code.
 A case runs one launcher on small CPU tensors inside `recording_launches`; the launches it records
 (one per tile the pruner keeps, plus any helper kernel such as the backward's delta pre-pass) are
 what gets compiled. Shapes are small but have the properties of real ones: lengths that divide
-the tiles (but in `uneven_causal` and `varlen`), contiguous head dims, 16-byte aligned pointers, and
+the tiles (but in `varlen` and the `uneven` variants), contiguous head dims, 16-byte aligned pointers, and
 the grouping of real calls (one query head per key/value head in the forward and backward, a GQA
 group of 4 in decode).
 """
@@ -35,15 +35,21 @@ DTYPES = ("float16", "bfloat16", "float32", "float64")
 HEAD_DIMS = (64, 128, 256)
 # varlen: packed sequences (the kernels' VARLEN mode), causal: its register peak. uneven_causal: a
 # dense causal call whose lengths divide no tile (EVEN_M/EVEN_N off: bounds checks). The attention
-# variants (kernels/sdpa/triton/score_variants.py): each alone, and all four with causality
-# ("score_variants_causal": the register peak of the score math).
+# variants (kernels/sdpa/triton/score_variants.py): each alone, all four with causality
+# ("score_variants_causal": the register peak of the score math), and all four with causality and
+# what else raises the pressure: lengths that divide no tile ("score_variants_uneven_causal") or
+# dropout ("score_variants_dropout_causal").
 SCORE_VARIANTS = ("window", "softcap", "alibi", "sinks")
 SDPA_VARIANTS = ("none", "causal", "key_padding", "bool_mask", "additive_mask", "dropout", "varlen", "uneven_causal",
-                 *SCORE_VARIANTS, "score_variants_causal")
+                 *SCORE_VARIANTS, "score_variants_causal", "score_variants_uneven_causal",
+                 "score_variants_dropout_causal")
 # additive_mask_grad: the backward of a trainable float mask (the dQ kernel stores dS, MASK_GRAD).
 BACKWARD_VARIANTS = (*SDPA_VARIANTS, "additive_mask_grad")
-# wide_group: a GQA group of 64 query heads with a key-padding mask, decode's tallest tile.
-DECODE_VARIANTS = ("none", "key_padding", "additive_mask", *SCORE_VARIANTS, "score_variants", "wide_group")
+# wide_group: a GQA group of 64 query heads with a key-padding mask, decode's tallest tile. Decode
+# takes neither causality nor dropout: score_variants_uneven is all four over a key count that
+# divides no tile.
+DECODE_VARIANTS = ("none", "key_padding", "additive_mask", *SCORE_VARIANTS, "score_variants", "score_variants_uneven",
+                   "wide_group")
 POSITIONAL_VARIANTS = ("add", "gather", "position_ids", "dropout", "backward")
 POSITIONAL_WIDTHS = (64, 512, 1024)  # d_model: the tile's column count follows it up to 1024
 # "yardstick": our minimal TMA forward (yardstick.py), compiled at the forward's tiles to compare with it;
@@ -54,7 +60,11 @@ YARDSTICK_DTYPES = ("float16", "bfloat16")
 _AUTOTUNED = ("forward", "backward", "decode")
 
 _BATCH, _HEADS, _LENGTH = 2, 2, 256  # forward and backward: lengths divide every tile
-_UNEVEN_LENGTH = _LENGTH - 7  # divides no tile
+_UNEVEN = 7  # taken off a length (decode: the key count) so that it divides no tile
+_CAUSAL_VARIANTS = ("causal", "uneven_causal", "score_variants_causal", "score_variants_uneven_causal",
+                    "score_variants_dropout_causal")
+_UNEVEN_VARIANTS = ("uneven_causal", "score_variants_uneven_causal", "score_variants_uneven")
+_DROPOUT_VARIANTS = ("dropout", "score_variants_dropout_causal")
 _DECODE_QUERY_HEADS, _DECODE_KV_HEADS, _DECODE_KEYS, _DECODE_SPLITS = 8, 2, 1024, 4
 _WIDE_GROUP = 64
 _POSITIONAL_TOKENS, _VOCAB = 128, 1000
@@ -165,15 +175,15 @@ def _score_variants(variant: str, q: torch.Tensor) -> AttentionVariants | None:
 
 
 def _causal(variant: str) -> bool:
-    return variant in ("causal", "uneven_causal", "score_variants_causal")
+    return variant in _CAUSAL_VARIANTS
 
 
-def _length(variant: str) -> int:
-    return _UNEVEN_LENGTH if variant == "uneven_causal" else _LENGTH
+def _length(variant: str, even: int = _LENGTH) -> int:
+    return even - _UNEVEN if variant in _UNEVEN_VARIANTS else even
 
 
 def _dropout(variant: str) -> Dropout:
-    return Dropout(_DROPOUT_P, _SEED) if variant == "dropout" else Dropout()
+    return Dropout(_DROPOUT_P, _SEED) if variant in _DROPOUT_VARIANTS else Dropout()
 
 
 def _packed_inputs(dtype: torch.dtype, head_dim: int):
@@ -223,9 +233,10 @@ def _launch_yardstick(case: Case, dtype: torch.dtype) -> None:
 
 def _launch_decode(case: Case, dtype: torch.dtype) -> None:
     query_heads = _WIDE_GROUP * _DECODE_KV_HEADS if case.variant == "wide_group" else _DECODE_QUERY_HEADS
-    q, k, v = _attention_inputs(dtype, case.head_dim, query_heads, _DECODE_KV_HEADS, 1, _DECODE_KEYS)
+    n_keys = _length(case.variant, _DECODE_KEYS)
+    q, k, v = _attention_inputs(dtype, case.head_dim, query_heads, _DECODE_KV_HEADS, 1, n_keys)
     mask_variant = "key_padding" if case.variant == "wide_group" else case.variant
-    launch_decode(q, k, v, _mask(mask_variant, q, _DECODE_KEYS), case.head_dim**-0.5, _DECODE_SPLITS,
+    launch_decode(q, k, v, _mask(mask_variant, q, n_keys), case.head_dim**-0.5, _DECODE_SPLITS,
                   variants=_score_variants(case.variant, q))
 
 

@@ -6,11 +6,11 @@ A representative subset of `python -m benchmarks compile`, run in a subprocess (
 the kernels in Triton's interpreter, which compiles nothing): every shipped tile of every dtype family
 and head dim, at the variant that costs the most registers, plus the tiles taken when
 KERNELS_AUTOTUNE=0; and the two backward gradient kernels, the ones closest to the register limit,
-where a user's call raises their pressure: lengths that divide no tile, packed sequences, the score
-variants with causality (about 290 compiles). bfloat16 is left to the full report: the kernels take
-it through the same code and tiles as float16, and the committed report shows the same registers,
-spills, shared memory and MMA for both at these variants. A second run compiles tiles that must break
-each rule, so that no rule passes by being unable to fail.
+where a user's call raises their pressure: packed sequences, the score variants with causality, alone
+and with lengths that divide no tile or (dQ) dropout (about 260 compiles). bfloat16 is left to the
+full report: the kernels take it through the same code and tiles as float16, and the committed report
+shows the same registers, spills, shared memory and MMA for both at these variants. A second run
+compiles tiles that must break each rule, so that no rule passes by being unable to fail.
 """
 import json
 import os
@@ -35,14 +35,17 @@ GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", *GATE_DTYPES, "--launchers", "fo
              "positional", "--head-dims", "64", "128", "256", "--variants", "forward:causal", "backward:causal",
              "decode:key_padding", "decode:wide_group", "positional:add"]
 # The backward gradient kernels where calls raise their pressure past causal (configs.TileConfig.spills_with):
-# dK/dV at lengths that divide no tile, packed sequences, all four score variants with causality; dQ
-# where a tile was pruned for them (16-bit d64, the score variants).
-PRESSURE_VARIANTS = ("uneven_causal", "varlen", "score_variants_causal")
+# dK/dV on packed sequences, all four score variants with causality, and the same with lengths that
+# divide no tile (the tiles uneven lengths alone keep, since UNEVEN prunes whatever SCORE_VARIANTS
+# prunes, at a higher pressure); dQ where a tile was pruned for them (16-bit d64, the score variants),
+# with dropout too (no dQ tile is pruned for it: the same tiles at a higher pressure).
+PRESSURE_VARIANTS = ("score_variants_uneven_causal", "varlen", "score_variants_causal")
 DK_DV_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", "float16", "float32", "--launchers", "backward",
                    "--kernels", "attention_backward_dk_dv_kernel", "--head-dims", "64", "128", "256",
                    "--variants", *PRESSURE_VARIANTS]
 DQ_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", "float16", "--launchers", "backward",
-                "--kernels", "attention_backward_dq_kernel", "--head-dims", "64", "--variants", "score_variants_causal"]
+                "--kernels", "attention_backward_dq_kernel", "--head-dims", "64",
+                "--variants", "score_variants_dropout_causal"]
 # Deliberately bad tiles at d128, on the forward's pointer path (no TMA load on sm_90: the good tile
 # 128x64/8/3 breaks that rule alone): 8 pipeline stages of 64x64 need more shared memory than any
 # card has, 128x128 on 4 warps holds more accumulators than registers, 32x32 on 4 warps is too small
@@ -93,7 +96,7 @@ def test_the_gate_covers_every_kernel_dtype_and_arch(gate_rows):
     assert pressure == {("attention_backward_dk_dv_kernel", dtype, head_dim, variant, arch, autotune)
                         for dtype in ("float16", "float32") for head_dim in (64, 128, 256)
                         for variant in PRESSURE_VARIANTS for arch in GATE_ARCHS for autotune in (True, False)} | {
-        ("attention_backward_dq_kernel", "float16", 64, "score_variants_causal", arch, autotune)
+        ("attention_backward_dq_kernel", "float16", 64, "score_variants_dropout_causal", arch, autotune)
         for arch in GATE_ARCHS for autotune in (True, False)}
 
 
@@ -111,12 +114,14 @@ KNOWN_BREAKS: tuple[KnownBreak, ...] = (
     KnownBreak(
         "no spills",
         lambda row: (row["kernel"] == "attention_backward_dk_dv_kernel" and row["dtype"] == "float16"
-                     and row["head_dim"] == 256 and row["variant"] == "varlen" and row["arch"] == "sm_90"),
-        "16-bit dK/dV at d256 on packed sequences on sm_90: 16x64/8/2 holds 255 registers and spills 12 "
-        "bytes; no other tile keeps HGMMA without spilling more (16 warps cap it at 128 registers: "
-        "250-630 bytes; one stage or 32 queries spill more). The two 64 x 256 fp32 accumulators take 128 "
-        "registers: the kernel must hold less across its loop."),
-)  # fp32 d256, 16-bit d256 HGMMA, positional: fixed
+                     and row["head_dim"] == 256 and row["variant"] == "score_variants_uneven_causal"
+                     and row["arch"] == "sm_90"),
+        "16-bit dK/dV at d256 with all four score variants and lengths that divide no tile on sm_90: "
+        "16x64/8/3 holds 255 registers and spills 4 bytes (2 stages 32, 4 stages 12); no other tile keeps "
+        "HGMMA without spilling more (16 warps cap it at 128 registers, 32 queries or one stage spill "
+        "more). The two 64 x 256 fp32 accumulators take 128 registers: the kernel must hold less across "
+        "its loop."),
+)  # fp32 d256, 16-bit d256 HGMMA, positional, 16-bit d256 on packed sequences: fixed
 
 
 def known(rule: str, row: dict) -> bool:

@@ -11,8 +11,8 @@ from kernels.sdpa.block_mask import MAP_BLOCK
 from kernels.sdpa.triton import configs
 from kernels.sdpa.triton.common import INTERPRETING
 from kernels.sdpa.triton.configs import (
-    ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, DECODE_TILES, FORWARD_TILES, SCORE_VARIANTS, TRAITS,
-    UNEVEN, head_dim_pruner,
+    ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, DECODE_TILES, DROPOUT, FORWARD_TILES, SCORE_VARIANTS,
+    TRAITS, UNEVEN, head_dim_pruner, spill_traits,
 )
 from kernels.sdpa.triton.score_variants import VARIANT_FLAGS
 
@@ -31,11 +31,12 @@ def prune(tiles, dtype: torch.dtype, head_dim: int, traits: set[str] = frozenset
     flags = {flag: int(SCORE_VARIANTS in traits and flag == "WINDOW_LEFT") for flag in VARIANT_FLAGS}
     return head_dim_pruner(tiles)(tiles.candidates(), {"q_ptr": torch.empty(0, dtype=dtype)},
                                   BLOCK_D=head_dim, BLOCK_DV=head_dim, aligned_lengths=int(UNEVEN not in traits),
-                                  **flags)
+                                  USE_DROPOUT=int(DROPOUT in traits), **flags)
 
 
 def fits(tile, head_dim: int, traits: set[str] = frozenset()) -> bool:
-    return tile.min_head_dim <= head_dim <= tile.max_head_dim and not traits & set(tile.spills_with)
+    return (tile.min_head_dim <= head_dim <= tile.max_head_dim
+            and not any(set(spill_traits(entry)) <= traits for entry in tile.spills_with))
 
 
 @pytest.mark.parametrize("kernel", TILE_SETS)
@@ -68,11 +69,14 @@ def test_aligned_lengths_divide_every_backward_tile():
             assert ALIGNED_LENGTH % tile.block_m == 0 and ALIGNED_LENGTH % tile.block_n == 0, tile
 
 
-def test_only_the_backward_prunes_by_uneven_lengths():
-    """Only the backward kernels take `aligned_lengths` (in their autotune key): a tile of another
-    kernel pruned for UNEVEN would find no such argument."""
-    for tiles in (FORWARD_TILES, DECODE_TILES):
-        assert not any(UNEVEN in tile.spills_with for tile in (*tiles.half, *tiles.single, *tiles.double))
+def test_tiles_are_pruned_only_by_traits_their_kernel_takes():
+    """Only the backward kernels take `aligned_lengths` (in their autotune key), and decode takes no
+    dropout: a tile pruned for a trait its kernel has no argument for would find none."""
+    lacking = {FORWARD_TILES: {UNEVEN}, DECODE_TILES: {UNEVEN, DROPOUT}}
+    for tiles, traits in lacking.items():
+        listed = {trait for tile in (*tiles.half, *tiles.single, *tiles.double) for entry in tile.spills_with
+                  for trait in spill_traits(entry)}
+        assert not traits & listed
 
 
 @pytest.mark.parametrize("kernel", TILE_SETS)

@@ -6,7 +6,7 @@ their dots on tensor cores, float32 inputs as three TF32 tensor-core dots by def
 shared-memory budget. Every list holds, for every head dim up to 256, tiles that compile, fit the
 per-block shared memory of sm_80/sm_90/sm_100 and do not spill (float64, for exact checks and
 gradcheck, need only launch; the compile gate's known breaks list the exceptions, one today: 16-bit
-dK/dV at d256 on packed sequences on sm_90):
+dK/dV at d256 with the score variants and uneven lengths on sm_90):
 `python -m benchmarks compile` shows it and tests/compile/test_compile_gate.py keeps it so (causal,
 and for the backward uneven lengths, packed sequences and the score variants too, where tiles that would
 spill are pruned: TileConfig.spills_with; docs/benchmarks/compile.md lists what is left).
@@ -30,14 +30,17 @@ from kernels.sdpa.triton.score_variants import VARIANT_FLAGS
 AUTOTUNE = os.environ.get("KERNELS_AUTOTUNE", "1") != "0"
 
 # Launch traits that raise a kernel's register pressure past its causal peak, which the compile gate
-# measures (TileConfig.spills_with: the pruner drops a tile for a launch with a trait it lists).
+# measures (TileConfig.spills_with: the pruner drops a tile for a launch with a trait it lists, or
+# with every trait of a tuple it lists: traits that spill only together).
 # UNEVEN: packed sequences, or lengths that are not multiples of ALIGNED_LENGTH (the longest side of
 # every backward tile): loads and scores are bounds-checked (EVEN_M/EVEN_N off). The backward
 # kernels, whose tiles list it, take `aligned_lengths` in their autotune key (backward.py).
-# SCORE_VARIANTS: a soft cap, ALiBi, sinks or a window.
+# SCORE_VARIANTS: a soft cap, ALiBi, sinks or a window. DROPOUT: dropout (its Philox bits drawn in
+# every tile).
 UNEVEN = "uneven"
 SCORE_VARIANTS = "score_variants"
-TRAITS = (UNEVEN, SCORE_VARIANTS)
+DROPOUT = "dropout"
+TRAITS = (UNEVEN, SCORE_VARIANTS, DROPOUT)
 ALIGNED_LENGTH = 64
 
 
@@ -47,7 +50,19 @@ def launch_has(trait: str, args: dict) -> bool:
         return not args["aligned_lengths"]
     if trait == SCORE_VARIANTS:
         return any(args[flag] for flag in VARIANT_FLAGS)
+    if trait == DROPOUT:
+        return bool(args["USE_DROPOUT"])
     raise ValueError(f"unknown launch trait {trait!r}: expected one of {TRAITS}")
+
+
+def spill_traits(entry: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The traits of one `spills_with` entry: a trait alone, or a tuple of traits that spill together."""
+    return (entry,) if isinstance(entry, str) else entry
+
+
+def spills_for_launch(tile, args: dict) -> bool:
+    """Whether `tile` (a Tile) is listed as spilling for the launch whose kernel arguments are `args`."""
+    return any(all(launch_has(trait, args) for trait in spill_traits(entry)) for entry in tile.spills_with)
 
 
 @dataclass(frozen=True)
@@ -58,7 +73,8 @@ class TileConfig:
     num_stages: int
     max_head_dim: int
     min_head_dim: int = 16  # above 16: a tile kept for large head dims only, where nothing better fits
-    spills_with: tuple[str, ...] = ()  # launch traits (TRAITS) for which this tile spills: pruned then
+    # launch traits (TRAITS) for which this tile spills, pruned then: a trait, or a tuple of traits together
+    spills_with: tuple[str | tuple[str, ...], ...] = ()
 
     def to_triton(self) -> triton.Config:
         return triton.Config(
@@ -78,7 +94,7 @@ class DecodeTile:
     num_stages: int
     max_head_dim: int
     min_head_dim: int = 16
-    spills_with: tuple[str, ...] = ()  # as TileConfig's (none uses it yet)
+    spills_with: tuple[str | tuple[str, ...], ...] = ()  # as TileConfig's (none uses it yet)
 
     def to_triton(self) -> triton.Config:
         return triton.Config({"BLOCK_N": self.block_n}, num_warps=self.num_warps, num_stages=self.num_stages)
@@ -111,10 +127,12 @@ class TileSet:
 FORWARD_TILES = TileSet(
     # 128x128 stops at d64: at d128 it spills on sm_80 with an additive mask (255 registers). (Its causal
     # peak on sm_90, 252 registers when the causal key loop was instantiated twice, no longer applies:
-    # one loop now, see docs/benchmarks/compile.md; 128x128 at d128 is worth compiling again.)
+    # one loop now, see docs/benchmarks/compile.md; 128x128 at d128 is worth compiling again.) With
+    # dropout 128x128 at d64 holds 255 registers and spills 140 bytes on sm_90, 424 on sm_100 (and 8
+    # on sm_80 with the score variants too); 128x64 and 64x64 spill nowhere with it.
     half=(
         TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=128),
-        TileConfig(128, 128, num_warps=8, num_stages=3, max_head_dim=64),
+        TileConfig(128, 128, num_warps=8, num_stages=3, max_head_dim=64, spills_with=(DROPOUT,)),
         TileConfig(64, 64, num_warps=4, num_stages=3, max_head_dim=128),
         TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=256),
     ),
@@ -138,22 +156,26 @@ FORWARD_TILES = TileSet(
 # causal, dQ at d128). HGMMA takes 64-row operands per 4 warps, and every dot of a kernel can take its
 # rows from the side the kernel owns (dK/dV computes the scores keys first when BLOCK_M < BLOCK_N,
 # backward.scores_keys_first), so at d256 each kernel owns 64 rows and streams a short tile of the
-# other side, on 8 warps: 64 keys x 16 queries for dK/dV (its accumulators take 128 registers a
-# thread; 32 queries spill 8-124 bytes on sm_80 with a mask, one stage 260-550 bytes anywhere), 64
-# queries x 32 keys for dQ (64x16 on 4 warps spills 316 bytes causal on sm_90, one stage spills).
+# other side, on 8 warps: 64 keys x 16 queries on 3 stages for dK/dV (its accumulators take 128
+# registers a thread; 32 queries spill 8-124 bytes on sm_80 with a mask, one stage 260-550 bytes
+# anywhere, 2 stages 12 bytes on packed sequences on sm_90), 64 queries x 32 keys for dQ (64x16 on
+# 4 warps spills 316 bytes causal on sm_90, one stage spills).
 _BACKWARD_DK_DV_SINGLE = (
     # fp32 dots as three TF32 dots (tf32x3) hold each operand twice (high and low TF32 halves), in
     # HMMA operand layouts where every warp holds its rows' whole head dim: 16-row tiles only. 32x32
     # spills in dK/dV at every head dim (2.7 KB a thread on sm_90, 21 KB on sm_80), 32x16 and 32x32 on
     # 8 warps at d128. 16x32 is spill-free at d64 (<= 227 registers), 16x16 on one stage at d128
-    # (<= 255; uneven lengths spill 8-12 bytes, hence 16x16 on 8 warps there: <= 254 registers; dQ,
+    # (<= 255; uneven lengths spill 8-12 bytes, hence 16x16 on 8 warps there, see below; dQ,
     # which spilled on both, has its own list below). Above d128 the score dots read their
     # operands in head-dim chunks (common.head_dim_chunk); what is left is dK and dV (16 x 256 fp32
     # each) and the whole q or dO tile of the gradient dots: 16x16 on 4 warps still reached 255
     # registers and spilled 16-300 bytes with key padding, on 8 warps it peaks at 222 (causal).
+    # At d128 16x16 on 8 warps runs 2 stages: on one it spilled 8 bytes with a bool mask on sm_90; on 2
+    # no variant spills on sm_80/sm_90/sm_100 (224-255 registers).
     TileConfig(16, 32, num_warps=4, num_stages=2, max_head_dim=64),
     TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=128, spills_with=(UNEVEN,)),
-    TileConfig(16, 16, num_warps=8, num_stages=1, max_head_dim=256, min_head_dim=128),
+    TileConfig(16, 16, num_warps=8, num_stages=2, max_head_dim=128, min_head_dim=128),
+    TileConfig(16, 16, num_warps=8, num_stages=1, max_head_dim=256, min_head_dim=256),
 )
 # dQ's own fp32 tiles: at d128 16 queries x 32 keys on 4 warps, one stage, is spill-free with every mask
 # kind, uneven lengths and packed sequences on sm_80/sm_90/sm_100 (252-255 registers), where 16x16 on 8
@@ -170,13 +192,24 @@ _BACKWARD_DOUBLE = (TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=2
 BACKWARD_DK_DV_TILES = TileSet(
     # 64x64 holds 255 registers at d64 on sm_80 and at d128 on sm_90 (causal): uneven lengths spill
     # 16-72 bytes there (12-20 on sm_80 at d64), the score variants 24-44 at d128 (a soft cap alone
-    # 24). 32 queries x 64 keys (keys first, still HGMMA) takes at most 240 registers for all of them.
+    # 24), dropout 20 bytes at d64 on sm_80 and 28 at d128 on sm_90 (136 on 3 stages). 32 queries x
+    # 64 keys (keys first, still HGMMA) takes at most 244 registers for all of them, but for the score
+    # variants with dropout at d128 on sm_100 (4 bytes at 128 registers): 16 queries take
+    # those (at most 194 registers at d128, no spill with any variant on sm_80/sm_90/sm_100).
+    # At d128 64x64 runs 3 stages: on 2, bf16 spilled 12 bytes on sm_100 with an additive mask and
+    # fp16/bf16 4 with a bool mask; 3 stages spill nowhere 2 did not (sm_90 registers -2 to +3,
+    # 137-153 KiB of shared memory instead of 104-112, one block per SM either way). At d256 16x64
+    # runs 3 stages: on 2 it spilled 12 bytes on packed sequences on sm_90; on 3 that ends (255
+    # registers at most, 98-116 KiB instead of 82-100), but on sm_90 all four score variants still
+    # spill 4 bytes with uneven lengths and 72 with dropout (2 or 4 stages more; no tile keeps HGMMA).
     half=(
-        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=64, spills_with=(UNEVEN,)),
-        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=128, min_head_dim=128,
-                   spills_with=(UNEVEN, SCORE_VARIANTS)),
-        TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=128),
-        TileConfig(16, 64, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
+        TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=64, spills_with=(UNEVEN, DROPOUT)),
+        TileConfig(64, 64, num_warps=8, num_stages=3, max_head_dim=128, min_head_dim=128,
+                   spills_with=(UNEVEN, SCORE_VARIANTS, DROPOUT)),
+        TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=64),
+        TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=128, min_head_dim=128,
+                   spills_with=((SCORE_VARIANTS, DROPOUT),)),
+        TileConfig(16, 64, num_warps=8, num_stages=3, max_head_dim=256, min_head_dim=128),
     ),
     single=_BACKWARD_DK_DV_SINGLE,
     double=_BACKWARD_DOUBLE,
@@ -283,7 +316,7 @@ def head_dim_pruner(tiles: TileSet):
         head_dim = max(args["BLOCK_D"], args["BLOCK_DV"])
         fitting = [tile.to_triton() for tile in tiles.for_dtype(args["q_ptr"].dtype)
                    if tile.min_head_dim <= head_dim <= tile.max_head_dim
-                   and not any(launch_has(trait, args) for trait in tile.spills_with)]
+                   and not spills_for_launch(tile, args)]
         return fitting if AUTOTUNE else fitting[:1]
 
     return prune
