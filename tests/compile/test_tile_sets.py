@@ -11,7 +11,8 @@ from kernels.sdpa.block_mask import MAP_BLOCK
 from kernels.sdpa.triton import configs
 from kernels.sdpa.triton.common import INTERPRETING
 from kernels.sdpa.triton.configs import (
-    ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, DECODE_TILES, DROPOUT, FORWARD_TILES, SCORE_VARIANTS,
+    ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, BLOCK_MAP, DECODE_TILES, DROPOUT, FORWARD_TILES,
+    SCORE_VARIANTS,
     TRAITS, UNEVEN, head_dim_pruner, spill_traits,
 )
 from kernels.sdpa.triton.score_variants import VARIANT_FLAGS
@@ -31,7 +32,8 @@ def prune(tiles, dtype: torch.dtype, head_dim: int, traits: set[str] = frozenset
     flags = {flag: int(SCORE_VARIANTS in traits and flag == "WINDOW_LEFT") for flag in VARIANT_FLAGS}
     return head_dim_pruner(tiles)(tiles.candidates(), {"q_ptr": torch.empty(0, dtype=dtype)},
                                   BLOCK_D=head_dim, BLOCK_DV=head_dim, aligned_lengths=int(UNEVEN not in traits),
-                                  USE_DROPOUT=int(DROPOUT in traits), **flags)
+                                  USE_DROPOUT=int(DROPOUT in traits), SPARSE_BLOCK=128 * (BLOCK_MAP in traits),
+                                  **flags)
 
 
 def fits(tile, head_dim: int, traits: set[str] = frozenset()) -> bool:
@@ -71,8 +73,8 @@ def test_aligned_lengths_divide_every_backward_tile():
 
 def test_tiles_are_pruned_only_by_traits_their_kernel_takes():
     """Only the backward kernels take `aligned_lengths` (in their autotune key), and decode takes no
-    dropout: a tile pruned for a trait its kernel has no argument for would find none."""
-    lacking = {FORWARD_TILES: {UNEVEN}, DECODE_TILES: {UNEVEN, DROPOUT}}
+    dropout and no block map: a tile pruned for a trait its kernel has no argument for would find none."""
+    lacking = {FORWARD_TILES: {UNEVEN}, DECODE_TILES: {UNEVEN, DROPOUT, BLOCK_MAP}}
     for tiles, traits in lacking.items():
         listed = {trait for tile in (*tiles.half, *tiles.single, *tiles.double) for entry in tile.spills_with
                   for trait in spill_traits(entry)}

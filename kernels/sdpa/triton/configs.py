@@ -36,11 +36,13 @@ AUTOTUNE = os.environ.get("KERNELS_AUTOTUNE", "1") != "0"
 # every backward tile): loads and scores are bounds-checked (EVEN_M/EVEN_N off). The backward
 # kernels, whose tiles list it, take `aligned_lengths` in their autotune key (backward.py).
 # SCORE_VARIANTS: a soft cap, ALiBi, sinks or a window. DROPOUT: dropout (its Philox bits drawn in
-# every tile).
+# every tile). BLOCK_MAP: a dense mask's block map (SPARSE_BLOCK, kernels/sdpa/block_mask.py: the tile
+# list's entry and the FULL-tile predicate).
 UNEVEN = "uneven"
 SCORE_VARIANTS = "score_variants"
 DROPOUT = "dropout"
-TRAITS = (UNEVEN, SCORE_VARIANTS, DROPOUT)
+BLOCK_MAP = "block_map"
+TRAITS = (UNEVEN, SCORE_VARIANTS, DROPOUT, BLOCK_MAP)
 ALIGNED_LENGTH = 64
 
 
@@ -52,6 +54,8 @@ def launch_has(trait: str, args: dict) -> bool:
         return any(args[flag] for flag in VARIANT_FLAGS)
     if trait == DROPOUT:
         return bool(args["USE_DROPOUT"])
+    if trait == BLOCK_MAP:
+        return bool(args["SPARSE_BLOCK"])
     raise ValueError(f"unknown launch trait {trait!r}: expected one of {TRAITS}")
 
 
@@ -129,9 +133,11 @@ FORWARD_TILES = TileSet(
     # peak on sm_90, 252 registers when the causal key loop was instantiated twice, no longer applies:
     # one loop now, see docs/benchmarks/compile.md; 128x128 at d128 is worth compiling again.) With
     # dropout 128x128 at d64 holds 255 registers and spills 140 bytes on sm_90, 424 on sm_100 (and 8
-    # on sm_80 with the score variants too); 128x64 and 64x64 spill nowhere with it.
+    # on sm_80 with the score variants too), 128x64 at d128 4 bytes on sm_90 (255 registers); 64x64
+    # spills nowhere with it.
     half=(
-        TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=128),
+        TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=64),
+        TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=128, min_head_dim=128, spills_with=(DROPOUT,)),
         TileConfig(128, 128, num_warps=8, num_stages=3, max_head_dim=64, spills_with=(DROPOUT,)),
         TileConfig(64, 64, num_warps=4, num_stages=3, max_head_dim=128),
         TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=256),
@@ -202,10 +208,12 @@ BACKWARD_DK_DV_TILES = TileSet(
     # runs 3 stages: on 2 it spilled 12 bytes on packed sequences on sm_90; on 3 that ends (255
     # registers at most, 98-116 KiB instead of 82-100), but on sm_90 all four score variants still
     # spill 4 bytes with uneven lengths and 72 with dropout (2 or 4 stages more; no tile keeps HGMMA).
+    # With a block map 64x64 at d128 spilled 4 bytes in bf16 with an additive mask on sm_90 (255
+    # registers): 32x64 takes those calls.
     half=(
         TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=64, spills_with=(UNEVEN, DROPOUT)),
         TileConfig(64, 64, num_warps=8, num_stages=3, max_head_dim=128, min_head_dim=128,
-                   spills_with=(UNEVEN, SCORE_VARIANTS, DROPOUT)),
+                   spills_with=(UNEVEN, SCORE_VARIANTS, DROPOUT, BLOCK_MAP)),
         TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=64),
         TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=128, min_head_dim=128,
                    spills_with=((SCORE_VARIANTS, DROPOUT),)),
