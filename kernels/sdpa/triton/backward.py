@@ -214,7 +214,7 @@ def _accumulate_dk_dv(
     for step in range(query_start, query_end, 1 if SPARSE_BLOCK else BLOCK_M):
         if SPARSE_BLOCK:
             start_m, masked_tile = tile_at(step, tile_list, full_steps, BLOCK=BLOCK_M, SPARSE_BLOCK=SPARSE_BLOCK)
-        else:  # every tile reads the mask: the code compiled before block maps existed
+        else:  # every tile reads the mask, as before block maps
             start_m, masked_tile = step, None
         offs_m = index_range(start_m, BLOCK=BLOCK_M, WIDE=WIDE_OFFSETS)
         # Rows past the end read the last row instead of a masked load (no predicate per element, which
@@ -444,7 +444,7 @@ def _accumulate_dq(
     for step in range(key_start, key_end, 1 if SPARSE_BLOCK else BLOCK_N):
         if SPARSE_BLOCK:
             start_n, masked_tile = tile_at(step, tile_list, full_steps, BLOCK=BLOCK_N, SPARSE_BLOCK=SPARSE_BLOCK)
-        else:  # every tile reads the mask: the code compiled before block maps existed
+        else:  # every tile reads the mask, as before block maps
             start_n, masked_tile = step, None
         offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
         k = load_tile(tile_ptrs(k_base, offs_n, offs_d, stride_kn, stride_kd),

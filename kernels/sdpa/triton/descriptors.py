@@ -29,11 +29,12 @@ Any other input takes the pointer path, as on sm_80.
 import contextlib
 import contextvars
 import functools
-from collections.abc import Iterator
 
 import torch
 import triton
 import triton.language as tl
+
+from kernels.shared.switches import switched
 
 TENSOR_DESCRIPTOR_CAPABILITY = 90  # the compute capability (major x 10 + minor) from which descriptors are taken
 # The dtypes the descriptor path takes.
@@ -74,18 +75,11 @@ def uses_tensor_descriptors(*tensors: torch.Tensor) -> bool:
     return wanted and all(descriptor_compatible(tensor) for tensor in tensors)
 
 
-@contextlib.contextmanager
-def force_tensor_descriptors(enabled: bool) -> Iterator[None]:
+def force_tensor_descriptors(enabled: bool) -> contextlib.AbstractContextManager:
     """Inside the block the forward takes the descriptor path (enabled, wherever the inputs allow it:
     the interpreter tests, the compile report's sm_90/sm_100 rows) or the pointer path (not enabled:
     the sm_80 rows, a comparison on a Hopper card), whatever the device."""
-    if not isinstance(enabled, bool):
-        raise TypeError(f"enabled must be a bool, got {enabled!r}")
-    token = _forced_path.set(enabled)
-    try:
-        yield
-    finally:
-        _forced_path.reset(token)
+    return switched(_forced_path, enabled)
 
 
 @functools.cache

@@ -117,7 +117,7 @@ def attend_key_tiles(
     for step in tl.range(key_start, key_end, 1 if SPARSE_BLOCK else BLOCK_N, warp_specialize=WARP_SPECIALIZE):
         if SPARSE_BLOCK:
             start_n, masked_tile = tile_at(step, tile_list, full_steps, BLOCK=BLOCK_N, SPARSE_BLOCK=SPARSE_BLOCK)
-        else:  # every tile reads the mask: the code compiled before block maps existed
+        else:  # every tile reads the mask, as before block maps
             start_n, masked_tile = step, None
         offs_n = index_range(start_n, BLOCK=BLOCK_N, WIDE=WIDE_OFFSETS)
         if HEAD_DIM_CHUNK:  # q @ k^T itself, summed over head-dim chunks: no whole K^T tile

@@ -12,11 +12,11 @@ so that a GPU session can time both.
 """
 import contextlib
 import contextvars
-from collections.abc import Iterator
 
 import torch
 
 from kernels.sdpa.triton.descriptors import device_capability
+from kernels.shared.switches import switched
 
 WARP_SPECIALIZATION_CAPABILITY = 100  # Blackwell: the first compute capability Triton 3.6 partitions for
 _DTYPES = (torch.float16, torch.bfloat16)
@@ -34,14 +34,7 @@ def uses_warp_specialization(use_tma: bool, query: torch.Tensor) -> bool:
     return query.device.type != "cuda" or device_capability(query.device) >= WARP_SPECIALIZATION_CAPABILITY
 
 
-@contextlib.contextmanager
-def force_warp_specialization(enabled: bool) -> Iterator[None]:
+def force_warp_specialization(enabled: bool) -> contextlib.AbstractContextManager:
     """Inside the block, the forward launches uses_warp_specialization admits warp-specialise their key
     loop (enabled) or none does (the default)."""
-    if not isinstance(enabled, bool):
-        raise TypeError(f"enabled must be a bool, got {enabled!r}")
-    token = _wanted.set(enabled)
-    try:
-        yield
-    finally:
-        _wanted.reset(token)
+    return switched(_wanted, enabled)
