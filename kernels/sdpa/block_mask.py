@@ -150,7 +150,7 @@ class BlockMask:
             raise ValueError(f"mask must have rank 2, 3 or 4 (..., Nq, Nk), got shape {tuple(mask.shape)}")
         if mask.dtype != torch.bool and not mask.dtype.is_floating_point:
             raise TypeError(f"mask must be bool (True = attend) or floating point (added), got dtype {mask.dtype}")
-        rank4 = mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape)) if mask.dim() < 4 else mask
+        rank4 = mask[(None,) * (4 - mask.dim())]  # a view, never a copy: its map is the mask's own
         return cls(mask, tile_states(rank4))
 
     def sparsity(self) -> float:

@@ -86,6 +86,8 @@ def test_the_map_is_remembered_until_the_mask_changes(device):
     assert tile_lists(mask.expand(2, 4, N_QUERIES, N_KEYS), False, None, by_keys=False) is lists  # the next layer
     block_mask = BlockMask.from_mask(mask)
     assert tile_states(mask.expand(2, 4, N_QUERIES, N_KEYS)) is block_mask.states  # what the launchers read
+    strided = torch.rand(N_QUERIES, 2 * N_KEYS, device=device)[:, ::2] < 0.5  # from_mask copies nothing
+    assert tile_states(strided.expand(2, 4, N_QUERIES, N_KEYS)) is BlockMask.from_mask(strided).states
     mask[:, :] = True  # written in place: summarised again
     again = tile_lists(mask.expand(2, 4, N_QUERIES, N_KEYS), False, None, by_keys=False)
     assert again is not lists and again[0, 0, :, :2].tolist() == [[3, 3]] * 3
