@@ -122,7 +122,7 @@ def record(case: Case, arch: Arch, tiles: list[triton.Config] | None = None) -> 
     torch.manual_seed(0)
     descriptors = arch.capability >= TENSOR_DESCRIPTOR_CAPABILITY and not case.pointer_path
     with (recording_launches(tiles) as launches, _autotuning(case.autotune),
-          force_tensor_descriptors(descriptors),
+          force_tensor_descriptors(descriptors), configs.compiling_for(arch.capability),
           force_warp_specialization(case.warp_specialize and arch.capability >= WARP_SPECIALIZATION_CAPABILITY)):
         _LAUNCH[case.launcher](case, getattr(torch, case.dtype))
     return launches

@@ -11,7 +11,7 @@ from kernels.sdpa.block_mask import MAP_BLOCK
 from kernels.sdpa.triton import configs
 from kernels.sdpa.triton.common import INTERPRETING
 from kernels.sdpa.triton.configs import (
-    ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, BLOCK_MAP, DECODE_TILES, DROPOUT, FORWARD_TILES,
+    ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, BLACKWELL, BLOCK_MAP, DECODE_TILES, DROPOUT, FORWARD_TILES,
     SCORE_VARIANTS,
     TRAITS, UNEVEN, head_dim_pruner, spill_traits,
 )
@@ -30,10 +30,11 @@ def prune(tiles, dtype: torch.dtype, head_dim: int, traits: set[str] = frozenset
     """What the pruner keeps for a launch with these traits (the flags of one score variant, the
     window's left side, stand for all of them)."""
     flags = {flag: int(SCORE_VARIANTS in traits and flag == "WINDOW_LEFT") for flag in VARIANT_FLAGS}
-    return head_dim_pruner(tiles)(tiles.candidates(), {"q_ptr": torch.empty(0, dtype=dtype)},
-                                  BLOCK_D=head_dim, BLOCK_DV=head_dim, aligned_lengths=int(UNEVEN not in traits),
-                                  USE_DROPOUT=int(DROPOUT in traits), SPARSE_BLOCK=128 * (BLOCK_MAP in traits),
-                                  **flags)
+    with configs.compiling_for(100 if BLACKWELL in traits else 90):
+        return head_dim_pruner(tiles)(
+            tiles.candidates(), {"q_ptr": torch.empty(0, dtype=dtype)}, BLOCK_D=head_dim, BLOCK_DV=head_dim,
+            aligned_lengths=int(UNEVEN not in traits), USE_DROPOUT=int(DROPOUT in traits),
+            SPARSE_BLOCK=128 * (BLOCK_MAP in traits), **flags)
 
 
 def fits(tile, head_dim: int, traits: set[str] = frozenset()) -> bool:

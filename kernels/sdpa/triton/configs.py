@@ -16,13 +16,17 @@ Hopper (H100/H200): warpgroup MMA (HGMMA) needs 64-row dot operands per 4 warps,
 tile gives the rows its kernel owns (queries in the forward and dQ, keys in dK/dV), which are the
 rows of its dots, 64 or more.
 """
+import contextlib
+import contextvars
 import os
 from dataclasses import dataclass
 
 import torch
 import triton
 
+from kernels.sdpa.triton.descriptors import device_capability
 from kernels.sdpa.triton.score_variants import VARIANT_FLAGS
+from kernels.shared.switches import switched
 
 # KERNELS_AUTOTUNE=0 skips the timing of candidate tiles and takes, untimed, the first tile of the
 # dtype's list that fits the head dim (lists are in order of preference): for test runs on a GPU,
@@ -37,13 +41,36 @@ AUTOTUNE = os.environ.get("KERNELS_AUTOTUNE", "1") != "0"
 # kernels, whose tiles list it, take `aligned_lengths` in their autotune key (backward.py).
 # SCORE_VARIANTS: a soft cap, ALiBi, sinks or a window. DROPOUT: dropout (its Philox bits drawn in
 # every tile). BLOCK_MAP: a dense mask's block map (SPARSE_BLOCK, kernels/sdpa/block_mask.py: the tile
-# list's entry and the FULL-tile predicate).
+# list's entry and the FULL-tile predicate). BLACKWELL: the launch's GPU is sm_100 or later
+# (target_capability), whose compiler allocates registers differently: an entry pairing it with
+# another trait prunes a tile there only.
 UNEVEN = "uneven"
 SCORE_VARIANTS = "score_variants"
 DROPOUT = "dropout"
 BLOCK_MAP = "block_map"
-TRAITS = (UNEVEN, SCORE_VARIANTS, DROPOUT, BLOCK_MAP)
+BLACKWELL = "blackwell"
+TRAITS = (UNEVEN, SCORE_VARIANTS, DROPOUT, BLOCK_MAP, BLACKWELL)
 ALIGNED_LENGTH = 64
+_BLACKWELL_CAPABILITY = 100
+
+# The compute capability the compile report records launches for (compiling_for), else None: the
+# launch's own device decides.
+_compiling_for: contextvars.ContextVar[int | None] = contextvars.ContextVar("compiling_for", default=None)
+
+
+def target_capability(query: torch.Tensor) -> int:
+    """The compute capability (major x 10 + minor) a launch on `query` compiles for: the one
+    `compiling_for` sets, else its CUDA device's, else 0 (the CPU: the interpreter)."""
+    forced = _compiling_for.get()
+    if forced is not None:
+        return forced
+    return device_capability(query.device) if query.is_cuda else 0
+
+
+def compiling_for(capability: int) -> contextlib.AbstractContextManager:
+    """Inside the block the pruners choose tiles for a GPU of this compute capability, whatever the
+    tensors' device (the compile report records CPU launches for sm_80, sm_90 and sm_100)."""
+    return switched(_compiling_for, capability, kind=int, name="capability")
 
 
 def launch_has(trait: str, args: dict) -> bool:
@@ -56,6 +83,8 @@ def launch_has(trait: str, args: dict) -> bool:
         return bool(args["USE_DROPOUT"])
     if trait == BLOCK_MAP:
         return bool(args["SPARSE_BLOCK"])
+    if trait == BLACKWELL:
+        return target_capability(args["q_ptr"]) >= _BLACKWELL_CAPABILITY
     raise ValueError(f"unknown launch trait {trait!r}: expected one of {TRAITS}")
 
 
@@ -134,10 +163,11 @@ FORWARD_TILES = TileSet(
     # one loop now, see docs/benchmarks/compile.md; 128x128 at d128 is worth compiling again.) With
     # dropout 128x128 at d64 holds 255 registers and spills 140 bytes on sm_90, 424 on sm_100 (and 8
     # on sm_80 with the score variants too), 128x64 at d128 4 bytes on sm_90 (255 registers); 64x64
-    # spills nowhere with it.
+    # spills nowhere with it. 128x64 at d128 with the score variants spills 16 bytes on sm_100 only.
     half=(
         TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=64),
-        TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=128, min_head_dim=128, spills_with=(DROPOUT,)),
+        TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=128, min_head_dim=128,
+                   spills_with=(DROPOUT, (SCORE_VARIANTS, BLACKWELL))),
         TileConfig(128, 128, num_warps=8, num_stages=3, max_head_dim=64, spills_with=(DROPOUT,)),
         TileConfig(64, 64, num_warps=4, num_stages=3, max_head_dim=128),
         TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=256),
