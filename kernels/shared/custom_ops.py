@@ -52,9 +52,11 @@ def needs_gradient(*arguments) -> bool:
 def runs_without_dispatcher(*arguments) -> bool:
     """Whether an op's call on these arguments (non-tensors ignored) may run its body directly instead
     of through `torch.ops`: no gradient to record (the caller asks needs_gradient first), nothing
-    tracing it (torch.compile, or a dispatch mode such as FakeTensorMode or FlopCounterMode, which must
-    see the op), and plain tensors only (no subclass, no functorch wrapper, whose handlers must too)."""
-    if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0:
+    tracing it (torch.compile, torch.jit.trace, or a dispatch mode such as FakeTensorMode or
+    FlopCounterMode, which must see the op), and plain tensors only (no subclass, no functorch wrapper,
+    whose handlers must too)."""
+    if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0
+            or torch._C._get_tracing_state() is not None):
         return False
     return all(not torch.is_tensor(each) or (type(each) is torch.Tensor
                                               and not torch._C._functorch.is_functorch_wrapped_tensor(each))

@@ -294,6 +294,9 @@ def test_eager_calls_skip_the_dispatcher_only_where_nothing_must_see_the_op(grad
     with _RecordedOps() as recorded:
         torch.testing.assert_close(kernels.attention(q, k, v, backend="triton"), expected)
     assert "triton_attention_kernels.attention_forward" in recorded.names
+    if not grad:  # torch.jit.trace records the op, not the launcher's inside (which would drop the kernel)
+        traced = torch.jit.trace(lambda *qkv: kernels.attention(*qkv, backend="triton"), (q, k, v), check_trace=False)
+        assert "triton_attention_kernels::attention_forward" in str(traced.graph)
 
 
 def test_record_backends_counts_eager_calls_only():
