@@ -14,6 +14,8 @@ import triton
 from triton.runtime.autotuner import Autotuner
 from triton.runtime.jit import JITFunction
 
+from kernels.shared.triton.launch_tuning import LaunchKeyedAutotuner
+
 
 @dataclass(frozen=True)
 class Launch:
@@ -51,9 +53,10 @@ def recording_launches(tiles: list[triton.Config] | None = None) -> Iterator[lis
             autotuner.fn.run(*args, **kwargs, **config.all_kwargs())
         autotuner.nargs = None
 
-    real_run, real_autotune = JITFunction.run, Autotuner.run
-    JITFunction.run, Autotuner.run = record, every_kept_config
+    real = JITFunction.run, Autotuner.run, LaunchKeyedAutotuner.run  # ours, or its remembered configs would answer
+    JITFunction.run = record
+    Autotuner.run = LaunchKeyedAutotuner.run = every_kept_config
     try:
         yield launches
     finally:
-        JITFunction.run, Autotuner.run = real_run, real_autotune
+        JITFunction.run, Autotuner.run, LaunchKeyedAutotuner.run = real

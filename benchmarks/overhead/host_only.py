@@ -83,13 +83,13 @@ def host_only_launches() -> Iterator[None]:
     if knobs.runtime.interpret:
         raise RuntimeError("the Triton path's host time is measured without TRITON_INTERPRET (the interpreter's "
                            "kernels are not the ones a GPU launches): unset it")
-    tuned: dict[Autotuner, set] = {}
+    tuned: dict[Autotuner, tuple[set, set]] = {}  # its cache keys and launch keys before the block
 
     def run(kernel, *args, grid, warmup, **kwargs):
         return _bind_without_launching(kernel, *args, grid=grid, **kwargs)
 
     def untimed_bench(autotuner, *args, config, **kwargs):  # every kept tile ties: the first one wins
-        tuned.setdefault(autotuner, set(autotuner.cache))
+        tuned.setdefault(autotuner, (set(autotuner.cache), set(autotuner.launch_configs)))
         return [0.0]
 
     saved = (JITFunction.run, Autotuner._bench, kernels.shared.backends.INTERPRETING)
@@ -106,9 +106,11 @@ def host_only_launches() -> Iterator[None]:
             decode._multiprocessors[device] = None
         else:
             decode._multiprocessors.pop(device, None)
-        for autotuner, keys_before in tuned.items():
+        for autotuner, (keys_before, launch_keys_before) in tuned.items():
             for key in set(autotuner.cache) - keys_before:
                 del autotuner.cache[key]
+            for key in set(autotuner.launch_configs) - launch_keys_before:
+                del autotuner.launch_configs[key]
 
 
 @contextlib.contextmanager

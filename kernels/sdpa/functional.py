@@ -48,11 +48,6 @@ def _run_triton(query, key, value, attn_mask, dropout_p: float, is_causal: bool,
     return _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed, variants)
 
 
-def _checked_variants(query, window, softcap, alibi_slopes, sinks):
-    """The variants of a call, checked, or None; four `is None` tests: the plain call pays nothing more."""
-    if window is None and softcap is None and alibi_slopes is None and sinks is None:
-        return None
-    return attention_variants(query, window=window, softcap=softcap, alibi_slopes=alibi_slopes, sinks=sinks)
 
 
 def attention(
@@ -96,7 +91,10 @@ def attention(
     if isinstance(attn_mask, BlockMask):  # its map is remembered on its mask, where the launchers look
         attn_mask = attn_mask.mask
     check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
-    variants = _checked_variants(query, window, softcap, alibi_slopes, sinks)
+    if window is None and softcap is None and alibi_slopes is None and sinks is None:  # (inline: host time)
+        variants = None
+    else:
+        variants = attention_variants(query, window=window, softcap=softcap, alibi_slopes=alibi_slopes, sinks=sinks)
     chosen = resolve_backend(backend, query.device)
     if variants is not None and chosen == "triton":
         out = _run_triton(query, key, value, attn_mask, dropout_p, is_causal, scale, variants)
@@ -150,7 +148,7 @@ def causal_attention_with_key_padding(
         return attention(query, key, value, attn_mask=causal & padding, dropout_p=dropout_p, scale=scale,
                          enable_gqa=enable_gqa, window=window, softcap=softcap, alibi_slopes=alibi_slopes,
                          sinks=sinks, backend=chosen)
-    variants = _checked_variants(query, window, softcap, alibi_slopes, sinks)
+    variants = attention_variants(query, window=window, softcap=softcap, alibi_slopes=alibi_slopes, sinks=sinks)
     out = _run_triton(query, key, value, padding, dropout_p, True, scale, variants)
     note_backend_ran(chosen)
     return out

@@ -6,11 +6,14 @@ shape, dtype and device is read once, shapes are compared as tuples (`torch.broa
 costs more than a whole small SDPA call), and every condition is one comparison on the accepting path.
 Nothing is skipped: what the torch backend would also reject is still refused here, in our words.
 """
+import math
+
 import torch
 
 from kernels.shared.checks import KERNEL_DTYPES_WITH_FLOAT64, check_finite_float, check_kernel_dtype, check_probability
 
 MAX_HEAD_DIM = 256
+_PLAIN_DTYPES = frozenset(KERNEL_DTYPES_WITH_FLOAT64)  # accepts_plain_call's dtypes; the others take the full checks
 
 
 def _checked_shape(name: str, value) -> torch.Size:
@@ -29,12 +32,18 @@ def _checked_shape(name: str, value) -> torch.Size:
 
 
 def broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
-    """Whether `shape` broadcasts to exactly `target` (torch's rules: right-aligned, each dim 1 or equal)."""
+    """Whether `shape` broadcasts to exactly `target` (torch's rules: right-aligned, each dim 1 or equal).
+    Rank-4 masks of rank-4 scores, the common call, are compared without a loop."""
     offset = len(target) - len(shape)
     if offset < 0:
         return False
-    for size, wanted in zip(shape, target[offset:]):
-        if size != 1 and size != wanted:
+    if offset == 0 and len(shape) == 4:
+        size_0, size_1, size_2, size_3 = shape
+        wanted_0, wanted_1, wanted_2, wanted_3 = target
+        return ((size_0 == 1 or size_0 == wanted_0) and (size_1 == 1 or size_1 == wanted_1)
+                and (size_2 == 1 or size_2 == wanted_2) and (size_3 == 1 or size_3 == wanted_3))
+    for index, size in enumerate(shape, offset):
+        if size != 1 and size != target[index]:
             return False
     return True
 
@@ -76,28 +85,45 @@ def _check_heads(heads_q: int, heads_kv: int, enable_gqa: bool) -> None:
         )
 
 
-def _plain_scores_shape(query, key, value, enable_gqa) -> tuple[int, ...] | None:
-    """The common call accepted in one expression: rank-3 or rank-4 floating-point q/k/v of one dtype
-    and device, matching sizes, head counts equal or grouped under `enable_gqa`; the attention scores'
-    shape then, else None, which sends the call to `_check_tensors` and its per-argument errors. It
-    never accepts what `_check_tensors` would refuse (tests/sdpa/test_attention_validation.py)."""
+def accepts_plain_call(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> bool:
+    """The common call accepted in one frame: rank-3 or rank-4 q/k/v of one float dtype the kernels run
+    and one device, matching sizes, head counts equal or grouped under `enable_gqa`, a bool is_causal, a
+    float dropout_p in [0, 1], no scale or a finite float one, and no mask or a bool / float32 /
+    query-dtype mask on the same device that broadcasts to the scores (without is_causal). False sends
+    the call to the full checks and their per-argument errors; True is never given where they refuse
+    (tests/sdpa/test_attention_validation.py). No isinstance test: only torch tensors carry a
+    torch.dtype among the accepted ones. Each `.shape` read builds a torch.Size: read once, unpacked."""
     try:
         q_shape, k_shape, v_shape = query.shape, key.shape, value.shape
-        dtype, device = query.dtype, query.device
-        rank = len(q_shape)
-        plain = ((rank == 4 or rank == 3) and len(k_shape) == rank and len(v_shape) == rank
-                 and isinstance(query, torch.Tensor) and isinstance(key, torch.Tensor)
-                 and isinstance(value, torch.Tensor) and dtype.is_floating_point
-                 and key.dtype is dtype and value.dtype is dtype and key.device == device and value.device == device
-                 and q_shape[0] == k_shape[0] == v_shape[0] and k_shape[-2] == v_shape[-2]
-                 and q_shape[-1] == k_shape[-1]
-                 and (rank == 3 or (k_shape[1] == v_shape[1] and (
-                     q_shape[1] == k_shape[1] or (enable_gqa and k_shape[1] != 0 and q_shape[1] % k_shape[1] == 0)))))
-    except AttributeError:  # not tensors: `_check_tensors` names the argument
-        return None
-    if not plain:
-        return None
-    return (q_shape[0], q_shape[1], q_shape[2], k_shape[2]) if rank == 4 else (q_shape[0], q_shape[1], k_shape[1])
+        dtype = query.dtype
+        if len(q_shape) == 4:
+            batch, heads_q, n_queries, head_dim = q_shape
+            k_batch, heads_kv, n_keys, k_head_dim = k_shape
+            v_batch, v_heads, v_keys, _ = v_shape
+            if not (heads_q == heads_kv == v_heads or (
+                    enable_gqa and heads_kv == v_heads and heads_kv != 0 and heads_q % heads_kv == 0)):
+                return False
+            scores_shape = (batch, heads_q, n_queries, n_keys)
+        else:
+            batch, n_queries, head_dim = q_shape
+            k_batch, n_keys, k_head_dim = k_shape
+            v_batch, v_keys, _ = v_shape
+            scores_shape = (batch, n_queries, n_keys)
+        device = query.device
+        if not (dtype in _PLAIN_DTYPES and key.dtype is dtype and value.dtype is dtype
+                and batch == k_batch == v_batch and n_keys == v_keys and head_dim == k_head_dim
+                and (is_causal is False or is_causal is True)
+                and type(dropout_p) is float and 0.0 <= dropout_p <= 1.0
+                and (scale is None or (type(scale) is float and math.isfinite(scale)))
+                and key.device == device and value.device == device):
+            return False
+        if attn_mask is None:
+            return True
+        mask_dtype = attn_mask.dtype
+        return (is_causal is False and (mask_dtype is torch.bool or mask_dtype is dtype or mask_dtype is torch.float32)
+                and attn_mask.device == device and broadcasts_to(attn_mask.shape, scores_shape))
+    except (AttributeError, ValueError):  # not tensors, or another rank: the full checks name the argument
+        return False
 
 
 def _check_tensors(query, key, value, enable_gqa) -> tuple[int, ...]:
@@ -128,10 +154,14 @@ def _check_tensors(query, key, value, enable_gqa) -> tuple[int, ...]:
 
 def check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> None:
     """Checks shared by every backend: what torch SDPA's semantics require of the arguments. The
-    common values pass one comparison each before the general checks are called."""
-    scores_shape = _plain_scores_shape(query, key, value, enable_gqa)
-    if scores_shape is None:
-        scores_shape = _check_tensors(query, key, value, enable_gqa)
+    common call passes `accepts_plain_call` alone; any other goes through every check."""
+    if not accepts_plain_call(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa):
+        check_every_attention_input(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+
+
+def check_every_attention_input(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> None:
+    """Each argument on its own, with its own error (check_attention_inputs without its fast path)."""
+    scores_shape = _check_tensors(query, key, value, enable_gqa)
     if is_causal is not True and is_causal is not False:
         raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")
     if type(dropout_p) is not float or not 0.0 <= dropout_p <= 1.0:
@@ -159,6 +189,7 @@ def check_key_padding(key_padding, query: torch.Tensor, key: torch.Tensor) -> No
 def check_attention_kernel_limits(query, value) -> None:
     """What the Triton attention kernels support beyond the checks every backend makes."""
     check_kernel_dtype(query.dtype, KERNEL_DTYPES_WITH_FLOAT64, "query/key/value")
-    for name, head_dim in (("query/key", query.shape[-1]), ("value", value.shape[-1])):
-        if head_dim > MAX_HEAD_DIM:
-            raise ValueError(f"{name} head_dim {head_dim} exceeds the triton backend's maximum of {MAX_HEAD_DIM}")
+    head_dim, value_head_dim = query.shape[-1], value.shape[-1]
+    if head_dim > MAX_HEAD_DIM or value_head_dim > MAX_HEAD_DIM:
+        name, size = ("query/key", head_dim) if head_dim > MAX_HEAD_DIM else ("value", value_head_dim)
+        raise ValueError(f"{name} head_dim {size} exceeds the triton backend's maximum of {MAX_HEAD_DIM}")

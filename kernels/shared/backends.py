@@ -51,7 +51,7 @@ def record_backends() -> Iterator[list[str]]:
 def note_backend_ran(backend: str) -> None:
     """Record in eager mode only: under torch.compile this Python side effect would run once, at
     trace time (or be replayed by dynamo with guards on the recorder lists), not once per call."""
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or not _recorders:  # (compiling first: dynamo must not guard on the list)
         return
     for ran in _recorders:
         ran.append(backend)
@@ -83,17 +83,18 @@ def triton_runs_on(device: torch.device) -> bool:
 
 def resolve_backend(requested: str | None, device: torch.device) -> str:
     """The explicit request, else the `use_backend` override, else what the device supports."""
-    if requested is not None:
-        check_backend_name(requested)
-    backend = requested or _forced()
+    backend = _forced() if requested is None else requested
     if backend is None:
         return "triton" if triton_runs_on(device) else "torch"
-    if backend == "triton" and TRITON_IMPORT_ERROR is not None:
+    if backend == "torch" or backend == "reference":
+        return backend
+    check_backend_name(backend)
+    if TRITON_IMPORT_ERROR is not None:
         raise ValueError(
             f"backend='triton' needs the triton package, which cannot be imported here ({TRITON_IMPORT_ERROR}); "
             "install it (`pip install triton`, Linux only) or use backend='torch'"
         )
-    if backend == "triton" and not triton_runs_on(device):
+    if not triton_runs_on(device):
         raise ValueError(
             f"backend='triton' cannot run on {device.type} tensors: use CUDA tensors, or set "
             "TRITON_INTERPRET=1 before importing triton to run the kernels on the CPU in Triton's interpreter"

@@ -52,15 +52,17 @@ def needs_gradient(*arguments) -> bool:
 def runs_without_dispatcher(*arguments) -> bool:
     """Whether an op's call on these arguments (non-tensors ignored) may run its body directly instead
     of through `torch.ops`: no gradient to record (the caller asks needs_gradient first), nothing
-    tracing it (torch.compile, torch.jit.trace, or a dispatch mode such as FakeTensorMode or
-    FlopCounterMode, which must see the op), and plain tensors only (no subclass, no functorch wrapper,
-    whose handlers must too)."""
+    tracing or transforming it (torch.compile, torch.jit.trace, a dispatch mode such as FakeTensorMode
+    or FlopCounterMode, a functorch transform such as vmap, which must see the op), and plain tensors
+    only (no subclass, whose handler must too). A loop, not all(...) over a generator: about a
+    microsecond less per call."""
     if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0
-            or torch._C._get_tracing_state() is not None):
+            or torch._C._get_tracing_state() is not None or torch._C._are_functorch_transforms_active()):
         return False
-    return all(not torch.is_tensor(each) or (type(each) is torch.Tensor
-                                              and not torch._C._functorch.is_functorch_wrapped_tensor(each))
-               for each in arguments)
+    for each in arguments:
+        if isinstance(each, torch.Tensor) and type(each) is not torch.Tensor:
+            return False
+    return True
 
 
 def refuse_gradients(ctx, no_gradient: dict[int, str], function: str) -> None:

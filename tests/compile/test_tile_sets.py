@@ -118,7 +118,7 @@ def test_every_tile_divides_the_block_map_tile(kernel):
 
 
 def test_the_autotuners_argument_names_keep_their_order_with_a_set_lookup():
-    """configs.fast_argument_lookup: the autotuner zips these names with a call's arguments, so they must
+    """launch_tuning._ArgumentNames: the autotuner zips these names with a call's arguments, so they must
     stay the kernel's own, in order; membership (what the autotuner tests ~60 times a call) is a set's."""
     from kernels.sdpa.triton.backward import _attention_backward_dk_dv_kernel, _attention_backward_dq_kernel
     from kernels.sdpa.triton.decode import _split_attention_kernel

@@ -165,32 +165,49 @@ def test_the_mask_shape_check_agrees_with_torch_broadcasting():
 
 
 def test_the_fast_acceptance_never_passes_what_the_full_checks_refuse():
-    """validation._plain_scores_shape (one expression, for host time) accepts q/k/v only where the full
-    per-argument checks accept them too, with the same scores' shape, with and without enable_gqa: every
-    rank-3/4 shape triple with sizes 1 to 3 (heads 0 too), then every dtype and device triple on one shape."""
+    """validation.accepts_plain_call (one frame, for host time) accepts a call only where the full
+    per-argument checks accept it too: every rank-3/4 shape triple with sizes 1 to 2 (heads 0, 3, 4, 6
+    too) with and without enable_gqa; every dtype and device triple on one shape; then, on one q/k/v,
+    every mask (ranks 0 to 5, sizes 0 to 3, four dtypes, two devices) and every odd is_causal, dropout_p
+    and scale, with and without a mask."""
     import itertools
 
-    from kernels.sdpa.validation import _check_tensors, _plain_scores_shape
+    from kernels.sdpa.validation import accepts_plain_call, check_every_attention_input
 
-    def full_scores_shape(query, key, value, enable_gqa):
+    def full_accepts(*arguments):
         try:
-            return _check_tensors(query, key, value, enable_gqa)
+            check_every_attention_input(*arguments)
         except (TypeError, ValueError):
-            return None
+            return False
+        return True
 
+    calls = []
     shapes = [shape for rank in (3, 4) for shape in itertools.product((1, 2), repeat=rank)]
     shapes += [(1, heads, 2, 2) for heads in (0, 3, 4, 6)]  # head counts that group, or not
-    triples = [tuple(torch.empty(shape, device="meta") for shape in triple)
-               for triple in itertools.product(shapes, repeat=3)]
-    dtypes = (torch.float32, torch.float16, torch.int64)
-    triples += [tuple(torch.empty(2, 2, 3, 4, dtype=dtype, device=device) for dtype, device in zip(kinds, places))
-                for kinds in itertools.product(dtypes, repeat=3) for places in itertools.product(("cpu", "meta"), repeat=3)]
-    triples += [(np.ones((2, 2, 3, 4)),) * 3, ([[1.0]],) * 3]
+    calls += [(*(torch.empty(shape, device="meta") for shape in triple), None, 0.0, False, None, enable_gqa)
+              for triple in itertools.product(shapes, repeat=3) for enable_gqa in (False, True)]
+    dtypes = (torch.float32, torch.float16, torch.int64, torch.float8_e4m3fn)
+    calls += [(*(torch.empty(2, 2, 3, 4, dtype=dtype, device=device) for dtype, device in zip(kinds, places)),
+               None, 0.0, False, None, False)
+              for kinds in itertools.product(dtypes[:3], repeat=3) for places in itertools.product(("cpu", "meta"), repeat=3)]
+    calls += [(*(torch.empty(2, 2, 3, 4, dtype=dtypes[3]),) * 3, None, 0.0, False, None, False)]
+    calls += [(np.ones((2, 2, 3, 4)),) * 3 + (None, 0.0, False, None, False), ([[1.0]],) * 3 + (None, 0.0, False, None, False)]
+    q, k, v = torch.empty(2, 3, 4, 8), torch.empty(2, 3, 5, 8), torch.empty(2, 3, 5, 8)
+    mask_shapes = [shape for rank in range(6) for shape in itertools.product((0, 1, 2, 3, 4, 5), repeat=rank)
+                   if rank < 5 or shape[0] == 1][::3]
+    masks = [torch.empty(shape, dtype=dtype, device=device) for shape in mask_shapes
+             for dtype in (torch.bool, torch.float32, torch.float16, torch.int32) for device in ("cpu", "meta")]
+    masks += [np.ones((4, 5), dtype=bool), "causal"]
+    calls += [(q, k, v, mask, 0.0, is_causal, None, False) for mask in masks for is_causal in (False, True)]
+    for mask in (None, torch.ones(4, 5, dtype=torch.bool)):
+        calls += [(q, k, v, mask, dropout_p, False, None, False)
+                  for dropout_p in (0.0, 1.0, 0.5, 1.5, -0.1, 0, np.float64(0.1), torch.tensor(0.1), float("nan"))]
+        calls += [(q, k, v, mask, 0.0, is_causal, None, False) for is_causal in (1, 0, None, np.bool_(True))]
+        calls += [(q, k, v, mask, 0.0, False, scale, False)
+                  for scale in (0.5, -2.0, 0.0, float("nan"), float("inf"), 2, np.float32(0.5), "0.5")]
     accepted = 0
-    for enable_gqa in (False, True):
-        for triple in triples:
-            fast = _plain_scores_shape(*triple, enable_gqa)
-            if fast is not None:
-                accepted += 1
-                assert fast == full_scores_shape(*triple, enable_gqa), [getattr(t, "shape", t) for t in triple]
-    assert 0 < accepted < 2 * len(triples)  # both outcomes occur
+    for call in calls:
+        if accepts_plain_call(*call):
+            accepted += 1
+            assert full_accepts(*call), [getattr(each, "shape", each) for each in call]
+    assert 0 < accepted < len(calls)  # both outcomes occur

@@ -297,6 +297,10 @@ def test_eager_calls_skip_the_dispatcher_only_where_nothing_must_see_the_op(grad
     if not grad:  # torch.jit.trace records the op, not the launcher's inside (which would drop the kernel)
         traced = torch.jit.trace(lambda *qkv: kernels.attention(*qkv, backend="triton"), (q, k, v), check_trace=False)
         assert "triton_attention_kernels::attention_forward" in str(traced.graph)
+        dispatched.clear()  # under vmap the inputs are functorch wrappers: the op's batching rule must run
+        batched = torch.func.vmap(lambda *qkv: kernels.attention(*qkv, backend="triton"))(q, k, v)
+        torch.testing.assert_close(batched, expected)
+        assert dispatched == [True]
 
 
 def test_record_backends_counts_eager_calls_only():

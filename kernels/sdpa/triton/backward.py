@@ -39,7 +39,7 @@ from kernels.sdpa.triton.common import (
 )
 from kernels.sdpa.triton.configs import (
     ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, INTERPRETER_BACKWARD_TILE, TileSet, autotune_configs,
-    fast_argument_lookup, head_dim_pruner,
+    head_dim_pruner,
 )
 from kernels.sdpa.triton.score_variants import (
     VARIANT_FLAGS, KernelVariants, clip_to_window, per_row_values, sink_gradient, soft_cap_slope,
@@ -48,6 +48,7 @@ from kernels.sdpa.triton.score_variants import (
 from kernels.sdpa.triton.tile_lists import listed_tiles, tile_at
 from kernels.sdpa.triton.sequences import PackedSequences, sequence_pointer_args, sequence_rows
 from kernels.sdpa.variants import AttentionVariants
+from kernels.shared.triton.launch_tuning import autotune, heuristics
 from kernels.shared.dropout import Dropout
 
 
@@ -266,9 +267,8 @@ def _accumulate_dk_dv(
     return dk, dv
 
 
-@fast_argument_lookup
-@triton.autotune(**_autotune(BACKWARD_DK_DV_TILES))
-@triton.heuristics({
+@autotune(**_autotune(BACKWARD_DK_DV_TILES))
+@heuristics({
     **EVEN_LENGTHS,
     "KEYS_FIRST": lambda args: scores_keys_first(args["q_ptr"].dtype, args["BLOCK_M"], args["BLOCK_N"]),
 })
@@ -480,9 +480,8 @@ def _accumulate_dq(
     return dq
 
 
-@fast_argument_lookup
-@triton.autotune(**_autotune(BACKWARD_DQ_TILES, "MASK_GRAD"))
-@triton.heuristics(EVEN_LENGTHS)
+@autotune(**_autotune(BACKWARD_DQ_TILES, "MASK_GRAD"))
+@heuristics(EVEN_LENGTHS)
 @triton.jit(do_not_specialize=["dropout_seed", "aligned_lengths"])
 def _attention_backward_dq_kernel(
     q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, delta_ptr, dq_ptr, mask_ptr, key_range_ptr,

@@ -317,25 +317,6 @@ INTERPRETER_DECODE_TILE = DecodeTile(16, num_warps=4, num_stages=1, max_head_dim
 INTERPRETER_DECODE_BLOCK_M = (16, 32)
 
 
-class _ArgumentNames(list):
-    """A kernel's argument names as Triton's autotuner keeps them (a list), tested for membership in a
-    set: its `run` tests every argument of each call against these names (about 60 a kernel here),
-    which as list scans cost about 16 us a call (`python -m benchmarks overhead`)."""
-
-    def __init__(self, names):
-        super().__init__(names)
-        self._set = frozenset(names)
-
-    def __contains__(self, name) -> bool:
-        return name in self._set
-
-
-def fast_argument_lookup(autotuner):
-    """A decorator for `triton.autotune`d kernels, outermost: see _ArgumentNames."""
-    autotuner.arg_names = _ArgumentNames(autotuner.arg_names)
-    return autotuner
-
-
 def autotune_configs(tiles: TileSet, interpreter_tile: Tile, interpreting: bool) -> list[triton.Config]:
     """The interpreter's one tile, else every candidate: more than one, so that the autotuner always
     asks the pruner (head_dim_pruner), which picks by dtype and head dim."""

@@ -40,13 +40,14 @@ from kernels.sdpa.triton.common import (
 )
 from kernels.sdpa.triton.configs import (
     DECODE_BLOCK_M, DECODE_MAX_ROWS, DECODE_TILES, INTERPRETER_DECODE_BLOCK_M, INTERPRETER_DECODE_TILE,
-    autotune_configs, fast_argument_lookup, head_dim_pruner,
+    autotune_configs, head_dim_pruner,
 )
 from kernels.sdpa.triton.forward import attend_key_tiles, finish_rows
 from kernels.sdpa.triton.score_variants import (
     VARIANT_FLAGS, KernelVariants, clip_to_window, per_row_values, start_row_stats,
 )
 from kernels.sdpa.variants import AttentionVariants
+from kernels.shared.triton.launch_tuning import autotune, heuristics
 from kernels.shared.dropout import Dropout
 from kernels.shared.host_math import ceil_div, next_power_of_2
 
@@ -58,14 +59,13 @@ PROGRAMS_PER_MULTIPROCESSOR = 2  # the split grid aims at this many programs per
 _forced_splits: contextvars.ContextVar[int | None] = contextvars.ContextVar("forced_splits", default=None)
 
 
-@fast_argument_lookup
-@triton.autotune(
+@autotune(
     configs=autotune_configs(DECODE_TILES, INTERPRETER_DECODE_TILE, INTERPRETING),
     key=["keys_per_split_bucket", "BLOCK_M", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
          "FOLD_SCALE", *VARIANT_FLAGS],
     prune_configs_by={"early_config_prune": head_dim_pruner(DECODE_TILES)},
 )
-@triton.heuristics({
+@heuristics({
     "EVEN_M": lambda args: args["group_size"] * args["n_queries"] % args["BLOCK_M"] == 0,
     "EVEN_N": lambda args: args["n_keys"] % args["BLOCK_N"] == 0,
 })

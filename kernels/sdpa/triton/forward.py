@@ -52,7 +52,7 @@ from kernels.sdpa.triton.common import (
     scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
-    FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, fast_argument_lookup, head_dim_pruner,
+    FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
 )
 from kernels.sdpa.triton.score_variants import (
     VARIANT_FLAGS, KernelVariants, clip_to_window, lse_without_keys, per_row_values, start_row_stats,
@@ -63,6 +63,7 @@ from kernels.sdpa.triton.descriptors import row_tile_descriptor, scratch_allocat
 from kernels.sdpa.triton.warp_specialization import uses_warp_specialization
 from kernels.sdpa.triton.sequences import PackedSequences, sequence_pointer_args, sequence_rows
 from kernels.sdpa.variants import AttentionVariants
+from kernels.shared.triton.launch_tuning import autotune, heuristics
 from kernels.shared.dropout import Dropout
 from kernels.shared.host_math import ceil_div
 
@@ -193,15 +194,14 @@ def finish_rows(acc, m_i, l_i):
     return out, lse
 
 
-@fast_argument_lookup
-@triton.autotune(
+@autotune(
     configs=autotune_configs(FORWARD_TILES, INTERPRETER_FORWARD_TILE, INTERPRETING),
     key=["seq_bucket_q", "seq_bucket_k", "BLOCK_D", "BLOCK_DV", "MASK_KIND", "MASK_SHARED_ROW", "USE_KEY_RANGE",
          "IS_CAUSAL", "USE_DROPOUT", "USE_TMA", "VARLEN", "FOLD_SCALE", "SPARSE_BLOCK", "WARP_SPECIALIZE",
          *VARIANT_FLAGS],
     prune_configs_by={"early_config_prune": head_dim_pruner(FORWARD_TILES)},
 )
-@triton.heuristics(EVEN_LENGTHS)
+@heuristics(EVEN_LENGTHS)
 @triton.jit(do_not_specialize=["dropout_seed"])
 def _attention_forward_kernel(
     q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr, mask_ptr, key_range_ptr, cu_seqlens_q_ptr, cu_seqlens_k_ptr,
