@@ -32,16 +32,10 @@ def _checked_shape(name: str, value) -> torch.Size:
 
 
 def broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
-    """Whether `shape` broadcasts to exactly `target` (torch's rules: right-aligned, each dim 1 or equal).
-    Rank-4 masks of rank-4 scores, the common call, are compared without a loop."""
+    """Whether `shape` broadcasts to exactly `target` (torch's rules: right-aligned, each dim 1 or equal)."""
     offset = len(target) - len(shape)
     if offset < 0:
         return False
-    if offset == 0 and len(shape) == 4:
-        size_0, size_1, size_2, size_3 = shape
-        wanted_0, wanted_1, wanted_2, wanted_3 = target
-        return ((size_0 == 1 or size_0 == wanted_0) and (size_1 == 1 or size_1 == wanted_1)
-                and (size_2 == 1 or size_2 == wanted_2) and (size_3 == 1 or size_3 == wanted_3))
     for index, size in enumerate(shape, offset):
         if size != 1 and size != target[index]:
             return False
@@ -119,9 +113,15 @@ def accepts_plain_call(query, key, value, attn_mask, dropout_p, is_causal, scale
             return False
         if attn_mask is None:
             return True
-        mask_dtype = attn_mask.dtype
-        return (is_causal is False and (mask_dtype is torch.bool or mask_dtype is dtype or mask_dtype is torch.float32)
-                and attn_mask.device == device and broadcasts_to(attn_mask.shape, scores_shape))
+        mask_dtype, mask_shape = attn_mask.dtype, attn_mask.shape
+        if not (is_causal is False and (mask_dtype is torch.bool or mask_dtype is dtype or mask_dtype is torch.float32)
+                and attn_mask.device == device):
+            return False
+        if len(mask_shape) == 4 and len(scores_shape) == 4:  # the common mask, compared without a call
+            size_0, size_1, size_2, size_3 = mask_shape
+            return ((size_0 == 1 or size_0 == batch) and (size_1 == 1 or size_1 == heads_q)
+                    and (size_2 == 1 or size_2 == n_queries) and (size_3 == 1 or size_3 == n_keys))
+        return broadcasts_to(mask_shape, scores_shape)
     except (AttributeError, ValueError):  # not tensors, or another rank: the full checks name the argument
         return False
 
