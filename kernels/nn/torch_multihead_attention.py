@@ -156,9 +156,10 @@ class MultiheadAttention(nn.MultiheadAttention):
         in_proj_weight, as torch's module does; each input is projected in its own layout (a seq-first
         input transposed first would be copied by the matmul), the views come after."""
         heads = (self.num_heads, self.head_dim)
-        if query is key and key is value and self._qkv_same_embed_dim and not self._adds_keys():
-            packed = F.linear(query, self.in_proj_weight, self.in_proj_bias).view(*query.shape[:-1], 3, *heads)
-            return packed.permute(_PACKED_TO_HEADS[seq_first]).unbind(0)
+        packed = self._qkv_same_embed_dim and self.bias_k is None and not self.add_zero_attn
+        if packed and query is key and key is value:
+            qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias).view(*query.shape[:-1], 3, *heads)
+            return qkv.permute(_PACKED_TO_HEADS[seq_first]).unbind(0)
         if self._qkv_same_embed_dim:
             weights = self.in_proj_weight.chunk(3)
         else:
