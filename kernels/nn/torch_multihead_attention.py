@@ -50,8 +50,8 @@ class MultiheadAttention(nn.MultiheadAttention):
 
     Being a subclass, it passes isinstance checks for torch's class. nn.TransformerEncoderLayer's
     fast path does not check the class but would bypass `forward`; a no-op forward pre-hook on
-    out_proj, added in __init__, keeps it off (see _keep_fused_path and kernels/nn/patching.py; a
-    replaced out_proj needs it registered again).
+    out_proj, added in __init__, keeps it off (see _keep_fused_path and kernels/nn/patching.py;
+    replacing out_proj drops it).
     """
 
     def __init__(self, *args, **kwargs):
