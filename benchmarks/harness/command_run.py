@@ -81,11 +81,12 @@ class CommandRun:
 
     @classmethod
     def start(cls, benchmark: str, args: argparse.Namespace, measured, cpu_note: str | None = None,
-              note: str | None = None) -> "CommandRun":
+              note: str | None = None, thread_cpu_time: bool = False) -> "CommandRun":
         """Settings from the arguments (`measured` says what the numbers are; `note` what else a reader must
-        know, `cpu_note` that on the CPU only), the header printed. Settings added later are not shown."""
+        know, `cpu_note` that on the CPU only; `thread_cpu_time` as Stopwatch's), the header printed.
+        Settings added later are not shown."""
         dtype = chosen_dtype(args)
-        stopwatch = Stopwatch(args.device, args.quick)
+        stopwatch = Stopwatch(args.device, args.quick, thread_cpu_time=thread_cpu_time)
         settings = {"measured": measured, "dtype": dtype_name(dtype), "timing": stopwatch.describe(),
                     "quick": args.quick}
         if note is None and args.device.type == "cpu":

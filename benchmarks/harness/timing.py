@@ -83,21 +83,25 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _block_seconds(fn: Callable[[], object], calls: int) -> float:
-    start = time.perf_counter()
+def _block_seconds(fn: Callable[[], object], calls: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    start = clock()
     for _ in range(calls):
         fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 @dataclass(frozen=True)
 class Stopwatch:
     """How every measurement of a run is timed; on the CPU with `threads` intra-op threads, fixed when
-    the stopwatch is made, so that the ceilings and the rows run on the same threads."""
+    the stopwatch is made, so that the ceilings and the rows run on the same threads. With
+    `thread_cpu_time`, a CPU sample is the calling thread's CPU time instead of the wall clock's: time
+    the thread spent preempted by other processes is not counted (all of a call's work, with one thread;
+    the warm-up and the time cap stay on the wall clock)."""
 
     device: torch.device
     quick: bool = False
     threads: int = field(default_factory=torch.get_num_threads)
+    thread_cpu_time: bool = False
 
     @property
     def _cuda_budget_ms(self) -> tuple[int, int]:
@@ -122,8 +126,9 @@ class Stopwatch:
         if self.device.type == "cuda":
             warmup, rep = self._cuda_budget_ms
             return f"triton.testing.do_bench median and p20-p80, warm-up {warmup} ms, repeat {rep} ms; {noisy}"
+        clock = " of the calling thread's CPU time (preemption not counted)" if self.thread_cpu_time else ""
         return (
-            f"median and p20-p80 of {self.cpu_samples} blocks of >= {_CPU_BLOCK_S * 1e3:g} ms (fewer past "
+            f"median and p20-p80 of {self.cpu_samples} blocks{clock} of >= {_CPU_BLOCK_S * 1e3:g} ms (fewer past "
             f"{self._cpu_time_cap_s:g} s), after {self._cpu_warmup_s * 1e3:g} ms of warm-up calls, {self.threads} "
             f"threads, the ceilings alike; {noisy}"
         )
@@ -145,8 +150,9 @@ class Stopwatch:
         calls_per_block = max(1, math.ceil(_CPU_BLOCK_S / (warmup_s / warmup_calls)))
         samples_ms: list[float] = []
         deadline = time.perf_counter() + self._cpu_time_cap_s
+        clock = time.thread_time if self.thread_cpu_time else time.perf_counter
         while len(samples_ms) < self.cpu_samples and (not samples_ms or time.perf_counter() < deadline):
-            samples_ms.append(_block_seconds(fn, calls_per_block) / calls_per_block * 1e3)
+            samples_ms.append(_block_seconds(fn, calls_per_block, clock) / calls_per_block * 1e3)
         return samples_ms
 
     def measure(self, fn: Callable[[], object]) -> Timing:

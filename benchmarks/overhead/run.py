@@ -26,7 +26,9 @@ _INTERPRETING = "the Triton path is measured without TRITON_INTERPRET (the inter
 def run(args: argparse.Namespace) -> int:
     args.device = torch.device("cpu")
     torch.set_num_threads(1)  # host time is Python's: more threads only add noise (the tiny math is the same)
-    run = CommandRun.start("overhead", args, MEASURED, note=NOTE)
+    # One thread does all of a call's work, so its CPU time is the call's host time, whatever else the
+    # machine runs: the pairs' small differences survive a shared machine's preemptions.
+    run = CommandRun.start("overhead", args, MEASURED, note=NOTE, thread_cpu_time=True)
     torch_cases, triton_cases = torch_path_cases(args.quick), triton_path_cases(args.quick)
     measure_triton = not knobs.runtime.interpret
     if not measure_triton:

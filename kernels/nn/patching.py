@@ -3,7 +3,8 @@
 torch 2.13's nn.TransformerEncoderLayer has an inference fast path (eval mode, no grad, batch_first,
 biases, even num_heads, ...) that calls torch._transformer_encoder_layer_fwd with
 `self_attn.in_proj_weight` and never calls `self_attn`; it checks attributes, not the class. It is
-skipped when a submodule has a forward hook, so kernels.MultiheadAttention carries a no-op pre-hook.
+skipped when a submodule has a forward hook, so kernels.MultiheadAttention carries a no-op pre-hook
+on its out_proj (which its forward never calls).
 nn.TransformerEncoder's own fast path (`use_nested_tensor`, taken with a src_key_padding_mask in
 eval/no_grad) turns the input into a NestedTensor; it is switched off on every encoder whose layers
 got swapped. On that path torch returns zeros at padded positions; after the swap they hold the

@@ -23,6 +23,15 @@ def test_a_slow_call_still_gets_the_samples_a_spread_needs():
     assert all(sample >= 30 for sample in samples)
 
 
+def test_a_thread_cpu_time_stopwatch_leaves_out_the_time_its_thread_waits():
+    """A sleeping call costs its thread no CPU time, so neither do the other processes holding the core
+    (the overhead suite's samples); the warm-up and the time cap stay on the wall clock."""
+    stopwatch = Stopwatch(CPU, quick=True, thread_cpu_time=True)
+    samples = stopwatch.samples_ms(lambda: time.sleep(0.01))
+    assert len(samples) == stopwatch.cpu_samples and max(samples) < 5
+    assert "CPU time" in stopwatch.describe() and "CPU time" not in Stopwatch(CPU, quick=True).describe()
+
+
 def test_every_timed_call_runs_on_the_stopwatch_s_threads_and_the_count_is_restored():
     before = torch.get_num_threads()
     stopwatch = Stopwatch(CPU, quick=True, threads=1)

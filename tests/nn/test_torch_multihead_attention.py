@@ -179,6 +179,47 @@ def test_fully_masked_rows_give_zero_attention_where_torch_gives_nan(mask_name):
     torch.testing.assert_close(out[alive], their_out[alive], atol=1e-5, rtol=1e-5)
 
 
+def one_input(layout):
+    """The tensor a self-attention call passes as query, key and value, in `layout`."""
+    x = torch.randn(L, B, E, device=DEVICE)
+    return {"seq_first": x, "batch_first": x.transpose(0, 1).contiguous(), "unbatched": x[:, 0]}[layout]
+
+
+@pytest.mark.parametrize("options", [dict(), dict(bias=False), dict(add_bias_kv=True, add_zero_attn=True)], ids=str)
+@pytest.mark.parametrize("layout", ["seq_first", "batch_first", "unbatched"])
+def test_self_attention_matches_torch(layout, options):
+    """One tensor as query, key and value: projected in one matmul over the packed weights (without
+    extra keys), in its own layout."""
+    theirs, ours = paired(batch_first=layout == "batch_first", **options)
+    x = one_input(layout)
+    padding = random_mask((L,) if layout == "unbatched" else (B, L), "bool")
+    for need_weights in (False, True):
+        assert_matches_torch(theirs, ours, (x, x, x), key_padding_mask=padding, need_weights=need_weights)
+
+
+@pytest.mark.parametrize("layout", ["seq_first", "batch_first"])
+def test_self_attention_projects_with_the_packed_weight_and_out_proj_weight_as_torch(layout, monkeypatch):
+    """The matmuls of torch's module: one over in_proj_weight (3E, E) for q, k and v together, one over
+    out_proj.weight applied with F.linear, so a hook on out_proj runs in neither module."""
+    theirs, ours = paired(batch_first=layout == "batch_first")
+    x = one_input(layout)
+    projected = []
+    linear = nn.functional.linear
+
+    def spy(input, weight, bias=None):
+        projected.append(tuple(weight.shape))
+        return linear(input, weight, bias)
+    monkeypatch.setattr(nn.functional, "linear", spy)
+    out_proj_calls = []
+    for module in (theirs, ours):
+        module.out_proj.register_forward_hook(lambda *args: out_proj_calls.append(args))
+    with torch.no_grad():
+        ours(x, x, x, need_weights=False)
+        assert projected == [(3 * E, E), (E, E)]
+        theirs(x, x, x, need_weights=False)
+    assert out_proj_calls == []
+
+
 def merged_heads_attention(ours, value, weights):
     """out_proj(weights @ v) computed by hand from per-head weights (B, H, L, S), seq-first value."""
     v_weight, v_bias = ours.in_proj_weight.chunk(3)[2], ours.in_proj_bias.chunk(3)[2]
@@ -206,17 +247,18 @@ def test_dropout_in_training_drops_weights_at_its_rate_and_returns_the_kernels_m
     assert torch.equal(first, second)  # no dropout in eval mode
 
 
-@pytest.mark.parametrize("need_weights", [True, False])
-def test_gradients_match_torch(need_weights):
-    theirs, ours = paired(batch_first=True, add_bias_kv=True)
+@pytest.mark.parametrize("need_weights, self_attention", [(True, False), (False, False), (False, True)])
+def test_gradients_match_torch(need_weights, self_attention):
+    theirs, ours = paired(batch_first=True, add_bias_kv=not self_attention)
     exact_module = copy.deepcopy(theirs).double()
     query, key, value = inputs("batch_first")
-    padding = random_mask((B, S), "bool")
+    padding = random_mask((B, L if self_attention else S), "bool")
     results = []
     for module, dtype in ((ours, torch.float32), (exact_module, torch.float64), (theirs, torch.float32)):
         module.train()
         leaf = query.detach().to(dtype).requires_grad_()
-        out, weights = module(leaf, key.to(dtype), value.to(dtype), key_padding_mask=padding, need_weights=need_weights)
+        args = (leaf, leaf, leaf) if self_attention else (leaf, key.to(dtype), value.to(dtype))
+        out, weights = module(*args, key_padding_mask=padding, need_weights=need_weights)
         loss = (out * torch.linspace(-1, 1, E, device=DEVICE, dtype=dtype)).sum()
         loss.backward()
         results.append([leaf.grad] + [p.grad for p in module.parameters()])
