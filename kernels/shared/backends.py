@@ -51,7 +51,7 @@ def record_backends() -> Iterator[list[str]]:
 def note_backend_ran(backend: str) -> None:
     """Record in eager mode only: under torch.compile this Python side effect would run once, at
     trace time (or be replayed by dynamo with guards on the recorder lists), not once per call."""
-    if torch.compiler.is_compiling() or not _recorders:  # (compiling first: dynamo must not guard on the list)
+    if not _recorders or torch.compiler.is_compiling():  # the common call touches nothing else (host time)
         return
     for ran in _recorders:
         ran.append(backend)
