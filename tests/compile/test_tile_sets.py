@@ -12,7 +12,7 @@ from kernels.sdpa.triton import configs
 from kernels.sdpa.triton.common import INTERPRETING
 from kernels.sdpa.triton.configs import (
     ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, BLACKWELL, BLOCK_MAP, DECODE_TILES, DROPOUT, FORWARD_TILES,
-    SCORE_VARIANTS,
+    HOPPER, SCORE_VARIANTS,
     TRAITS, UNEVEN, head_dim_pruner, spill_traits,
 )
 from kernels.sdpa.triton.score_variants import VARIANT_FLAGS
@@ -23,14 +23,16 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 PADDED_HEAD_DIMS = (16, 32, 64, 128, 256)
 
 
-TRAIT_SETS = [set(traits) for count in range(len(TRAITS) + 1) for traits in itertools.combinations(TRAITS, count)]
+# a launch's GPU is Hopper, Blackwell or neither (sm_80)
+TRAIT_SETS = [set(traits) for count in range(len(TRAITS) + 1) for traits in itertools.combinations(TRAITS, count)
+              if not {BLACKWELL, HOPPER} <= set(traits)]
 
 
 def prune(tiles, dtype: torch.dtype, head_dim: int, traits: set[str] = frozenset()):
     """What the pruner keeps for a launch with these traits (the flags of one score variant, the
     window's left side, stand for all of them)."""
     flags = {flag: int(SCORE_VARIANTS in traits and flag == "WINDOW_LEFT") for flag in VARIANT_FLAGS}
-    with configs.compiling_for(100 if BLACKWELL in traits else 90):
+    with configs.compiling_for(100 if BLACKWELL in traits else 90 if HOPPER in traits else 80):
         return head_dim_pruner(tiles)(
             tiles.candidates(), {"q_ptr": torch.empty(0, dtype=dtype)}, BLOCK_D=head_dim, BLOCK_DV=head_dim,
             aligned_lengths=int(UNEVEN not in traits), USE_DROPOUT=int(DROPOUT in traits),
@@ -38,8 +40,9 @@ def prune(tiles, dtype: torch.dtype, head_dim: int, traits: set[str] = frozenset
 
 
 def fits(tile, head_dim: int, traits: set[str] = frozenset()) -> bool:
-    return (tile.min_head_dim <= head_dim <= tile.max_head_dim
-            and not any(set(spill_traits(entry)) <= traits for entry in tile.spills_with))
+    return (tile.min_head_dim <= head_dim <= tile.max_head_dim and head_dim // tile.column_splits >= 16
+            and not any(set(spill_traits(entry)) <= traits for entry in tile.spills_with)
+            and (not tile.only_with or any(set(spill_traits(entry)) <= traits for entry in tile.only_with)))
 
 
 @pytest.mark.parametrize("kernel", TILE_SETS)
@@ -77,8 +80,8 @@ def test_tiles_are_pruned_only_by_traits_their_kernel_takes():
     dropout and no block map: a tile pruned for a trait its kernel has no argument for would find none."""
     lacking = {FORWARD_TILES: {UNEVEN}, DECODE_TILES: {UNEVEN, DROPOUT, BLOCK_MAP}}
     for tiles, traits in lacking.items():
-        listed = {trait for tile in (*tiles.half, *tiles.single, *tiles.double) for entry in tile.spills_with
-                  for trait in spill_traits(entry)}
+        listed = {trait for tile in (*tiles.half, *tiles.single, *tiles.double)
+                  for entry in (*tile.spills_with, *tile.only_with) for trait in spill_traits(entry)}
         assert not traits & listed
 
 
