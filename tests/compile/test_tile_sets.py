@@ -67,6 +67,21 @@ def test_untimed_takes_the_first_fitting_tile(kernel, dtype, monkeypatch):
             assert prune(tiles, dtype, head_dim, traits) == [first.to_triton()]
 
 
+def test_a_head_dim_too_narrow_to_split_keeps_the_whole_columns():
+    """16-bit dK/dV at D 256 with Dv 16 on sm_90 with the score variants and uneven lengths: the column
+    split (2 x 8 columns of dV) is narrower than a dot, and the tile it replaces is taken instead."""
+    whole, split = (tile for tile in BACKWARD_DK_DV_TILES.half if tile.min_head_dim == 256)
+    assert split.column_splits == 2 and whole.column_splits == 1
+    traits = {SCORE_VARIANTS, UNEVEN, HOPPER}
+    assert prune(BACKWARD_DK_DV_TILES, torch.float16, 256, traits) == [split.to_triton()]
+    with configs.compiling_for(90):
+        kept = head_dim_pruner(BACKWARD_DK_DV_TILES)(
+            BACKWARD_DK_DV_TILES.candidates(), {"q_ptr": torch.empty(0, dtype=torch.float16)}, BLOCK_D=256,
+            BLOCK_DV=16, aligned_lengths=0, USE_DROPOUT=0, SPARSE_BLOCK=0,
+            **{flag: int(flag == "WINDOW_LEFT") for flag in VARIANT_FLAGS})
+    assert kept == [whole.to_triton()]
+
+
 def test_aligned_lengths_divide_every_backward_tile():
     """The launcher calls lengths that are multiples of ALIGNED_LENGTH even (no UNEVEN trait): they
     must then be for every tile, or a tile pruned for uneven lengths could run with bounds checks."""

@@ -182,10 +182,12 @@ def _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DI
 
 @triton.jit
 def _load_row_tile(ptrs, offs_m, offs_d, n_queries, HEAD_DIM: tl.constexpr, EVEN_M: tl.constexpr,
-                   PAD: tl.constexpr, DOT_IN_FP32: tl.constexpr):
-    """One (BLOCK_M, D) tile of q or dO at query rows offs_m, in the dots' dtype, for its last use."""
+                   PAD: tl.constexpr, DOT_IN_FP32: tl.constexpr, EVICTION: tl.constexpr = tl.constexpr("evict_first")):
+    """One (BLOCK_M, D) tile of q or dO at query rows offs_m, in the dots' dtype, for its last use: first
+    out of L2 unless EVICTION says otherwise (with COLUMN_SPLITS the key block's other programs read
+    the same rows)."""
     tile = load_tile(ptrs, offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD,
-                     EVICTION="evict_first")
+                     EVICTION=EVICTION)
     return tile.to(tl.float32) if DOT_IN_FP32 else tile
 
 
@@ -250,8 +252,8 @@ def _accumulate_dk_dv(
             SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=KEYS_FIRST,
             FOLD_SCALE=FOLD_SCALE, masked_tile=masked_tile)
         if COLUMN_SPLITS > 1:  # this program's columns of dO for the dV dot (from L2: just read whole)
-            do = load_tile(tile_ptrs(do_base, rows, grad_offs_dv, stride_dom, stride_dod), offs_m, grad_offs_dv,
-                           n_queries, HEAD_DIM_V, CHECK_ROWS=False, CHECK_COLS=PAD_DV)
+            do = _load_row_tile(tile_ptrs(do_base, rows, grad_offs_dv, stride_dom, stride_dod), offs_m, grad_offs_dv,
+                                n_queries, HEAD_DIM_V, EVEN_M=True, PAD=PAD_DV, DOT_IN_FP32=DOT_IN_FP32, EVICTION="")
         elif HEAD_DIM_CHUNK:  # the whole dO tile for the dV dot, the whole q tile after it: never both live
             do = _load_row_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, EVEN_M=True, PAD=PAD_DV,
                                 DOT_IN_FP32=DOT_IN_FP32)
@@ -266,8 +268,8 @@ def _accumulate_dk_dv(
             delta = tl.load(delta_base + offs_m, mask=offs_m < n_queries, other=0.0)
         ds = p * (dp - delta[:, None])
         if COLUMN_SPLITS > 1:
-            q = load_tile(tile_ptrs(q_base, rows, grad_offs_d, stride_qm, stride_qd), offs_m, grad_offs_d, n_queries,
-                          HEAD_DIM, CHECK_ROWS=False, CHECK_COLS=PAD_D)
+            q = _load_row_tile(tile_ptrs(q_base, rows, grad_offs_d, stride_qm, stride_qd), offs_m, grad_offs_d,
+                               n_queries, HEAD_DIM, EVEN_M=True, PAD=PAD_D, DOT_IN_FP32=DOT_IN_FP32, EVICTION="")
         elif HEAD_DIM_CHUNK:
             q = _load_row_tile(q_ptrs, offs_m, offs_d, n_queries, HEAD_DIM, EVEN_M=True, PAD=PAD_D,
                                DOT_IN_FP32=DOT_IN_FP32)
@@ -308,8 +310,8 @@ def _attention_backward_dk_dv_kernel(
 ):
     """dK and dV of one block of BLOCK_N keys. COLUMN_SPLITS (a tile's, configs.TileConfig.column_splits):
     that many programs share the key block, each holding dK and dV for its own share of their columns
-    (16-bit d256, where both whole fp32 accumulators take 128 registers a thread): every program
-    recomputes the block's scores and dP, 1.5 times the dots for two."""
+    (16-bit d256, where both whole fp32 accumulators take 128 registers a thread); every program
+    recomputes the block's scores and dP (two programs: 1.5 times the dots)."""
     start_n = tl.program_id(0)
     grad_offs_d, grad_offs_dv = None, None
     if COLUMN_SPLITS > 1:

@@ -380,15 +380,18 @@ def autotune_configs(tiles: TileSet, interpreter_tile: Tile, interpreting: bool)
 def head_dim_pruner(tiles: TileSet):
     """Autotuner hook: the tiles of the call's dtype that fit its padded head dims (each column split at
     least 16 wide) and that its traits keep (kept_for_launch), all of them to be timed, or with
-    KERNELS_AUTOTUNE=0 the first one alone."""
+    KERNELS_AUTOTUNE=0 the first one alone. Where the traits keep none, every tile that fits the head
+    dims is kept: the traits prune a tile for the column split that replaces it, which a head dim too
+    narrow to split cannot take (16-bit D 256 with Dv 16, whose dV accumulator is small anyway)."""
 
     def prune(configs, named_args, **kwargs):
         args = {**named_args, **kwargs}
         head_dim = max(args["BLOCK_D"], args["BLOCK_DV"])
-        fitting = [tile.to_triton() for tile in tiles.for_dtype(args["q_ptr"].dtype)
+        fitting = [tile for tile in tiles.for_dtype(args["q_ptr"].dtype)
                    if tile.min_head_dim <= head_dim <= tile.max_head_dim
-                   and min(args["BLOCK_D"], args["BLOCK_DV"]) // tile.column_splits >= 16
-                   and kept_for_launch(tile, args)]
-        return fitting if AUTOTUNE else fitting[:1]
+                   and min(args["BLOCK_D"], args["BLOCK_DV"]) // tile.column_splits >= 16]
+        kept = [tile.to_triton() for tile in fitting if kept_for_launch(tile, args)] or [
+            tile.to_triton() for tile in fitting]
+        return kept if AUTOTUNE else kept[:1]
 
     return prune
