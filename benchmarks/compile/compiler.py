@@ -26,6 +26,7 @@ from benchmarks.compile.sass import (
 from benchmarks.compile.targets import Arch
 
 _TILE_CONSTEXPRS = ("BLOCK_M", "BLOCK_N", "BLOCK_S", "BLOCK_ROWS", "BLOCK_COLS")
+_SPLIT_CONSTEXPR = "COLUMN_SPLITS"  # the dK/dV kernel's, named only where a tile sets it (above 1)
 
 
 @dataclass
@@ -85,7 +86,7 @@ def describe_tile(source: ASTSource, options: dict) -> str:
     """e.g. "BLOCK_M=128 BLOCK_N=64 w8 s3": the tile constexprs, warps and pipeline stages."""
     names = source.fn.arg_names
     blocks = [f"{names[path[0]]}={value}" for path, value in source.constants.items()
-              if names[path[0]] in _TILE_CONSTEXPRS]
+              if names[path[0]] in _TILE_CONSTEXPRS or (names[path[0]] == _SPLIT_CONSTEXPR and value > 1)]
     return " ".join([*blocks, f"w{options['num_warps']}", f"s{options['num_stages']}"])
 
 

@@ -20,9 +20,10 @@ from benchmarks.compile.compiler import Compiled, bind, compile_launch
 from benchmarks.compile.report import write_report
 from benchmarks.compile.targets import ARCHS
 from benchmarks.harness.command_run import Command
+from kernels.sdpa.triton.configs import TileConfig
 
 HELP = "compile every shipped kernel for GPU targets on this machine: registers, spills, shared memory, MMA"
-_TILE = re.compile(r"^(\d+)x(\d+)/(\d+)/(\d+)$")
+_TILE = re.compile(r"^(\d+)x(\d+)/(\d+)/(\d+)(?:/(\d+))?$")
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +42,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernels", nargs="+", metavar="KERNEL",
                         help="only the launches of these kernels, e.g. attention_backward_dk_dv_kernel "
                              "(default: every kernel the launchers start)")
-    parser.add_argument("--tile", nargs="+", type=_tile, metavar="MxN/WARPS/STAGES",
-                        help="compile forward and backward kernels at these tiles instead of the shipped ones")
+    parser.add_argument("--tile", nargs="+", type=_tile, metavar="MxN/WARPS/STAGES[/SPLITS]",
+                        help="compile forward and backward kernels at these tiles instead of the shipped ones "
+                             "(SPLITS: the dK/dV kernel's COLUMN_SPLITS, configs.TileConfig.column_splits)")
     parser.add_argument("--pointer-path", action="store_true",
                         help="compile the attention forward's pointer path on every arch (default: its TMA "
                              "descriptor path on sm_90 and later, as a launch there takes)")
@@ -56,13 +58,17 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 def _tile(text: str) -> triton.Config:
     match = _TILE.match(text)
     if not match:
-        raise argparse.ArgumentTypeError(f"--tile {text!r}: expected BLOCK_MxBLOCK_N/WARPS/STAGES, e.g. 128x64/8/3")
-    block_m, block_n, warps, stages = map(int, match.groups())
-    return triton.Config({"BLOCK_M": block_m, "BLOCK_N": block_n}, num_warps=warps, num_stages=stages)
+        raise argparse.ArgumentTypeError(
+            f"--tile {text!r}: expected BLOCK_MxBLOCK_N/WARPS/STAGES[/SPLITS], e.g. 128x64/8/3 or 16x64/8/3/2")
+    block_m, block_n, warps, stages, splits = (int(group or 1) for group in match.groups())
+    tile = TileConfig(block_m, block_n, warps, stages, max_head_dim=0, column_splits=splits)
+    return tile.to_triton()
 
 
 def _tile_text(tile: triton.Config) -> str:
-    return f"{tile.kwargs['BLOCK_M']}x{tile.kwargs['BLOCK_N']}/{tile.num_warps}/{tile.num_stages}"
+    splits = tile.kwargs.get("COLUMN_SPLITS", 1)
+    return (f"{tile.kwargs['BLOCK_M']}x{tile.kwargs['BLOCK_N']}/{tile.num_warps}/{tile.num_stages}"
+            + (f"/{splits}" if splits > 1 else ""))
 
 
 def _positive(text: str) -> int:

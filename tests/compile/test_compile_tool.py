@@ -8,6 +8,7 @@ import torch
 
 from benchmarks.__main__ import main
 from benchmarks.compile.checks import broken_rules
+from benchmarks.compile.run import _tile, _tile_text
 from benchmarks.compile.sass import PtxasUsage, key_loop_instructions, mma_kinds, parse_ptxas_log
 from benchmarks.compile.targets import ARCHS
 from benchmarks.compile.yardstick import _yardstick_forward_kernel
@@ -78,6 +79,16 @@ def test_bad_arguments_name_the_argument(argv, message, capsys):
     with pytest.raises(SystemExit):
         main(["compile", *argv])
     assert message in capsys.readouterr().err
+
+
+def test_a_tile_may_name_the_dk_dv_column_splits():
+    """--tile's fifth field is configs.TileConfig.column_splits, a constexpr only where above 1."""
+    whole = _tile("16x64/8/3/1")
+    assert whole.kwargs == {"BLOCK_M": 16, "BLOCK_N": 64} and (whole.num_warps, whole.num_stages) == (8, 3)
+    assert whole.all_kwargs() == _tile("16x64/8/3").all_kwargs()
+    split = _tile("16x64/8/3/2")
+    assert split.kwargs == {"BLOCK_M": 16, "BLOCK_N": 64, "COLUMN_SPLITS": 2}
+    assert _tile_text(split) == "16x64/8/3/2" and _tile_text(_tile("16x64/8/3/1")) == "16x64/8/3"
 
 
 def test_refuses_to_run_in_the_interpreter(monkeypatch):

@@ -12,7 +12,7 @@ from kernels.sdpa.triton import configs
 from kernels.sdpa.triton.common import INTERPRETING
 from kernels.sdpa.triton.configs import (
     ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, BLACKWELL, BLOCK_MAP, DECODE_TILES, DROPOUT, FORWARD_TILES,
-    SCORE_VARIANTS,
+    HOPPER, SCORE_VARIANTS,
     TRAITS, UNEVEN, head_dim_pruner, spill_traits,
 )
 from kernels.sdpa.triton.score_variants import VARIANT_FLAGS
@@ -23,14 +23,16 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 PADDED_HEAD_DIMS = (16, 32, 64, 128, 256)
 
 
-TRAIT_SETS = [set(traits) for count in range(len(TRAITS) + 1) for traits in itertools.combinations(TRAITS, count)]
+# a launch's GPU is Hopper, Blackwell or neither (sm_80)
+TRAIT_SETS = [set(traits) for count in range(len(TRAITS) + 1) for traits in itertools.combinations(TRAITS, count)
+              if not {BLACKWELL, HOPPER} <= set(traits)]
 
 
 def prune(tiles, dtype: torch.dtype, head_dim: int, traits: set[str] = frozenset()):
     """What the pruner keeps for a launch with these traits (the flags of one score variant, the
     window's left side, stand for all of them)."""
     flags = {flag: int(SCORE_VARIANTS in traits and flag == "WINDOW_LEFT") for flag in VARIANT_FLAGS}
-    with configs.compiling_for(100 if BLACKWELL in traits else 90):
+    with configs.compiling_for(100 if BLACKWELL in traits else 90 if HOPPER in traits else 80):
         return head_dim_pruner(tiles)(
             tiles.candidates(), {"q_ptr": torch.empty(0, dtype=dtype)}, BLOCK_D=head_dim, BLOCK_DV=head_dim,
             aligned_lengths=int(UNEVEN not in traits), USE_DROPOUT=int(DROPOUT in traits),
@@ -38,8 +40,9 @@ def prune(tiles, dtype: torch.dtype, head_dim: int, traits: set[str] = frozenset
 
 
 def fits(tile, head_dim: int, traits: set[str] = frozenset()) -> bool:
-    return (tile.min_head_dim <= head_dim <= tile.max_head_dim
-            and not any(set(spill_traits(entry)) <= traits for entry in tile.spills_with))
+    return (tile.min_head_dim <= head_dim <= tile.max_head_dim and head_dim // tile.column_splits >= 16
+            and not any(set(spill_traits(entry)) <= traits for entry in tile.spills_with)
+            and (not tile.only_with or any(set(spill_traits(entry)) <= traits for entry in tile.only_with)))
 
 
 @pytest.mark.parametrize("kernel", TILE_SETS)
@@ -64,6 +67,21 @@ def test_untimed_takes_the_first_fitting_tile(kernel, dtype, monkeypatch):
             assert prune(tiles, dtype, head_dim, traits) == [first.to_triton()]
 
 
+def test_a_head_dim_too_narrow_to_split_keeps_the_whole_columns():
+    """16-bit dK/dV at D 256 with Dv 16 on sm_90 with the score variants and uneven lengths: the column
+    split (2 x 8 columns of dV) is narrower than a dot, and the tile it replaces is taken instead."""
+    whole, split = (tile for tile in BACKWARD_DK_DV_TILES.half if tile.min_head_dim == 256)
+    assert split.column_splits == 2 and whole.column_splits == 1
+    traits = {SCORE_VARIANTS, UNEVEN, HOPPER}
+    assert prune(BACKWARD_DK_DV_TILES, torch.float16, 256, traits) == [split.to_triton()]
+    with configs.compiling_for(90):
+        kept = head_dim_pruner(BACKWARD_DK_DV_TILES)(
+            BACKWARD_DK_DV_TILES.candidates(), {"q_ptr": torch.empty(0, dtype=torch.float16)}, BLOCK_D=256,
+            BLOCK_DV=16, aligned_lengths=0, USE_DROPOUT=0, SPARSE_BLOCK=0,
+            **{flag: int(flag == "WINDOW_LEFT") for flag in VARIANT_FLAGS})
+    assert kept == [whole.to_triton()]
+
+
 def test_aligned_lengths_divide_every_backward_tile():
     """The launcher calls lengths that are multiples of ALIGNED_LENGTH even (no UNEVEN trait): they
     must then be for every tile, or a tile pruned for uneven lengths could run with bounds checks."""
@@ -77,8 +95,8 @@ def test_tiles_are_pruned_only_by_traits_their_kernel_takes():
     dropout and no block map: a tile pruned for a trait its kernel has no argument for would find none."""
     lacking = {FORWARD_TILES: {UNEVEN}, DECODE_TILES: {UNEVEN, DROPOUT, BLOCK_MAP}}
     for tiles, traits in lacking.items():
-        listed = {trait for tile in (*tiles.half, *tiles.single, *tiles.double) for entry in tile.spills_with
-                  for trait in spill_traits(entry)}
+        listed = {trait for tile in (*tiles.half, *tiles.single, *tiles.double)
+                  for entry in (*tile.spills_with, *tile.only_with) for trait in spill_traits(entry)}
         assert not traits & listed
 
 

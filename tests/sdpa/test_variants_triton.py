@@ -2,6 +2,7 @@
 backward (the sinks' gradient included) and split-K decode against the float64 reference, in every
 dtype, with masks, causality, GQA and dropout; and proof that key tiles outside the window are never
 read (NaN planted there would reach the results)."""
+import dataclasses
 import math
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 
 import kernels
 import reference
+from kernels.sdpa.triton import backward, configs
 from kernels.sdpa.triton.common import accumulator_dtype
 from kernels.sdpa.triton.decode import launch_decode
 from kernels.sdpa.triton.forward import launch_forward
@@ -63,7 +65,11 @@ def test_lower_precision_passes_the_parity_rule(dtype, case_name, device):
 def test_dropout_with_variants_replays_through_the_reference(case_name, device):
     """The kernel's own dropout mask (attention_dropout_mask) replayed by the reference: output and
     gradients agree in float64, so the variants and dropout compose as the definition says."""
-    q, k, v, kwargs = make_case((2, 4, 2, 19, 27, 16, 16), CASES[case_name], device=device)
+    assert_dropout_replays_through_the_reference((2, 4, 2, 19, 27, 16, 16), case_name, device)
+
+
+def assert_dropout_replays_through_the_reference(shape, case_name, device):
+    q, k, v, kwargs = make_case(shape, CASES[case_name], device=device)
     grad_out = torch.randn(q.shape[:-1] + (v.size(-1),), dtype=q.dtype, device=device)
     torch.manual_seed(4321)
     keep = kernels.attention_dropout_mask(q, k, 0.3)
@@ -74,6 +80,21 @@ def test_dropout_with_variants_replays_through_the_reference(case_name, device):
     torch.testing.assert_close(ours, exact)
     for name, grad in zip(names, torch.autograd.grad(exact, leaves, grad_out)):
         torch.testing.assert_close(our_grads[name], grad, msg=lambda text, name=name: f"d{name}: {text}")
+
+
+@pytest.mark.parametrize("case_name, dropout", [("everything-causal", False), ("everything-float-mask", False),
+                                                 ("everything-causal", True)])
+def test_dk_dv_with_split_columns_matches_the_reference_with_gradients(case_name, dropout, device, monkeypatch):
+    """dK/dV with each key block's columns split over two programs (COLUMN_SPLITS, the tile 16-bit d256
+    takes on sm_90 with the score variants and uneven lengths or dropout), at the interpreter's tile:
+    D 40 and Dv 24 pad to 64 and 32, so each program holds 32 and 16 columns, part of them padding."""
+    split = dataclasses.replace(configs.INTERPRETER_BACKWARD_TILE, column_splits=2).to_triton()
+    monkeypatch.setattr(backward._attention_backward_dk_dv_kernel, "configs", [split])  # one config: no pruning
+    shape = (1, 4, 2, 21, 37, 40, 24)
+    if dropout:
+        assert_dropout_replays_through_the_reference(shape, case_name, device)
+    else:
+        assert_matches_the_reference_with_gradients("triton", shape, case_name, device, tensor_options=TRITON_GRADIENTS)
 
 
 DECODE_CASES = ["window", "window-right-only", "window-left-only-and-bool-mask", "softcap", "alibi-per-head",

@@ -183,10 +183,12 @@ def _load_tile_pair(q_ptrs, do_ptrs, offs_m, offs_d, offs_dv, n_queries, HEAD_DI
 
 @triton.jit
 def _load_row_tile(ptrs, offs_m, offs_d, n_queries, HEAD_DIM: tl.constexpr, EVEN_M: tl.constexpr,
-                   PAD: tl.constexpr, DOT_IN_FP32: tl.constexpr):
-    """One (BLOCK_M, D) tile of q or dO at query rows offs_m, in the dots' dtype, for its last use."""
+                   PAD: tl.constexpr, DOT_IN_FP32: tl.constexpr, EVICTION: tl.constexpr = tl.constexpr("evict_first")):
+    """One (BLOCK_M, D) tile of q or dO at query rows offs_m, in the dots' dtype, for its last use: first
+    out of L2 unless EVICTION says otherwise (with COLUMN_SPLITS the key block's other programs read
+    the same rows)."""
     tile = load_tile(ptrs, offs_m, offs_d, n_queries, HEAD_DIM, CHECK_ROWS=not EVEN_M, CHECK_COLS=PAD,
-                     EVICTION="evict_first")
+                     EVICTION=EVICTION)
     return tile.to(tl.float32) if DOT_IN_FP32 else tile
 
 
@@ -206,12 +208,15 @@ def _accumulate_dk_dv(
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr,
     KEYS_FIRST: tl.constexpr, stride_kd=0, stride_vd=0, HEAD_DIM_CHUNK: tl.constexpr = 0,
     FOLD_SCALE: tl.constexpr = False, tile_list=None, full_steps=0, SPARSE_BLOCK: tl.constexpr = 0,
+    COLUMN_SPLITS: tl.constexpr = 1, grad_offs_d=None, grad_offs_dv=None,
 ):
     """Add the query tiles [query_start, query_end) of one query head to a key block's dK and dV (with
     SPARSE_BLOCK, the steps [query_start, query_end) of the block map's `tile_list`: tile_lists.py).
     With HEAD_DIM_CHUNK, `k` and `v` point at each key row (columns stride_kd, stride_vd apart) and the
     score products are read a head-dim chunk at a time (_score_products); q and dO are then read whole
-    for the dV and dK dots only."""
+    for the dV and dK dots only. With COLUMN_SPLITS, dK and dV hold the columns `grad_offs_d` and
+    `grad_offs_dv` only (see the kernel): the score dots read q and dO whole, the dV and dK dots
+    those columns of them."""
     for step in range(query_start, query_end, 1 if SPARSE_BLOCK else BLOCK_M):
         if SPARSE_BLOCK:
             start_m, masked_tile = tile_at(step, tile_list, full_steps, BLOCK=BLOCK_M, SPARSE_BLOCK=SPARSE_BLOCK)
@@ -247,7 +252,10 @@ def _accumulate_dk_dv(
             EVEN_M=EVEN_M, EVEN_N=EVEN_N, INPUT_PRECISION=INPUT_PRECISION,
             SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=KEYS_FIRST,
             FOLD_SCALE=FOLD_SCALE, masked_tile=masked_tile)
-        if HEAD_DIM_CHUNK:  # the whole dO tile for the dV dot, the whole q tile after it: never both live
+        if COLUMN_SPLITS > 1:  # this program's columns of dO for the dV dot (from L2: just read whole)
+            do = _load_row_tile(tile_ptrs(do_base, rows, grad_offs_dv, stride_dom, stride_dod), offs_m, grad_offs_dv,
+                                n_queries, HEAD_DIM_V, EVEN_M=True, PAD=PAD_DV, DOT_IN_FP32=DOT_IN_FP32, EVICTION="")
+        elif HEAD_DIM_CHUNK:  # the whole dO tile for the dV dot, the whole q tile after it: never both live
             do = _load_row_tile(do_ptrs, offs_m, offs_dv, n_queries, HEAD_DIM_V, EVEN_M=True, PAD=PAD_DV,
                                 DOT_IN_FP32=DOT_IN_FP32)
         elif REREAD_Q_DO:  # their last use: a second copy of each in shared memory, never live with the first
@@ -260,7 +268,10 @@ def _accumulate_dk_dv(
         else:
             delta = tl.load(delta_base + offs_m, mask=offs_m < n_queries, other=0.0)
         ds = p * (dp - delta[:, None])
-        if HEAD_DIM_CHUNK:
+        if COLUMN_SPLITS > 1:
+            q = _load_row_tile(tile_ptrs(q_base, rows, grad_offs_d, stride_qm, stride_qd), offs_m, grad_offs_d,
+                               n_queries, HEAD_DIM, EVEN_M=True, PAD=PAD_D, DOT_IN_FP32=DOT_IN_FP32, EVICTION="")
+        elif HEAD_DIM_CHUNK:
             q = _load_row_tile(q_ptrs, offs_m, offs_d, n_queries, HEAD_DIM, EVEN_M=True, PAD=PAD_D,
                                DOT_IN_FP32=DOT_IN_FP32)
         dk = tl.dot(tl.trans(ds.to(q.dtype)), q, dk, input_precision=INPUT_PRECISION, out_dtype=dk.dtype)
@@ -295,8 +306,22 @@ def _attention_backward_dk_dv_kernel(
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
     WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr, SPARSE_BLOCK: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, KEYS_FIRST: tl.constexpr,
+    COLUMN_SPLITS: tl.constexpr = 1,
 ):
+    """dK and dV of one block of BLOCK_N keys. COLUMN_SPLITS (a tile's, configs.TileConfig.column_splits):
+    that many programs share the key block, each holding dK and dV for its own share of their columns
+    (16-bit d256, where both whole fp32 accumulators take 128 registers a thread); every program
+    recomputes the block's scores and dP (two programs: 1.5 times the dots)."""
     start_n = tl.program_id(0)
+    grad_offs_d, grad_offs_dv = None, None
+    if COLUMN_SPLITS > 1:
+        tl.static_assert(not (HEAD_DIM_CHUNK or REREAD_Q_DO), "COLUMN_SPLITS reads q and dO whole")
+        column_split = start_n % COLUMN_SPLITS
+        start_n = start_n // COLUMN_SPLITS
+        grad_offs_d = index_range(column_split * (BLOCK_D // COLUMN_SPLITS), BLOCK=BLOCK_D // COLUMN_SPLITS,
+                                  WIDE=WIDE_OFFSETS)
+        grad_offs_dv = index_range(column_split * (BLOCK_DV // COLUMN_SPLITS), BLOCK=BLOCK_DV // COLUMN_SPLITS,
+                                   WIDE=WIDE_OFFSETS)
     n_kv_heads = n_heads // group_size
     batch_head = tl.program_id(1)
     batch = (batch_head // n_kv_heads).to(tl.int64)
@@ -321,8 +346,8 @@ def _attention_backward_dk_dv_kernel(
                                tile_ptrs(v_base, offs_n, offs_dv, stride_vn, stride_vd), offs_n, offs_d, offs_dv,
                                n_keys, HEAD_DIM, HEAD_DIM_V, EVEN_M=EVEN_N, PAD_D=BLOCK_D != HEAD_DIM,
                                PAD_DV=BLOCK_DV != HEAD_DIM_V, DOT_IN_FP32=DOT_IN_FP32)
-    dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=ACC_DTYPE)
-    dv = tl.zeros([BLOCK_N, BLOCK_DV], dtype=ACC_DTYPE)
+    dk = tl.zeros([BLOCK_N, BLOCK_D // COLUMN_SPLITS], dtype=ACC_DTYPE)
+    dv = tl.zeros([BLOCK_N, BLOCK_DV // COLUMN_SPLITS], dtype=ACC_DTYPE)
 
     # Query tiles: causal rows below the block's first key never see it; rows from the end of the
     # block's diagonal on see all of its keys (no compare). Both bounds sit on the BLOCK_M grid.
@@ -381,9 +406,12 @@ def _attention_backward_dk_dv_kernel(
                 WIDE_OFFSETS=WIDE_OFFSETS, REREAD_Q_DO=REREAD_Q_DO,
                 SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, KEYS_FIRST=KEYS_FIRST,
                 stride_kd=stride_kd, stride_vd=stride_vd, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, FOLD_SCALE=FOLD_SCALE,
-                tile_list=tile_list, full_steps=full_steps, SPARSE_BLOCK=SPARSE_BLOCK)
+                tile_list=tile_list, full_steps=full_steps, SPARSE_BLOCK=SPARSE_BLOCK,
+                COLUMN_SPLITS=COLUMN_SPLITS, grad_offs_d=grad_offs_d, grad_offs_dv=grad_offs_dv)
 
     dk = dk * sm_scale
+    if COLUMN_SPLITS > 1:  # this program's columns
+        offs_d, offs_dv = grad_offs_d, grad_offs_dv
     dk_ptrs = tile_ptrs(dk_ptr + batch * stride_dkb + kv_head * stride_dkh + key_row0 * stride_dkn,
                         offs_n, offs_d, stride_dkn, stride_dkd)
     dv_ptrs = tile_ptrs(dv_ptr + batch * stride_dvb + kv_head * stride_dvh + key_row0 * stride_dvn,
@@ -700,7 +728,8 @@ def launch_backward(
                dropout.p, dropout.keep_scale, dropout.seed, seq_bucket(n_queries), seq_bucket(n_keys),
                int(sequences is None and n_queries % aligned == 0 and n_keys % aligned == 0))
 
-    _attention_backward_dk_dv_kernel[lambda meta: (triton.cdiv(n_keys, meta["BLOCK_N"]), batch * n_kv_heads)](
+    _attention_backward_dk_dv_kernel[lambda meta: (triton.cdiv(n_keys, meta["BLOCK_N"]) * meta.get("COLUMN_SPLITS", 1),
+                                                   batch * n_kv_heads)](
         q, k, v, dout, lse, delta, dk, dv, mask_args.tensor, mask_args.key_range_arg, *sequence_args,
         *kernel_variants.args, *mask_args.tile_list_args(is_causal, variants, by_keys=True),
         *q.stride(), *k.stride(), *v.stride(), *dout.stride(), *dk.stride(), *dv.stride(), *mask_args.strides,

@@ -5,11 +5,11 @@ their dots on tensor cores, float32 inputs as three TF32 tensor-core dots by def
 (common.fp32_dot_precision) and float64 on DMMA or FFMA, so each family has its own register and
 shared-memory budget. Every list holds, for every head dim up to 256, tiles that compile, fit the
 per-block shared memory of sm_80/sm_90/sm_100 and do not spill (float64, for exact checks and
-gradcheck, need only launch; the compile gate's known breaks list the exceptions, one today: 16-bit
-dK/dV at d256 with the score variants and uneven lengths on sm_90):
+gradcheck, need only launch; the compile gate's known breaks would list the exceptions, none today):
 `python -m benchmarks compile` shows it and tests/compile/test_compile_gate.py keeps it so (causal,
 and for the backward uneven lengths, packed sequences and the score variants too, where tiles that would
-spill are pruned: TileConfig.spills_with; docs/benchmarks/compile.md lists what is left).
+spill are pruned: TileConfig.spills_with, and a tile for those launches alone: TileConfig.only_with;
+docs/benchmarks/compile.md lists what is left).
 `max_head_dim` prunes the tiles too big for a call's padded head dim (`min_head_dim` those kept
 for large head dims only). 16-bit tiles are chosen for
 Hopper (H100/H200): warpgroup MMA (HGMMA) needs 64-row dot operands per 4 warps, so every 16-bit
@@ -43,14 +43,18 @@ AUTOTUNE = os.environ.get("KERNELS_AUTOTUNE", "1") != "0"
 # every tile). BLOCK_MAP: a dense mask's block map (SPARSE_BLOCK, kernels/sdpa/block_mask.py: the tile
 # list's entry and the FULL-tile predicate). BLACKWELL: the launch's GPU is sm_100 or later
 # (target_capability), whose compiler allocates registers differently: an entry pairing it with
-# another trait prunes a tile there only.
+# another trait prunes a tile there only. HOPPER: likewise, sm_90 (HGMMA, where warpgroup MMA keeps
+# its accumulators in registers). TileConfig.only_with lists traits the other way round: a tile
+# kept only for launches with them.
 UNEVEN = "uneven"
 SCORE_VARIANTS = "score_variants"
 DROPOUT = "dropout"
 BLOCK_MAP = "block_map"
 BLACKWELL = "blackwell"
-TRAITS = (UNEVEN, SCORE_VARIANTS, DROPOUT, BLOCK_MAP, BLACKWELL)
+HOPPER = "hopper"
+TRAITS = (UNEVEN, SCORE_VARIANTS, DROPOUT, BLOCK_MAP, BLACKWELL, HOPPER)
 ALIGNED_LENGTH = 64
+_HOPPER_CAPABILITY = 90
 _BLACKWELL_CAPABILITY = 100
 
 # The compute capability the compile report records launches for (compiling_for), else None: the
@@ -85,6 +89,8 @@ def launch_has(trait: str, args: dict) -> bool:
         return bool(args["SPARSE_BLOCK"])
     if trait == BLACKWELL:
         return target_capability(args["q_ptr"]) >= _BLACKWELL_CAPABILITY
+    if trait == HOPPER:
+        return _HOPPER_CAPABILITY <= target_capability(args["q_ptr"]) < _BLACKWELL_CAPABILITY
     raise ValueError(f"unknown launch trait {trait!r}: expected one of {TRAITS}")
 
 
@@ -98,6 +104,15 @@ def spills_for_launch(tile, args: dict) -> bool:
     return any(all(launch_has(trait, args) for trait in spill_traits(entry)) for entry in tile.spills_with)
 
 
+def kept_for_launch(tile, args: dict) -> bool:
+    """Whether the traits of the launch whose kernel arguments are `args` keep `tile`: it does not spill
+    with them, and has any `only_with` entry they match (a tile without one is kept for every launch)."""
+    if spills_for_launch(tile, args):
+        return False
+    return not tile.only_with or any(all(launch_has(trait, args) for trait in spill_traits(entry))
+                                     for entry in tile.only_with)
+
+
 @dataclass(frozen=True)
 class TileConfig:
     block_m: int
@@ -108,10 +123,16 @@ class TileConfig:
     min_head_dim: int = 16  # above 16: a tile kept for large head dims only, where nothing better fits
     # launch traits (TRAITS) for which this tile spills, pruned then: a trait, or a tuple of traits together
     spills_with: tuple[str | tuple[str, ...], ...] = ()
+    # entries like spills_with's: the tile is kept only for a launch that matches one (none: for every launch)
+    only_with: tuple[str | tuple[str, ...], ...] = ()
+    # dK/dV only: programs sharing a key block, each with its share of dK's and dV's columns (COLUMN_SPLITS
+    # of backward._attention_backward_dk_dv_kernel)
+    column_splits: int = 1
 
     def to_triton(self) -> triton.Config:
+        splits = {"COLUMN_SPLITS": self.column_splits} if self.column_splits > 1 else {}
         return triton.Config(
-            {"BLOCK_M": self.block_m, "BLOCK_N": self.block_n},
+            {"BLOCK_M": self.block_m, "BLOCK_N": self.block_n, **splits},
             num_warps=self.num_warps,
             num_stages=self.num_stages,
         )
@@ -128,6 +149,8 @@ class DecodeTile:
     max_head_dim: int
     min_head_dim: int = 16
     spills_with: tuple[str | tuple[str, ...], ...] = ()  # as TileConfig's (none uses it yet)
+    only_with: tuple[str | tuple[str, ...], ...] = ()  # as TileConfig's (none uses it)
+    column_splits: int = 1  # the decode kernel takes none
 
     def to_triton(self) -> triton.Config:
         return triton.Config({"BLOCK_N": self.block_n}, num_warps=self.num_warps, num_stages=self.num_stages)
@@ -225,6 +248,8 @@ _BACKWARD_DQ_SINGLE = (
 # fp64 (launchable is enough): 16x16, one stage; at d256 dK/dV re-reads q and dO to fit the A100
 # (backward.rereads_query_tiles).
 _BACKWARD_DOUBLE = (TileConfig(16, 16, num_warps=4, num_stages=1, max_head_dim=256),)
+# 16-bit dK/dV at d256 on sm_90 with the score variants and uneven lengths or dropout: the column split
+_DK_DV_COLUMN_SPLIT_TRAITS = ((SCORE_VARIANTS, UNEVEN, HOPPER), (SCORE_VARIANTS, DROPOUT, HOPPER))
 BACKWARD_DK_DV_TILES = TileSet(
     # 64x64 holds 255 registers at d64 on sm_80 and at d128 on sm_90 (causal): uneven lengths spill
     # 16-72 bytes there (12-20 on sm_80 at d64), the score variants 24-44 at d128 (a soft cap alone
@@ -237,7 +262,11 @@ BACKWARD_DK_DV_TILES = TileSet(
     # 137-153 KiB of shared memory instead of 104-112, one block per SM either way). At d256 16x64
     # runs 3 stages: on 2 it spilled 12 bytes on packed sequences on sm_90; on 3 that ends (255
     # registers at most, 98-116 KiB instead of 82-100), but on sm_90 all four score variants still
-    # spill 4 bytes with uneven lengths and 72 with dropout (2 or 4 stages more; no tile keeps HGMMA).
+    # spilled 4 bytes with uneven lengths and 72 with dropout (2 or 4 stages more; no other tile keeps
+    # HGMMA): there two programs share each key block, each holding half of dK's and dV's columns
+    # (column_splits=2: 64 accumulator registers instead of 128, 213 and 248 registers in all, no
+    # spill), at 1.5 times the dots (each recomputes the scores and dP). sm_80 and sm_100 do not
+    # spill there (at most 240 registers, 150) and keep the whole columns.
     # With a block map 64x64 at d128 spilled 4 bytes in bf16 with an additive mask on sm_90 (255
     # registers): 32x64 takes those calls.
     half=(
@@ -247,7 +276,11 @@ BACKWARD_DK_DV_TILES = TileSet(
         TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=64),
         TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=128, min_head_dim=128,
                    spills_with=((SCORE_VARIANTS, DROPOUT),)),
-        TileConfig(16, 64, num_warps=8, num_stages=3, max_head_dim=256, min_head_dim=128),
+        TileConfig(16, 64, num_warps=8, num_stages=3, max_head_dim=128, min_head_dim=128),
+        TileConfig(16, 64, num_warps=8, num_stages=3, max_head_dim=256, min_head_dim=256,
+                   spills_with=_DK_DV_COLUMN_SPLIT_TRAITS),
+        TileConfig(16, 64, num_warps=8, num_stages=3, max_head_dim=256, min_head_dim=256, column_splits=2,
+                   only_with=_DK_DV_COLUMN_SPLIT_TRAITS),
     ),
     single=_BACKWARD_DK_DV_SINGLE,
     double=_BACKWARD_DOUBLE,
@@ -326,16 +359,20 @@ def autotune_configs(tiles: TileSet, interpreter_tile: Tile, interpreting: bool)
 
 
 def head_dim_pruner(tiles: TileSet):
-    """Autotuner hook: the tiles of the call's dtype that fit its padded head dim and do not spill
-    with its traits (TileConfig.spills_with), all of them to be timed, or with KERNELS_AUTOTUNE=0 the
-    first one alone."""
+    """Autotuner hook: the tiles of the call's dtype that fit its padded head dims (each column split at
+    least 16 wide) and that its traits keep (kept_for_launch), all of them to be timed, or with
+    KERNELS_AUTOTUNE=0 the first one alone. Where the traits keep none, every tile that fits the head
+    dims is kept: the traits prune a tile for the column split that replaces it, which a head dim too
+    narrow to split cannot take (16-bit D 256 with Dv 16, whose dV accumulator is small anyway)."""
 
     def prune(configs, named_args, **kwargs):
         args = {**named_args, **kwargs}
         head_dim = max(args["BLOCK_D"], args["BLOCK_DV"])
-        fitting = [tile.to_triton() for tile in tiles.for_dtype(args["q_ptr"].dtype)
+        fitting = [tile for tile in tiles.for_dtype(args["q_ptr"].dtype)
                    if tile.min_head_dim <= head_dim <= tile.max_head_dim
-                   and not spills_for_launch(tile, args)]
-        return fitting if AUTOTUNE else fitting[:1]
+                   and min(args["BLOCK_D"], args["BLOCK_DV"]) // tile.column_splits >= 16]
+        kept = [tile.to_triton() for tile in fitting if kept_for_launch(tile, args)] or [
+            tile.to_triton() for tile in fitting]
+        return kept if AUTOTUNE else kept[:1]
 
     return prune
