@@ -48,8 +48,6 @@ def _run_triton(query, key, value, attn_mask, dropout_p: float, is_causal: bool,
     return _triton_attention(query, key, value, attn_mask, is_causal, scale, float(dropout_p), seed, variants)
 
 
-
-
 def attention(
     query: torch.Tensor,
     key: torch.Tensor,
