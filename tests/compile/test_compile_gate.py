@@ -39,13 +39,14 @@ GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", *GATE_DTYPES, "--launchers", "fo
 # dK/dV on packed sequences, all four score variants with causality, and the same with lengths that
 # divide no tile (the tiles uneven lengths alone keep, since UNEVEN prunes whatever SCORE_VARIANTS
 # prunes, at a higher pressure); dQ where a tile was pruned for them (16-bit d64, the score variants),
-# with dropout too (no dQ tile is pruned for it: the same tiles at a higher pressure).
+# with dropout too (at d64 no dQ tile is pruned for it: the same tiles at a higher pressure; at d256
+# the score variants with dropout take their own tile).
 PRESSURE_VARIANTS = ("score_variants_uneven_causal", "varlen", "score_variants_causal")
 DK_DV_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", "float16", "float32", "--launchers", "backward",
                    "--kernels", "attention_backward_dk_dv_kernel", "--head-dims", "64", "128", "256",
                    "--variants", *PRESSURE_VARIANTS]
 DQ_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", "float16", "--launchers", "backward",
-                "--kernels", "attention_backward_dq_kernel", "--head-dims", "64",
+                "--kernels", "attention_backward_dq_kernel", "--head-dims", "64", "256",
                 "--variants", "score_variants_dropout_causal"]
 # 16-bit dK/dV at d256 with the score variants and dropout: on sm_90 its columns split over two programs
 # (configs.TileConfig.column_splits), as with uneven lengths above.
@@ -103,8 +104,8 @@ def test_the_gate_covers_every_kernel_dtype_and_arch(gate_rows):
     assert pressure == {("attention_backward_dk_dv_kernel", dtype, head_dim, variant, arch, autotune)
                         for dtype in ("float16", "float32") for head_dim in (64, 128, 256)
                         for variant in PRESSURE_VARIANTS for arch in GATE_ARCHS for autotune in (True, False)} | {
-        ("attention_backward_dq_kernel", "float16", 64, "score_variants_dropout_causal", arch, autotune)
-        for arch in GATE_ARCHS for autotune in (True, False)} | {
+        ("attention_backward_dq_kernel", "float16", head_dim, "score_variants_dropout_causal", arch, autotune)
+        for head_dim in (64, 256) for arch in GATE_ARCHS for autotune in (True, False)} | {
         ("attention_backward_dk_dv_kernel", "float16", 256, "score_variants_dropout_causal", arch, autotune)
         for arch in GATE_ARCHS for autotune in (True, False)}
 

@@ -290,10 +290,16 @@ BACKWARD_DQ_TILES = TileSet(
     # score variants and causal: 64 queries x 32 keys takes those calls. On 2 stages that tile (and
     # 64x64 at d128) spilled 4 bytes with key padding on sm_80, and 64x64 on one stage at d128 4 bytes
     # on sm_100; 3 stages of 64x32 (at most 218 registers) spill nowhere, HGMMA on sm_90: the d128 tile.
+    # At d256 64x32 with all four score variants and dropout spilled 80 bytes on sm_90 (255 registers;
+    # 92 on 3 stages, 468 on one) and 4 on sm_100: 64 queries x 16 keys takes those calls (252
+    # registers on sm_90, HGMMA; 255 on sm_80, 185 on sm_100; no spill).
     half=(
         TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=64, spills_with=(SCORE_VARIANTS,)),
         TileConfig(64, 32, num_warps=8, num_stages=3, max_head_dim=128),
-        TileConfig(64, 32, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256),
+        TileConfig(64, 32, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256,
+                   spills_with=((SCORE_VARIANTS, DROPOUT),)),
+        TileConfig(64, 16, num_warps=8, num_stages=2, max_head_dim=256, min_head_dim=256,
+                   only_with=((SCORE_VARIANTS, DROPOUT),)),
     ),
     single=_BACKWARD_DQ_SINGLE,
     double=_BACKWARD_DOUBLE,
