@@ -1,5 +1,5 @@
-"""CI gate: the shipped kernels, compiled for sm_80 and sm_90 on this CPU (no GPU), keep the rules of
-benchmarks/compile/checks.py: every tile compiles, fits shared memory, does not spill (fp16, fp32),
+"""CI gate: the shipped kernels, compiled for sm_80 and sm_90 (a few for sm_100) on this CPU (no GPU), keep
+the rules of benchmarks/compile/checks.py: every tile compiles, fits shared memory, does not spill (fp16, fp32),
 puts every 16-bit dot on HGMMA on sm_90, and reads the forward's tiles with TMA on sm_90.
 
 A representative subset of `python -m benchmarks compile`, run in a subprocess (the test session runs
@@ -10,7 +10,8 @@ where a user's call raises their pressure: packed sequences, the score variants 
 and with lengths that divide no tile or dropout (dQ at d64, 16-bit dK/dV at d256: the tile sets have a
 tile for those alone; about 260 compiles). bfloat16 is left to the
 full report: the kernels take it through the same code and tiles as float16, and the committed report
-shows the same registers, spills, shared memory and MMA for both at these variants. A second run
+shows the same registers, spills, shared memory and MMA for both at these variants. On sm_100, three
+small runs for packed sequences, where sm_100 alone spilled (a tile or block chosen for it). A second run
 compiles tiles that must break each rule, so that no rule passes by being unable to fail.
 """
 import json
@@ -53,6 +54,19 @@ DQ_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", "float16", "--launchers", "ba
 DK_DV_DROPOUT_GATE_ARGS = ["--arch", *GATE_ARCHS, "--dtypes", "float16", "--launchers", "backward",
                            "--kernels", "attention_backward_dk_dv_kernel", "--head-dims", "256",
                            "--variants", "score_variants_dropout_causal"]
+# sm_100 (Blackwell) where a tile for packed sequences was pruned there alone (configs.PACKED with
+# configs.BLACKWELL; ptxas kept one scalar in local memory): the 16-bit forward at d64 and dK/dV at
+# d128, and the delta pre-pass's fp32 rows at d256 (backward.row_sums_of_products). About 30 s.
+BLACKWELL_GATE_RUNS = {
+    "gate-sm100-forward": ["--arch", "sm_100", "--dtypes", "float16", "--launchers", "forward",
+                           "--kernels", "attention_forward_kernel", "--head-dims", "64", "--variants", "varlen"],
+    "gate-sm100-dk-dv": ["--arch", "sm_100", "--dtypes", "float16", "--launchers", "backward",
+                         "--kernels", "attention_backward_dk_dv_kernel", "--head-dims", "128", "--variants", "varlen"],
+    "gate-sm100-delta": ["--arch", "sm_100", "--dtypes", "float32", "--launchers", "backward",
+                         "--kernels", "row_sum_of_products_kernel", "--head-dims", "256", "--variants", "varlen"],
+}
+BLACKWELL_GATE_ROWS = {("attention_forward_kernel", "float16", 64), ("attention_backward_dk_dv_kernel", "float16", 128),
+                       ("row_sum_of_products_kernel", "float32", 256)}
 # Deliberately bad tiles at d128, on the forward's pointer path (no TMA load on sm_90: the good tile
 # 128x64/8/3 breaks that rule alone): 8 pipeline stages of 64x64 need more shared memory than any
 # card has, 128x128 on 4 warps holds more accumulators than registers, 32x32 on 4 warps is too small
@@ -76,7 +90,9 @@ def gate_rows(tmp_path_factory) -> list[dict]:
     return (compile_report(tmp_path_factory, "gate", GATE_ARGS)
             + compile_report(tmp_path_factory, "gate-dk-dv", DK_DV_GATE_ARGS)
             + compile_report(tmp_path_factory, "gate-dq", DQ_GATE_ARGS)
-            + compile_report(tmp_path_factory, "gate-dk-dv-dropout", DK_DV_DROPOUT_GATE_ARGS))
+            + compile_report(tmp_path_factory, "gate-dk-dv-dropout", DK_DV_DROPOUT_GATE_ARGS)
+            + [row for name, args in BLACKWELL_GATE_RUNS.items()
+               for row in compile_report(tmp_path_factory, name, args)])
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +109,10 @@ def describe(row: dict) -> str:
 
 
 def test_the_gate_covers_every_kernel_dtype_and_arch(gate_rows):
+    blackwell = {(row["kernel"], row["dtype"], row["head_dim"], row["variant"], row["autotune"])
+                 for row in gate_rows if row["arch"] == "sm_100"}
+    assert blackwell == {(*launch, "varlen", autotune) for launch in BLACKWELL_GATE_ROWS for autotune in (True, False)}
+    gate_rows = [row for row in gate_rows if row["arch"] in GATE_ARCHS]
     autotuned = {*DOT_KERNELS, "split_attention_kernel"}
     kernels = {*autotuned, "row_sum_of_products_kernel", "combine_splits_kernel", "positional_encoding_kernel"}
     every = {(kernel, dtype, arch) for kernel in kernels for dtype in GATE_DTYPES for arch in GATE_ARCHS}

@@ -12,7 +12,7 @@ from kernels.sdpa.triton import configs
 from kernels.sdpa.triton.common import INTERPRETING
 from kernels.sdpa.triton.configs import (
     ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, BLACKWELL, BLOCK_MAP, DECODE_TILES, DROPOUT, FORWARD_TILES,
-    HOPPER, SCORE_VARIANTS,
+    HOPPER, PACKED, SCORE_VARIANTS,
     TRAITS, UNEVEN, head_dim_pruner, spill_traits,
 )
 from kernels.sdpa.triton.score_variants import VARIANT_FLAGS
@@ -23,9 +23,9 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 PADDED_HEAD_DIMS = (16, 32, 64, 128, 256)
 
 
-# a launch's GPU is Hopper, Blackwell or neither (sm_80)
+# a launch's GPU is Hopper, Blackwell or neither (sm_80); packed sequences are uneven lengths too
 TRAIT_SETS = [set(traits) for count in range(len(TRAITS) + 1) for traits in itertools.combinations(TRAITS, count)
-              if not {BLACKWELL, HOPPER} <= set(traits)]
+              if not {BLACKWELL, HOPPER} <= set(traits) and (PACKED not in traits or UNEVEN in traits)]
 
 
 def prune(tiles, dtype: torch.dtype, head_dim: int, traits: set[str] = frozenset()):
@@ -35,7 +35,7 @@ def prune(tiles, dtype: torch.dtype, head_dim: int, traits: set[str] = frozenset
     with configs.compiling_for(100 if BLACKWELL in traits else 90 if HOPPER in traits else 80):
         return head_dim_pruner(tiles)(
             tiles.candidates(), {"q_ptr": torch.empty(0, dtype=dtype)}, BLOCK_D=head_dim, BLOCK_DV=head_dim,
-            aligned_lengths=int(UNEVEN not in traits), USE_DROPOUT=int(DROPOUT in traits),
+            aligned_lengths=int(UNEVEN not in traits), VARLEN=int(PACKED in traits), USE_DROPOUT=int(DROPOUT in traits),
             SPARSE_BLOCK=128 * (BLOCK_MAP in traits), **flags)
 
 
@@ -77,7 +77,7 @@ def test_a_head_dim_too_narrow_to_split_keeps_the_whole_columns():
     with configs.compiling_for(90):
         kept = head_dim_pruner(BACKWARD_DK_DV_TILES)(
             BACKWARD_DK_DV_TILES.candidates(), {"q_ptr": torch.empty(0, dtype=torch.float16)}, BLOCK_D=256,
-            BLOCK_DV=16, aligned_lengths=0, USE_DROPOUT=0, SPARSE_BLOCK=0,
+            BLOCK_DV=16, aligned_lengths=0, VARLEN=0, USE_DROPOUT=0, SPARSE_BLOCK=0,
             **{flag: int(flag == "WINDOW_LEFT") for flag in VARIANT_FLAGS})
     assert kept == [whole.to_triton()]
 
@@ -92,8 +92,9 @@ def test_aligned_lengths_divide_every_backward_tile():
 
 def test_tiles_are_pruned_only_by_traits_their_kernel_takes():
     """Only the backward kernels take `aligned_lengths` (in their autotune key), and decode takes no
-    dropout and no block map: a tile pruned for a trait its kernel has no argument for would find none."""
-    lacking = {FORWARD_TILES: {UNEVEN}, DECODE_TILES: {UNEVEN, DROPOUT, BLOCK_MAP}}
+    packed sequences, dropout or block map: a tile pruned for a trait its kernel has no argument for
+    would find none."""
+    lacking = {FORWARD_TILES: {UNEVEN}, DECODE_TILES: {UNEVEN, PACKED, DROPOUT, BLOCK_MAP}}
     for tiles, traits in lacking.items():
         listed = {trait for tile in (*tiles.half, *tiles.single, *tiles.double)
                   for entry in (*tile.spills_with, *tile.only_with) for trait in spill_traits(entry)}

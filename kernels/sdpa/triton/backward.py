@@ -645,8 +645,12 @@ def row_sums_of_products(out: torch.Tensor, dout: torch.Tensor) -> torch.Tensor:
     block_dv = padded_head_dim(head_dim_v)
     delta = torch.empty(batch, n_heads, n_queries, dtype=accumulator_dtype(out.dtype), device=out.device)
     # Rows per program: 32 rows of fp32 d256 O and dO spill, 64 rows of bf16 d128 spilled 4 bytes on sm_100
-    # when the lengths divide no tile (the masked loads' predicates).
-    delta_block = 64 if block_dv <= 64 else (32 if block_dv <= 128 else 16)
+    # when the lengths divide no tile (the masked loads' predicates), and 16 rows of fp32 d256 there 4
+    # bytes (a reload, 64 registers); 8 rows take 32-48 registers on sm_80/sm_90/sm_100.
+    if block_dv <= 128:
+        delta_block = 64 if block_dv <= 64 else 32
+    else:
+        delta_block = 8 if out.dtype == torch.float32 else 16
     _row_sum_of_products_kernel[(triton.cdiv(n_queries, delta_block), batch * n_heads)](
         out, dout, delta, *out.stride(), *dout.stride(), n_heads, n_queries,
         HEAD_DIM_V=head_dim_v, BLOCK_M=delta_block, BLOCK_DV=block_dv, WIDE_OFFSETS=needs_wide_offsets(out, dout),

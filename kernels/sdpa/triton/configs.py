@@ -39,6 +39,7 @@ AUTOTUNE = os.environ.get("KERNELS_AUTOTUNE", "1") != "0"
 # UNEVEN: packed sequences, or lengths that are not multiples of ALIGNED_LENGTH (the longest side of
 # every backward tile): loads and scores are bounds-checked (EVEN_M/EVEN_N off). The backward
 # kernels, whose tiles list it, take `aligned_lengths` in their autotune key (backward.py).
+# PACKED: packed sequences (the forward and backward kernels' VARLEN; for the backward also UNEVEN).
 # SCORE_VARIANTS: a soft cap, ALiBi, sinks or a window. DROPOUT: dropout (its Philox bits drawn in
 # every tile). BLOCK_MAP: a dense mask's block map (SPARSE_BLOCK, kernels/sdpa/block_mask.py: the tile
 # list's entry and the FULL-tile predicate). BLACKWELL: the launch's GPU is sm_100 or later
@@ -47,12 +48,13 @@ AUTOTUNE = os.environ.get("KERNELS_AUTOTUNE", "1") != "0"
 # its accumulators in registers). TileConfig.only_with lists traits the other way round: a tile
 # kept only for launches with them.
 UNEVEN = "uneven"
+PACKED = "packed"
 SCORE_VARIANTS = "score_variants"
 DROPOUT = "dropout"
 BLOCK_MAP = "block_map"
 BLACKWELL = "blackwell"
 HOPPER = "hopper"
-TRAITS = (UNEVEN, SCORE_VARIANTS, DROPOUT, BLOCK_MAP, BLACKWELL, HOPPER)
+TRAITS = (UNEVEN, PACKED, SCORE_VARIANTS, DROPOUT, BLOCK_MAP, BLACKWELL, HOPPER)
 ALIGNED_LENGTH = 64
 _HOPPER_CAPABILITY = 90
 _BLACKWELL_CAPABILITY = 100
@@ -81,6 +83,8 @@ def launch_has(trait: str, args: dict) -> bool:
     """Whether the launch whose kernel arguments are `args` has `trait` (one of TRAITS)."""
     if trait == UNEVEN:
         return not args["aligned_lengths"]
+    if trait == PACKED:
+        return bool(args["VARLEN"])
     if trait == SCORE_VARIANTS:
         return any(args[flag] for flag in VARIANT_FLAGS)
     if trait == DROPOUT:
@@ -193,7 +197,11 @@ FORWARD_TILES = TileSet(
                    spills_with=(DROPOUT, (SCORE_VARIANTS, BLACKWELL))),
         TileConfig(128, 128, num_warps=8, num_stages=3, max_head_dim=64, spills_with=(DROPOUT,)),
         TileConfig(64, 64, num_warps=4, num_stages=3, max_head_dim=128),
-        TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=256),
+        # On packed sequences at d64 on sm_100 64x32 spills 4 bytes (72 registers): ptxas parks one
+        # sequence-length value across the device-side TMA descriptor set-up (STL once, LDL twice), not
+        # register pressure; d128 and d256 do not spill.
+        TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=64, spills_with=((PACKED, BLACKWELL),)),
+        TileConfig(64, 32, num_warps=4, num_stages=2, max_head_dim=256, min_head_dim=128),
     ),
     # fp32 dots run as three TF32 dots by default (common.fp32_dot_precision): 32x32 compiles spill-free
     # at d64 on sm_80 and sm_90; larger fp32 tiles are still to be tried in the report.
@@ -268,14 +276,16 @@ BACKWARD_DK_DV_TILES = TileSet(
     # spill), at 1.5 times the dots (each recomputes the scores and dP). sm_80 and sm_100 do not
     # spill there (at most 240 registers, 150) and keep the whole columns.
     # With a block map 64x64 at d128 spilled 4 bytes in bf16 with an additive mask on sm_90 (255
-    # registers): 32x64 takes those calls.
+    # registers): 32x64 takes those calls. On packed sequences on sm_100 32x64 at d128 spills 4 bytes
+    # (80 registers: one scalar kept in local memory across the key loop, reloaded once after it):
+    # 16x64 takes those.
     half=(
         TileConfig(64, 64, num_warps=8, num_stages=2, max_head_dim=64, spills_with=(UNEVEN, DROPOUT)),
         TileConfig(64, 64, num_warps=8, num_stages=3, max_head_dim=128, min_head_dim=128,
                    spills_with=(UNEVEN, SCORE_VARIANTS, DROPOUT, BLOCK_MAP)),
         TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=64),
         TileConfig(32, 64, num_warps=8, num_stages=2, max_head_dim=128, min_head_dim=128,
-                   spills_with=((SCORE_VARIANTS, DROPOUT),)),
+                   spills_with=((SCORE_VARIANTS, DROPOUT), (PACKED, BLACKWELL))),
         TileConfig(16, 64, num_warps=8, num_stages=3, max_head_dim=128, min_head_dim=128),
         TileConfig(16, 64, num_warps=8, num_stages=3, max_head_dim=256, min_head_dim=256,
                    spills_with=_DK_DV_COLUMN_SPLIT_TRAITS),
