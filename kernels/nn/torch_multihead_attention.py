@@ -187,7 +187,7 @@ class MultiheadAttention(nn.MultiheadAttention):
         if attn_mask is not None:
             masks.append(attn_mask_as_4d(attn_mask, batch, self.num_heads, n_queries, n_keys))
             is_causal = False  # the mask is trusted over the is_causal hint
-        elif is_causal and (masks or self._adds_keys()):
+        elif is_causal and (masks or n_extra):
             masks.append(causal_masked_out(n_queries, n_keys, k.device))
             is_causal = False
         return combine_masks([pad_extra_keys(mask, n_extra) for mask in masks], k.dtype), is_causal

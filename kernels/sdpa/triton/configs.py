@@ -103,18 +103,16 @@ def spill_traits(entry: str | tuple[str, ...]) -> tuple[str, ...]:
     return (entry,) if isinstance(entry, str) else entry
 
 
-def spills_for_launch(tile, args: dict) -> bool:
-    """Whether `tile` (a Tile) is listed as spilling for the launch whose kernel arguments are `args`."""
-    return any(all(launch_has(trait, args) for trait in spill_traits(entry)) for entry in tile.spills_with)
+def _launch_matches(entries: tuple[str | tuple[str, ...], ...], args: dict) -> bool:
+    """Whether the launch whose kernel arguments are `args` has every trait of one of `entries`
+    (a `spills_with` or `only_with` list)."""
+    return any(all(launch_has(trait, args) for trait in spill_traits(entry)) for entry in entries)
 
 
 def kept_for_launch(tile, args: dict) -> bool:
     """Whether the traits of the launch whose kernel arguments are `args` keep `tile`: it does not spill
     with them, and has any `only_with` entry they match (a tile without one is kept for every launch)."""
-    if spills_for_launch(tile, args):
-        return False
-    return not tile.only_with or any(all(launch_has(trait, args) for trait in spill_traits(entry))
-                                     for entry in tile.only_with)
+    return not _launch_matches(tile.spills_with, args) and (not tile.only_with or _launch_matches(tile.only_with, args))
 
 
 @dataclass(frozen=True)
