@@ -10,7 +10,7 @@ import triton.language as tl
 
 import kernels
 import reference
-from kernels.sdpa.triton.common import dropout_keep
+from kernels.sdpa.triton.common import dropout_keep, needs_wide_bases
 from kernels.sdpa.triton.decode import force_num_splits
 
 WIDE_STRIDE = (1 << 30) + 64  # elements between two rows: the third row starts past 2**31
@@ -47,6 +47,17 @@ def test_keys_and_values_past_two_to_the_31():
 def test_queries_past_two_to_the_31():
     k, v = torch.randn(1, 1, 4, 16), torch.randn(1, 1, 4, 16)
     check_forward_and_backward(wide_rows(3, 16), k, v)
+
+
+def test_batch_offsets_past_two_to_the_31():
+    """The forward sums a (batch, head) matrix's offset in int32 unless some tensor spans 2**31 elements
+    (common.needs_wide_bases): here the third batch element of q starts past 2**31."""
+    storage = torch.empty(WIDE_STRIDE * 2 + 2 * 5 * 16)
+    q = storage.as_strided((3, 2, 5, 16), (WIDE_STRIDE, 5 * 16, 16, 1))
+    q.copy_(torch.randn(3, 2, 5, 16))
+    k, v = torch.randn(3, 2, 4, 16), torch.randn(3, 2, 4, 16)
+    assert needs_wide_bases(q) and not needs_wide_bases(k, v)
+    check_forward_and_backward(q, k, v)
 
 
 def test_split_key_decode_past_two_to_the_31():

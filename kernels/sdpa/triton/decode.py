@@ -145,7 +145,7 @@ def _split_attention_kernel(
         query_pos=query, row_slopes=row_slopes, softcap_log2=softcap_log2,
         window_left=window_left, window_right=window_right, first_row=0, last_row=n_queries - 1,
         SOFTCAP=SOFTCAP, ALIBI=ALIBI, WINDOW_LEFT=WINDOW_LEFT, WINDOW_RIGHT=WINDOW_RIGHT, FOLD_SCALE=FOLD_SCALE)
-    out, _ = finish_rows(acc, m_i, l_i)
+    out, _ = finish_rows(acc, m_i, l_i, EMPTY_ROWS=True)
 
     # Workspace rows, contiguous (B, Hq, Nq, splits[, Dv]).
     slots = ((batch * n_kv_heads * group_size + head) * n_queries + query) * n_splits + split

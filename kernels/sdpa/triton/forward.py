@@ -13,6 +13,9 @@ Variants are constexpr flags of this one kernel:
 - GQA/MQA: query head h reads key/value head h // group_size; K and V are never repeated.
 - Head dims that are not powers of two are padded to BLOCK_D inside the kernel with masked loads.
 - EVEN_M / EVEN_N (heuristics) drop the bounds checks when the lengths divide the tiles.
+- WIDE_OFFSETS / WIDE_BASES: int64 index arithmetic only where some offset can pass 2**31 elements,
+  within a (rows, head dim) matrix or across the batch and heads (common.needs_wide_offsets,
+  common.needs_wide_bases); int32 otherwise.
 - USE_KEY_RANGE: for a bool mask shared by all heads and queries (key padding), the launcher
   finds each batch element's first and last attended key, and the kernel visits only the key
   tiles in between: padded tiles cost nothing.
@@ -48,8 +51,8 @@ import triton.language as tl
 from kernels.sdpa.triton.common import (
     EVEN_LENGTHS, INTERPRETING, LN2, LOG2E, MASK_NONE, MaskArgs, accumulator_dtype, dropout_keep,
     empty_attention_output, head_dim_chunk, head_dim_chunked_dot, index_range, key_span, load_tile, log2_units,
-    masked_scores_from_rows, needs_wide_offsets, padded_head_dim, precision_flags, query_block_coordinates,
-    scale_folds, seq_bucket, tile_ptrs,
+    masked_scores_from_rows, needs_wide_bases, needs_wide_offsets, padded_head_dim, precision_flags,
+    query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -185,12 +188,17 @@ def attend_key_tiles(
 
 
 @triton.jit
-def finish_rows(acc, m_i, l_i):
-    """The normalised output rows and their log-sum-exp (natural log) from a running (acc, m_i, l_i):
-    a row that attended no key gives zeros and -inf, never NaN."""
-    has_keys = l_i > 0.0
-    out = acc / tl.where(has_keys, l_i, 1.0)[:, None]
-    lse = tl.where(has_keys, (m_i + tl.math.log2(tl.where(has_keys, l_i, 1.0))) * LN2, float("-inf"))
+def finish_rows(acc, m_i, l_i, EMPTY_ROWS: tl.constexpr):
+    """The normalised output rows and their log-sum-exp (natural log) from a running (acc, m_i, l_i).
+    EMPTY_ROWS: a row may have attended no key (l_i = 0), which then gives zeros and -inf, never NaN;
+    without it every row has attended one key at least, whose weight alone makes l_i >= 1."""
+    if EMPTY_ROWS:
+        has_keys = l_i > 0.0
+        out = acc / tl.where(has_keys, l_i, 1.0)[:, None]
+        lse = tl.where(has_keys, (m_i + tl.math.log2(tl.where(has_keys, l_i, 1.0))) * LN2, float("-inf"))
+    else:
+        out = acc / l_i[:, None]
+        lse = (m_i + tl.math.log2(l_i)) * LN2
     return out, lse
 
 
@@ -217,14 +225,16 @@ def _attention_forward_kernel(
     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
     MASK_KIND: tl.constexpr, MASK_SHARED_ROW: tl.constexpr,
     USE_KEY_RANGE: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_DROPOUT: tl.constexpr,
-    STORE_LSE: tl.constexpr, WIDE_OFFSETS: tl.constexpr, USE_TMA: tl.constexpr, VARLEN: tl.constexpr,
+    STORE_LSE: tl.constexpr, WIDE_OFFSETS: tl.constexpr, WIDE_BASES: tl.constexpr, USE_TMA: tl.constexpr,
+    VARLEN: tl.constexpr,
     ACC_DTYPE: tl.constexpr, DOT_IN_FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, HEAD_DIM_CHUNK: tl.constexpr,
     SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, USE_SINKS: tl.constexpr,
     WINDOW_LEFT: tl.constexpr, WINDOW_RIGHT: tl.constexpr, FOLD_SCALE: tl.constexpr, SPARSE_BLOCK: tl.constexpr,
     WARP_SPECIALIZE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
-    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL)
+    start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL,
+                                                                        WIDE_BASES=WIDE_BASES)
     # VARLEN: batch is a packed sequence; its rows start at query_row0 / key_row0 (sequences.py).
     query_row0, n_queries = sequence_rows(cu_seqlens_q_ptr, batch, n_queries, VARLEN=VARLEN)
     key_row0, n_keys = sequence_rows(cu_seqlens_k_ptr, batch, n_keys, VARLEN=VARLEN)
@@ -235,10 +245,11 @@ def _attention_forward_kernel(
     offs_d = index_range(0, BLOCK=BLOCK_D, WIDE=WIDE_OFFSETS)
     offs_dv = index_range(0, BLOCK=BLOCK_DV, WIDE=WIDE_OFFSETS)
 
-    q_base = q_ptr + batch * stride_qb + head * stride_qh + query_row0 * stride_qm
-    k_base = k_ptr + batch * stride_kb + kv_head * stride_kh + key_row0 * stride_kn
-    v_base = v_ptr + batch * stride_vb + kv_head * stride_vh + key_row0 * stride_vn
-    mask_base = mask_ptr + batch * stride_mask_b + head * stride_mask_h
+    # Each matrix's offset summed before it meets the pointer: one 64-bit addition, not one a term.
+    q_base = q_ptr + (batch * stride_qb + head * stride_qh + query_row0 * stride_qm)
+    k_base = k_ptr + (batch * stride_kb + kv_head * stride_kh + key_row0 * stride_kn)
+    v_base = v_ptr + (batch * stride_vb + kv_head * stride_vh + key_row0 * stride_vn)
+    mask_base = mask_ptr + (batch * stride_mask_b + head * stride_mask_h)
     mask_row_ptrs = mask_base if MASK_SHARED_ROW else mask_base + offs_m * stride_mask_m
 
     # With HEAD_DIM_CHUNK, attend_key_tiles reads q and k a head-dim chunk at a time: q stays in memory.
@@ -301,8 +312,10 @@ def _attention_forward_kernel(
         stride_qd=stride_qd, q_first_row=start_m * BLOCK_M, HEAD_DIM_CHUNK=HEAD_DIM_CHUNK, FOLD_SCALE=FOLD_SCALE,
         tile_list=tile_list, full_steps=full_steps, SPARSE_BLOCK=SPARSE_BLOCK, WARP_SPECIALIZE=WARP_SPECIALIZE)
 
-    out, lse = finish_rows(acc, m_i, l_i)
-    out_base = out_ptr + batch * stride_ob + head * stride_oh + query_row0 * stride_om
+    # Only a mask, a window or a packed sequence without keys can leave a row nothing to attend: causal
+    # rows attend key 0 at least (top-left aligned), and n_keys > 0 (launch_forward).
+    out, lse = finish_rows(acc, m_i, l_i, EMPTY_ROWS=MASK_KIND != MASK_NONE or WINDOW_LEFT or WINDOW_RIGHT or VARLEN)
+    out_base = out_ptr + (batch * stride_ob + head * stride_oh + query_row0 * stride_om)
     if USE_TMA:  # the descriptor drops the rows past n_queries and the padded head-dim columns
         row_tile_descriptor(out_base, n_queries, stride_om, N_COLS=HEAD_DIM_V, BLOCK_ROWS=BLOCK_M,
                             BLOCK_COLS=BLOCK_DV).store([start_m * BLOCK_M, 0], out.to(out_ptr.dtype.element_ty))
@@ -315,7 +328,7 @@ def _attention_forward_kernel(
             tl.store(out_ptrs, out, mask=(offs_m[:, None] < n_queries) & (offs_dv[None, :] < HEAD_DIM_V))
 
     if STORE_LSE:
-        lse_ptrs = lse_ptr + batch * stride_lse_b + head * stride_lse_h + query_row0 + offs_m
+        lse_ptrs = lse_ptr + (batch * stride_lse_b + head * stride_lse_h + query_row0) + offs_m
         if EVEN_M:
             tl.store(lse_ptrs, lse)
         else:
@@ -364,17 +377,18 @@ def launch_forward(
     kernel_variants = KernelVariants(variants, placeholder=q, accumulator=accumulator_dtype(q.dtype))
 
     def grid(meta):
-        return (ceil_div(n_queries, meta["BLOCK_M"]), batch * n_heads)
+        return (ceil_div(n_queries, meta["BLOCK_M"]), n_heads, batch)  # query_block_coordinates
 
     qk_scale = scale * LOG2E.value
     use_tma = uses_tensor_descriptors(q, k, v, out)
+    tile_lists = mask_args.tile_list_args(is_causal, variants, by_keys=False)
     launch = _attention_forward_kernel[grid]
     if use_tma and not INTERPRETING:  # the kernel writes its descriptors into scratch memory
         launch = functools.partial(scratch_allocator(q.device).run, launch)
     launch(
         q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
         *sequence_pointer_args(sequences, placeholder=q), *kernel_variants.args,
-        *mask_args.tile_list_args(is_causal, variants, by_keys=False),
+        *tile_lists,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
         *((0, 0) if lse is None else lse.stride()[:2]),
         n_heads, n_heads // n_kv_heads, n_queries, n_keys, qk_scale,
@@ -385,7 +399,9 @@ def launch_forward(
         MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=False),
         USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
         USE_DROPOUT=dropout.active, STORE_LSE=lse is not None,
-        WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask), USE_TMA=use_tma, VARLEN=sequences is not None,
+        WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask),
+        WIDE_BASES=needs_wide_bases(q, k, v, out, lse, mask, tile_lists[0]),
+        USE_TMA=use_tma, VARLEN=sequences is not None,
         **precision_flags(q.dtype), **kernel_variants.flags,
         HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), padded_head_dim(head_dim_v)),
         FOLD_SCALE=scale_folds(qk_scale, mask_args.kind, kernel_variants.flags), SPARSE_BLOCK=mask_args.sparse_block,
