@@ -49,14 +49,16 @@ def test_queries_past_two_to_the_31():
     check_forward_and_backward(wide_rows(3, 16), k, v)
 
 
-def test_batch_offsets_past_two_to_the_31():
+def test_batch_and_head_offsets_past_two_to_the_31():
     """The forward sums a (batch, head) matrix's offset in int32 unless some tensor spans 2**31 elements
-    (common.needs_wide_bases): here the third batch element of q starts past 2**31."""
-    storage = torch.empty(WIDE_STRIDE * 2 + 2 * 5 * 16)
-    q = storage.as_strided((3, 2, 5, 16), (WIDE_STRIDE, 5 * 16, 16, 1))
-    q.copy_(torch.randn(3, 2, 5, 16))
-    k, v = torch.randn(3, 2, 4, 16), torch.randn(3, 2, 4, 16)
-    assert needs_wide_bases(q) and not needs_wide_bases(k, v)
+    (common.needs_wide_bases): here the third batch element of q and the third head of k start past it."""
+    q_storage, k_storage = torch.empty(WIDE_STRIDE * 2 + 3 * 5 * 16), torch.empty(WIDE_STRIDE * 2 + 3 * 4 * 16)
+    q = q_storage.as_strided((3, 3, 5, 16), (WIDE_STRIDE, 5 * 16, 16, 1))
+    k = k_storage.as_strided((3, 3, 4, 16), (4 * 16, WIDE_STRIDE, 16, 1))
+    q.copy_(torch.randn(3, 3, 5, 16))
+    k.copy_(torch.randn(3, 3, 4, 16))
+    v = torch.randn(3, 3, 4, 16)
+    assert needs_wide_bases(q) and needs_wide_bases(k) and not needs_wide_bases(v)
     check_forward_and_backward(q, k, v)
 
 

@@ -535,7 +535,7 @@ def _attention_backward_dq_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL,
-                                                                        WIDE_BASES=True)
+                                                                        HEAD_AXIS=False, WIDE_BASES=True)
     # VARLEN: batch is a packed sequence; its rows start at query_row0 / key_row0 (sequences.py).
     query_row0, n_queries = sequence_rows(cu_seqlens_q_ptr, batch, n_queries, VARLEN=VARLEN)
     key_row0, n_keys = sequence_rows(cu_seqlens_k_ptr, batch, n_keys, VARLEN=VARLEN)
@@ -741,7 +741,7 @@ def launch_backward(
         *statistic_strides,
         *scalars, **common, REREAD_Q_DO=rereads_query_tiles(q.dtype, max(common["BLOCK_D"], block_dv)),
     )
-    _attention_backward_dq_kernel[lambda meta: (triton.cdiv(n_queries, meta["BLOCK_M"]), n_heads, batch)](
+    _attention_backward_dq_kernel[lambda meta: (triton.cdiv(n_queries, meta["BLOCK_M"]), batch * n_heads)](
         q, k, v, dout, lse, delta, dq, mask_args.tensor, mask_args.key_range_arg, *sequence_args,
         *kernel_variants.args, *mask_args.tile_list_args(is_causal, variants, by_keys=False),
         *q.stride(), *k.stride(), *v.stride(), *dout.stride(), *dq.stride(), *mask_args.strides,

@@ -62,22 +62,29 @@ def load_tile(ptrs, rows, cols, n_rows, n_cols, CHECK_ROWS: tl.constexpr, CHECK_
 
 
 @triton.jit
-def query_block_coordinates(n_heads, group_size, IS_CAUSAL: tl.constexpr, WIDE_BASES: tl.constexpr):
+def query_block_coordinates(n_heads, group_size, IS_CAUSAL: tl.constexpr, HEAD_AXIS: tl.constexpr,
+                            WIDE_BASES: tl.constexpr):
     """(query block, batch * n_heads + head, batch, head, key/value head) of a program on the
-    (query blocks, heads, batch) grid. Causal blocks run longest first, so the short ones fill the
-    tail of the grid. A grid axis per head and batch, not one of batch * heads: no integer division
-    by n_heads (about 30 SASS instructions a program on sm_90); the launch order is the same.
-    batch and head are int64 with WIDE_BASES (see needs_wide_bases), int32 otherwise."""
+    (query blocks, heads, batch) grid with HEAD_AXIS (the forward), else on the (query blocks,
+    batch * heads) grid (the dQ kernel). Causal blocks run longest first, so the short ones fill the
+    tail of the grid; the launch order is the same either way. HEAD_AXIS saves the integer division
+    by n_heads (14-16 SASS instructions a forward program on sm_90); the dQ kernel keeps it, as ptxas
+    then allocates fewer registers there (fp16 d64 causal 64x32 on sm_80: 128, 139 without, one block
+    per SM less). batch and head are int64 with WIDE_BASES (see needs_wide_bases), int32 otherwise."""
     start_m = tl.program_id(0)
     if IS_CAUSAL:
         start_m = tl.num_programs(0) - 1 - start_m
-    head = tl.program_id(1)
-    batch = tl.program_id(2)
-    batch_head = batch * n_heads + head
-    if WIDE_BASES:
-        return start_m, batch_head, batch.to(tl.int64), head.to(tl.int64), head // group_size
+    if HEAD_AXIS:
+        head = tl.program_id(1)
+        batch = tl.program_id(2)
+        batch_head = batch * n_heads + head
     else:
-        return start_m, batch_head, batch, head, head // group_size
+        batch_head = tl.program_id(1)
+        batch = batch_head // n_heads
+        head = batch_head % n_heads
+    if WIDE_BASES:
+        batch, head = batch.to(tl.int64), head.to(tl.int64)
+    return start_m, batch_head, batch, head, head // group_size
 
 
 @triton.jit

@@ -234,7 +234,7 @@ def _attention_forward_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     start_m, batch_head, batch, head, kv_head = query_block_coordinates(n_heads, group_size, IS_CAUSAL=IS_CAUSAL,
-                                                                        WIDE_BASES=WIDE_BASES)
+                                                                        HEAD_AXIS=True, WIDE_BASES=WIDE_BASES)
     # VARLEN: batch is a packed sequence; its rows start at query_row0 / key_row0 (sequences.py).
     query_row0, n_queries = sequence_rows(cu_seqlens_q_ptr, batch, n_queries, VARLEN=VARLEN)
     key_row0, n_keys = sequence_rows(cu_seqlens_k_ptr, batch, n_keys, VARLEN=VARLEN)
@@ -249,6 +249,7 @@ def _attention_forward_kernel(
     q_base = q_ptr + (batch * stride_qb + head * stride_qh + query_row0 * stride_qm)
     k_base = k_ptr + (batch * stride_kb + kv_head * stride_kh + key_row0 * stride_kn)
     v_base = v_ptr + (batch * stride_vb + kv_head * stride_vh + key_row0 * stride_vn)
+    out_base = out_ptr + (batch * stride_ob + head * stride_oh + query_row0 * stride_om)
     mask_base = mask_ptr + (batch * stride_mask_b + head * stride_mask_h)
     mask_row_ptrs = mask_base if MASK_SHARED_ROW else mask_base + offs_m * stride_mask_m
 
@@ -262,6 +263,14 @@ def _attention_forward_kernel(
                                       BLOCK_COLS=HEAD_DIM_CHUNK if HEAD_DIM_CHUNK else BLOCK_D)
         v_tiles = row_tile_descriptor(v_base, n_keys, stride_vn, N_COLS=HEAD_DIM_V, BLOCK_ROWS=BLOCK_N,
                                       BLOCK_COLS=BLOCK_DV)
+        # O's descriptor before the key loop for 16-bit inputs: made after it, the shared-memory address
+        # every descriptor is built at stays live across the loop, and at 128 registers ptxas spilled it
+        # (fp16 d128 128x64 on sm_100, no mask and packed sequences: 4 bytes). Float32 makes it after the
+        # loop: its kernels sit at the register limit, where the live descriptor spilled instead (d64
+        # dropout 32x32 on sm_100: 255 registers, 8 bytes).
+        if q_ptr.dtype.element_ty.primitive_bitwidth <= 16:
+            out_tiles = row_tile_descriptor(out_base, n_queries, stride_om, N_COLS=HEAD_DIM_V, BLOCK_ROWS=BLOCK_M,
+                                            BLOCK_COLS=BLOCK_DV)
     elif HEAD_DIM_CHUNK:
         q, k_tiles, v_tiles = q_base + offs_m * stride_qm, k_base, v_base
     else:
@@ -315,10 +324,11 @@ def _attention_forward_kernel(
     # Only a mask, a window or a packed sequence without keys can leave a row nothing to attend: causal
     # rows attend key 0 at least (top-left aligned), and n_keys > 0 (launch_forward).
     out, lse = finish_rows(acc, m_i, l_i, EMPTY_ROWS=MASK_KIND != MASK_NONE or WINDOW_LEFT or WINDOW_RIGHT or VARLEN)
-    out_base = out_ptr + (batch * stride_ob + head * stride_oh + query_row0 * stride_om)
     if USE_TMA:  # the descriptor drops the rows past n_queries and the padded head-dim columns
-        row_tile_descriptor(out_base, n_queries, stride_om, N_COLS=HEAD_DIM_V, BLOCK_ROWS=BLOCK_M,
-                            BLOCK_COLS=BLOCK_DV).store([start_m * BLOCK_M, 0], out.to(out_ptr.dtype.element_ty))
+        if q_ptr.dtype.element_ty.primitive_bitwidth > 16:
+            out_tiles = row_tile_descriptor(out_base, n_queries, stride_om, N_COLS=HEAD_DIM_V, BLOCK_ROWS=BLOCK_M,
+                                            BLOCK_COLS=BLOCK_DV)
+        out_tiles.store([start_m * BLOCK_M, 0], out.to(out_ptr.dtype.element_ty))
     else:
         out_ptrs = tile_ptrs(out_base, offs_m, offs_dv, stride_om, stride_od)
         out = out.to(out_ptr.dtype.element_ty)
