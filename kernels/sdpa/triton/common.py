@@ -419,10 +419,10 @@ def empty_attention_output(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     like torch's flash backend, so that merging heads afterwards is a free view."""
     batch, heads, n_queries, _ = q.shape
     head_dim_v = v.shape[3]
-    # The strides of that memory transposed, as torch gives a contiguous tensor (a dim of size 0 counts as 1).
-    row = max(heads, 1) * max(head_dim_v, 1)
-    strides = (max(n_queries, 1) * row, max(head_dim_v, 1), row, 1)
-    return q.new_empty_strided((batch, heads, n_queries, head_dim_v), strides)
+    # The strides of that memory transposed, as torch gives a contiguous tensor (a dim of size 0 counts as 1):
+    # one allocation, where allocating (B, Nq, Hq, Dv) and transposing it made a view too.
+    row = (heads or 1) * (head_dim_v or 1)
+    return q.new_empty_strided((batch, heads, n_queries, head_dim_v), ((n_queries or 1) * row, head_dim_v or 1, row, 1))
 
 
 def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
