@@ -7,6 +7,7 @@ import contextlib
 import pytest
 import torch
 
+from kernels.sdpa.block_mask import MAP_BLOCK
 from kernels.sdpa.triton import decode, forward
 from kernels.sdpa.triton.common import empty_attention_output
 from kernels.sdpa.triton.descriptors import force_tensor_descriptors
@@ -73,6 +74,13 @@ def _variants(window=None, softcap=None, alibi_slopes=None):
 
 
 @contextlib.contextmanager
+def _block_maps(value):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERNELS_BLOCK_MAPS", value)
+        yield
+
+
+@contextlib.contextmanager
 def _fp32_precision(value):
     matmul = torch.backends.cuda.matmul
     previous, matmul.fp32_precision = matmul.fp32_precision, value
@@ -97,6 +105,8 @@ def _forward_calls(device):
     q_rows_first, k_rows_first = (x.transpose(1, 2).contiguous().transpose(1, 2) for x in (q, k))  # other strides
     half = _inputs(device, torch.float16)
     out = torch.empty(2, 4, 5, 16, device=device)  # (B, Hq, Nq, Dv) in memory: other strides than the default
+    long_keys = _inputs(device, n_keys=MAP_BLOCK + 3)
+    long_mask = torch.rand(2, 4, 5, MAP_BLOCK + 3, device=device) > 0.3  # rows differ: a block map's mask
     misaligned = torch.randn(q.numel() + 1, device=device)[1:].view(q.shape)  # 4 bytes past a boundary
     lse = torch.empty(2, 4, 5, device=device)
     launch = forward.launch_forward
@@ -129,6 +139,8 @@ def _forward_calls(device):
          lambda: launch(q, k, v, _key_padding(q, k, torch.float32), False, -0.25)),
         ("mask strides", lambda: launch(q, k, v, _key_padding(q, k), False, 0.25),
          lambda: launch(q, k, v, torch.rand(2, 4, 5, 37, device=device) > 0.3, False, 0.25)),
+        ("block map", _switched([lambda: _block_maps("0")], lambda: launch(*long_keys, long_mask, False, 0.25)),
+         _switched([lambda: _block_maps("1")], lambda: launch(*long_keys, long_mask, False, 0.25))),
         ("softcap", plain, lambda: launch(q, k, v, None, False, 0.25, variants=_variants(softcap=30.0))),
         ("window", plain, lambda: launch(q, k, v, None, False, 0.25, variants=_variants(window=(2, None)))),
         ("descriptors", plain, tma()(plain)),
@@ -159,8 +171,10 @@ def _decode_calls(device):
                                                                         None, 0.25, 3)),
         ("lse", plain, lambda: launch(q, k, v, None, 0.25, 3, lse=torch.empty(2, 4, 2, device=device))),
         ("key padding", plain, lambda: launch(q, k, v, _key_padding(q, k), 0.25, 3)),
-        ("additive mask", lambda: launch(q, k, v, _key_padding(q, k), 0.25, 3),
-         lambda: launch(q, k, v, _key_padding(q, k, torch.float32), 0.25, 3)),
+        ("additive mask", lambda: launch(q, k, v, _key_padding(q, k), -0.25, 3),  # no scale fold either way
+         lambda: launch(q, k, v, _key_padding(q, k, torch.float32), -0.25, 3)),
+        ("mask strides", lambda: launch(q, k, v, _key_padding(q, k), 0.25, 3),
+         lambda: launch(q, k, v, torch.rand(2, 4, 2, 37, device=device) > 0.3, 0.25, 3)),
         ("alibi", plain, lambda: launch(q, k, v, None, 0.25, 3, variants=_variants(alibi_slopes=slopes))),
         ("window", plain, lambda: launch(q, k, v, None, 0.25, 3, variants=_variants(window=(None, 3)))),
         ("ieee dots", plain, _switched([lambda: _fp32_precision("ieee")], plain)),
