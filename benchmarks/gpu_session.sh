@@ -2,7 +2,7 @@
 # One GPU session on a lent H100/H200 (no network there), from the repository root:
 #     OUT=/path/to/results BENCH_GIT_COMMIT=<sha of the tree you sent> bash benchmarks/gpu_session.sh
 # Total under 8 minutes: every step runs under `timeout` (tests 100 s, then the benchmarks: ceilings 20, attention 70,
-# backward 75, masked 50, decode 40, positional 25, transformer 50, pipelines 45 s, plus the environment). A
+# backward 75, masked 65, decode 40, positional 25, transformer 50, pipelines 30 s, plus the environment). A
 # benchmark stopped by its limit still writes the cases it finished (they handle SIGINT). A failing step is recorded
 # and the next one still runs; the script exits non-zero at the end if any step failed. The benchmark steps are
 # those of `python -m benchmarks all`, run one by one here so that each gets its own time limit. Writes 5 files
@@ -65,7 +65,7 @@ for file in tests/*/test_*.py; do
 done
 step tests 100 tests.txt env KERNELS_AUTOTUNE=0 "$PYTHON" -m pytest "${KERNEL_TESTS[@]}" "${OTHER_TESTS[@]}" -x -q \
     -p no:cacheprovider
-BENCHMARKS=(ceilings:20 attention:70 backward:75 masked:50 decode:40 positional:25 transformer:50 pipelines:45)
+BENCHMARKS=(ceilings:20 attention:70 backward:75 masked:65 decode:40 positional:25 transformer:50 pipelines:30)
 for entry in "${BENCHMARKS[@]}"; do
     name=${entry%%:*}
     step "$name" "${entry##*:}" "$name.log" "$PYTHON" -m benchmarks "$name" --quick --out "$WORK/$name"

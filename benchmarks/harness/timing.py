@@ -143,11 +143,7 @@ class Stopwatch:
 
     def _cpu_samples_ms(self, fn: Callable[[], object]) -> list[float]:
         """Warm-up calls for the warm-up time (at least one), then blocks sized from the warm-up's calls."""
-        warmup_calls, warmup_s = 0, 0.0
-        while warmup_calls == 0 or warmup_s < self._cpu_warmup_s:
-            warmup_s += _block_seconds(fn, 1)
-            warmup_calls += 1
-        calls_per_block = max(1, math.ceil(_CPU_BLOCK_S / (warmup_s / warmup_calls)))
+        calls_per_block = max(1, math.ceil(_CPU_BLOCK_S / self._cpu_warmup_call_seconds(fn)))
         samples_ms: list[float] = []
         deadline = time.perf_counter() + self._cpu_time_cap_s
         clock = time.thread_time if self.thread_cpu_time else time.perf_counter
@@ -157,6 +153,38 @@ class Stopwatch:
 
     def measure(self, fn: Callable[[], object]) -> Timing:
         return Timing.of_samples(self.samples_ms(fn))
+
+    def difference(self, baseline: Callable[[], object], candidate: Callable[[], object]) -> Timing:
+        """`candidate`'s time per call minus `baseline`'s, on the CPU: the median and p20-p80 over rounds
+        of one block of each, alternating which goes first. Two medians measured one after the other
+        carry whatever the machine did in between (another job starting, a frequency change), which is
+        larger than a microsecond of Python; in a round both blocks see the same machine."""
+        if self.device.type == "cuda":
+            raise ValueError("Stopwatch.difference times host calls on the CPU; a CUDA timing is do_bench's")
+        with _torch_threads(self.threads):
+            calls_per_block = max(1, math.ceil(_CPU_BLOCK_S / self._cpu_warmup_call_seconds(baseline)))
+            self._cpu_warmup_call_seconds(candidate)
+            clock = time.thread_time if self.thread_cpu_time else time.perf_counter
+            differences_ms: list[float] = []
+            deadline = time.perf_counter() + 2 * self._cpu_time_cap_s
+            while len(differences_ms) < 2 * self.cpu_samples and (
+                    not differences_ms or time.perf_counter() < deadline):
+                if len(differences_ms) % 2 == 0:
+                    baseline_s = _block_seconds(baseline, calls_per_block, clock)
+                    candidate_s = _block_seconds(candidate, calls_per_block, clock)
+                else:
+                    candidate_s = _block_seconds(candidate, calls_per_block, clock)
+                    baseline_s = _block_seconds(baseline, calls_per_block, clock)
+                differences_ms.append((candidate_s - baseline_s) / calls_per_block * 1e3)
+        return Timing.of_samples(differences_ms)
+
+    def _cpu_warmup_call_seconds(self, fn: Callable[[], object]) -> float:
+        """Warm-up calls of `fn` for the warm-up time (at least one); the mean seconds per call."""
+        calls, seconds = 0, 0.0
+        while calls == 0 or seconds < self._cpu_warmup_s:
+            seconds += _block_seconds(fn, 1)
+            calls += 1
+        return seconds / calls
 
 
 def input_sets_needed(bytes_per_set: int, device: torch.device) -> int:

@@ -21,7 +21,7 @@ class OverheadCase:
     shape: tuple[int, int, int, int, int, int]
     variant: str
 
-    measured_fields = ("median_us", "added_us", "added_fraction", "own_us")
+    measured_fields = ("median_us", "added_us", "added_p20_us", "added_p80_us", "added_fraction", "own_us")
 
     @property
     def shape_label(self) -> str:

@@ -5,7 +5,7 @@ from benchmarks.harness.rows import Row, grouped
 from benchmarks.harness.tables import UNAVAILABLE_SEE_BELOW, case_count, unavailable_providers_table
 
 _TORCH_COLUMNS = {"case": "left", "provider": "left", "median us": "right", "p20-p80 us": "right",
-                  "added us": "right", "added / torch's": "right"}
+                  "added us": "right", "added p20-p80 us": "right", "added / torch's": "right"}
 _TRITON_COLUMNS = {"level": "left", "median us": "right", "p20-p80 us": "right", "own us": "right"}
 
 
@@ -23,13 +23,15 @@ def torch_path_table(rows: list[Row]) -> Table | None:
     rows = [row for row in rows if row.case.path in ("torch path", "module")]
     if not rows:
         return None
-    table = Table(title="torch path: host time per call, ours vs torch's own (added = ours - torch's median)")
+    table = Table(title="torch path: host time per call, ours vs torch's own (added = median of ours - torch's, "
+                        "a block of each per round)")
     for name, justify in _TORCH_COLUMNS.items():
         table.add_column(name, justify=justify)
     for row, next_row in zip(rows, [*rows[1:], None]):
         timing = _timing_cells(row) if row.timing else (UNAVAILABLE_SEE_BELOW, "")
+        added_spread = "" if row["added_us"] is None else f"{row['added_p20_us']:.2f}..{row['added_p80_us']:.2f}"
         table.add_row(f"{row.case.shape_label}, {row.case.variant}", row.label, *timing, _us(row["added_us"]),
-                      "" if row["added_fraction"] is None else f"{row['added_fraction']:.1%}",
+                      added_spread, "" if row["added_fraction"] is None else f"{row['added_fraction']:.1%}",
                       end_section=next_row is None or next_row.case != row.case)
     return table
 

@@ -15,7 +15,7 @@ from benchmarks.overhead.triton_path import LEVELS, PARTS, measure_triton_path
 MEASURED = (
     "host time per call, on the CPU: (1) torch path: kernels.attention on its torch backend vs "
     "F.scaled_dot_product_attention with the same arguments, and kernels.nn.MultiheadAttention vs "
-    "torch.nn.MultiheadAttention; added = our median - torch's; (2) Triton path, no GPU: everything up to "
+    "torch.nn.MultiheadAttention; added = the median over rounds of ours - torch's, a block of each per round; (2) Triton path, no GPU: everything up to "
     "the launch (Triton's binding for sm_90 included, the driver's launch left out), level by level; own = "
     "a level's median - the next level's"
 )

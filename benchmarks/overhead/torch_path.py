@@ -24,17 +24,23 @@ MODULE_CASE = OverheadCase("module", (1, 8, 8, 16, 16, 64), "self-attention, bat
 
 
 def _pair_rows(case: OverheadCase, providers: tuple[Provider, Provider], inputs, stopwatch: Stopwatch) -> list[Row]:
-    """The baseline's row and ours, ours with `added_us` = its median - the baseline's (microseconds), and
-    `added_fraction` = that over the baseline's median: the machine-independent number (issue 14 measured
-    SDPA at 14 us on its machine, so 2 us added is 14% there)."""
+    """The baseline's row and ours, each timed on its own; then ours gets `added_us` (microseconds), the
+    median of ours minus the baseline over rounds that time a block of each back to back
+    (`Stopwatch.difference`, with `added_p20_us` and `added_p80_us`), and `added_fraction` = that over
+    the baseline's median: the machine-independent number (issue 14 measured SDPA at 14 us on its
+    machine, so 2 us added is 14% there)."""
     rows = [measure_row(case, provider, True, stopwatch, lambda provider=provider: provider.call_checked(inputs),
                         lambda provider=provider: [lambda: provider.call(inputs)],
                         lambda measured: {"median_us": measured.timing.median_ms * 1e3})
             for provider in providers]
     baseline, ours = rows
     if baseline.timing and ours.timing:
-        added = ours["median_us"] - baseline["median_us"]
-        rows[1] = ours.with_values(added_us=added, added_fraction=added / baseline["median_us"])
+        baseline_provider, our_provider = providers
+        with baseline_provider.context(), our_provider.context():  # ours' backend override leaves torch's alone
+            added = stopwatch.difference(lambda: baseline_provider.call(inputs), lambda: our_provider.call(inputs))
+        rows[1] = ours.with_values(added_us=added.median_ms * 1e3, added_p20_us=added.p20_ms * 1e3,
+                                   added_p80_us=added.p80_ms * 1e3,
+                                   added_fraction=added.median_ms * 1e3 / baseline["median_us"])
     return rows
 
 

@@ -47,14 +47,18 @@ from kernels.sdpa.variants import AttentionVariants
 def op_variants(window_left, window_right, softcap, alibi_slopes, sinks) -> AttentionVariants | None:
     """The launchers' variants from the ops' flat arguments (checked by kernels.attention before); the
     varlen ops (varlen_custom_ops.py) take the same five."""
+    if window_left is None and window_right is None and softcap is None and alibi_slopes is None and sinks is None:
+        return None  # the common call, without building the dataclass (host time)
     window = None if window_left is None and window_right is None else (window_left, window_right)
     variants = AttentionVariants(window, softcap, alibi_slopes, sinks)
     return variants if variants.names() else None
 
 
 def _empty_lse(query: Tensor, return_lse: bool) -> Tensor:
-    shape = query.shape[:3] if return_lse else (0,)
-    return query.new_empty(shape, dtype=accumulator_dtype(query.dtype))
+    if not return_lse:
+        return query.new_empty(0, dtype=accumulator_dtype(query.dtype))  # an int size: faster than (0,)
+    batch, heads, n_queries, _ = query.shape
+    return query.new_empty((batch, heads, n_queries), dtype=accumulator_dtype(query.dtype))
 
 
 def attention_forward_body(

@@ -3,13 +3,14 @@ import torch
 import torch.nn.functional as F
 
 import reference
-from kernels.shared.backends import note_backend_ran, resolve_backend
+from kernels.shared.backends import OPEN_RECORDERS, note_backend_ran, resolve_backend
 from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed, needs_gradient, runs_without_dispatcher
 from kernels.shared.dropout import Dropout
 from kernels.shared.triton_availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
 from kernels.sdpa.block_mask import BlockMask
 from kernels.sdpa.masks import causal_keep_mask
-from kernels.sdpa.validation import check_attention_inputs, check_attention_kernel_limits, check_key_padding
+from kernels.sdpa.validation import (check_attention_inputs, check_attention_kernel_limits, check_every_attention_input,
+                                     check_key_padding, plain_call_device)
 from kernels.sdpa.variants import attention_variants, run_attention_with_variants, variant_op_arguments
 
 if TRITON_AVAILABLE:  # without triton, resolve_backend never picks "triton" (see kernels/shared/triton_availability.py)
@@ -88,12 +89,18 @@ def attention(
     """
     if isinstance(attn_mask, BlockMask):  # its map is remembered on its mask, where the launchers look
         attn_mask = attn_mask.mask
-    check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
-    if window is None and softcap is None and alibi_slopes is None and sinks is None:  # (inline: host time)
+    # Host time: a small call is bound by this Python, run right after other ops have left the CPU's
+    # caches cold, where every function and module touched costs more than in a loop; the common call
+    # therefore takes one check (which returns the device) and tests the recorder list in place.
+    device = plain_call_device(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    if device is None:
+        check_every_attention_input(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+        device = query.device
+    if window is None and softcap is None and alibi_slopes is None and sinks is None:
         variants = None
     else:
         variants = attention_variants(query, window=window, softcap=softcap, alibi_slopes=alibi_slopes, sinks=sinks)
-    chosen = resolve_backend(backend, query.device)
+    chosen = resolve_backend(backend, device)
     if variants is not None and chosen == "triton":
         out = _run_triton(query, key, value, attn_mask, dropout_p, is_causal, scale, variants)
     elif variants is not None:
@@ -109,7 +116,8 @@ def attention(
     else:
         out = reference.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p,
                                                      is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
-    note_backend_ran(chosen)
+    if OPEN_RECORDERS:
+        note_backend_ran(chosen)
     return out
 
 

@@ -16,11 +16,18 @@ import torch
 def remembered(mask: torch.Tensor, name: str, key: Hashable, compute: Callable[[], object]):
     """compute(), or the value it returned for this view of the same unchanged base under `name` and `key`.
     One entry per name: a new view or key replaces the last one."""
-    base = mask if mask._base is None else mask._base
-    if base.is_inference() or (mask.is_cuda and torch.cuda.is_current_stream_capturing()):
-        return compute()
     strides = tuple(0 if size == 1 else stride for size, stride in zip(mask.shape, mask.stride()))  # size 1: any
-    view = (base._version, mask.storage_offset(), tuple(mask.shape), strides, key)
+    return remembered_view(mask, mask.storage_offset(), tuple(mask.shape), strides, name, key, compute)
+
+
+def remembered_view(tensor: torch.Tensor, storage_offset: int, shape: tuple, strides: tuple, name: str,
+                    key: Hashable, compute: Callable[[], object]):
+    """`remembered` for the view of `tensor`'s base that `storage_offset`, `shape` and `strides` (those of
+    size-1 dims given as 0) describe, without making that view (a slice costs more than the lookup)."""
+    base = tensor if tensor._base is None else tensor._base
+    if base.is_inference() or (tensor.is_cuda and torch.cuda.is_current_stream_capturing()):
+        return compute()
+    view = (base._version, storage_offset, shape, strides, key)
     attribute = f"_kernels_{name}"
     entry = getattr(base, attribute, None)
     if entry is not None and entry[0] == view:

@@ -13,7 +13,7 @@ import torch
 from kernels.shared.checks import KERNEL_DTYPES_WITH_FLOAT64, check_finite_float, check_kernel_dtype, check_probability
 
 MAX_HEAD_DIM = 256
-_PLAIN_DTYPES = frozenset(KERNEL_DTYPES_WITH_FLOAT64)  # accepts_plain_call's dtypes; the others take the full checks
+_PLAIN_DTYPES = frozenset(KERNEL_DTYPES_WITH_FLOAT64)  # plain_call_device's dtypes; the others take the full checks
 
 
 def _checked_shape(name: str, value) -> torch.Size:
@@ -79,14 +79,16 @@ def _check_heads(heads_q: int, heads_kv: int, enable_gqa: bool) -> None:
         )
 
 
-def accepts_plain_call(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> bool:
-    """The common call accepted in one frame: rank-3 or rank-4 q/k/v of one float dtype the kernels run
-    and one device, matching sizes, head counts equal or grouped under `enable_gqa`, a bool is_causal, a
-    float dropout_p in [0, 1], no scale or a finite float one, and no mask or a bool / float32 /
-    query-dtype mask on the same device that broadcasts to the scores (without is_causal). False sends
-    the call to the full checks and their per-argument errors; True is never given where they refuse
+def plain_call_device(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> torch.device | None:
+    """The device of a common call, accepted in one frame; None for any other call. The common call:
+    rank-3 or rank-4 q/k/v of one float dtype the kernels run and one device, matching sizes, head
+    counts equal or grouped under `enable_gqa`, a bool is_causal, a float dropout_p in [0, 1], no scale
+    or a finite float one, and no mask or a bool / float32 / query-dtype mask on the same device that
+    broadcasts to the scores (without is_causal). None sends the call to the full checks and their
+    per-argument errors; a device is never returned where they refuse
     (tests/sdpa/test_attention_validation.py). No isinstance test: only torch tensors carry a
-    torch.dtype among the accepted ones. Each `.shape` read builds a torch.Size: read once, unpacked."""
+    torch.dtype among the accepted ones. Each `.shape` and `.device` read builds a new object: read
+    once (the caller reuses the device)."""
     try:
         q_shape, k_shape, v_shape = query.shape, key.shape, value.shape
         dtype = query.dtype
@@ -96,7 +98,7 @@ def accepts_plain_call(query, key, value, attn_mask, dropout_p, is_causal, scale
             v_batch, v_heads, v_keys, _ = v_shape
             if not (heads_q == heads_kv == v_heads or (
                     enable_gqa and heads_kv == v_heads and heads_kv != 0 and heads_q % heads_kv == 0)):
-                return False
+                return None
             scores_shape = (batch, heads_q, n_queries, n_keys)
         else:
             batch, n_queries, head_dim = q_shape
@@ -110,20 +112,22 @@ def accepts_plain_call(query, key, value, attn_mask, dropout_p, is_causal, scale
                 and type(dropout_p) is float and 0.0 <= dropout_p <= 1.0
                 and (scale is None or (type(scale) is float and math.isfinite(scale)))
                 and key.device == device and value.device == device):
-            return False
+            return None
         if attn_mask is None:
-            return True
+            return device
         mask_dtype, mask_shape = attn_mask.dtype, attn_mask.shape
         if not (is_causal is False and (mask_dtype is torch.bool or mask_dtype is dtype or mask_dtype is torch.float32)
                 and attn_mask.device == device):
-            return False
+            return None
         if len(mask_shape) == 4 and len(scores_shape) == 4:  # the common mask, compared without a call
             size_0, size_1, size_2, size_3 = mask_shape
-            return ((size_0 == 1 or size_0 == batch) and (size_1 == 1 or size_1 == heads_q)
-                    and (size_2 == 1 or size_2 == n_queries) and (size_3 == 1 or size_3 == n_keys))
-        return broadcasts_to(mask_shape, scores_shape)
+            broadcasts = ((size_0 == 1 or size_0 == batch) and (size_1 == 1 or size_1 == heads_q)
+                          and (size_2 == 1 or size_2 == n_queries) and (size_3 == 1 or size_3 == n_keys))
+        else:
+            broadcasts = broadcasts_to(mask_shape, scores_shape)
+        return device if broadcasts else None
     except (AttributeError, ValueError):  # not tensors, or another rank: the full checks name the argument
-        return False
+        return None
 
 
 def _check_tensors(query, key, value, enable_gqa) -> tuple[int, ...]:
@@ -154,8 +158,8 @@ def _check_tensors(query, key, value, enable_gqa) -> tuple[int, ...]:
 
 def check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> None:
     """Checks shared by every backend: what torch SDPA's semantics require of the arguments. The
-    common call passes `accepts_plain_call` alone; any other goes through every check."""
-    if not accepts_plain_call(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa):
+    common call passes `plain_call_device` alone; any other goes through every check."""
+    if plain_call_device(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) is None:
         check_every_attention_input(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
 
 

@@ -17,8 +17,10 @@ from kernels.shared.triton_availability import INTERPRETING
 BACKENDS = ("triton", "torch", "reference")
 
 _forced_backend: contextvars.ContextVar[str | None] = contextvars.ContextVar("forced_backend", default=None)
-_recorders: list[list[str]] = []
-_device_types: dict[torch.device, str] = {}
+# The record_backends blocks open now. A hot path may test it before calling note_backend_ran: one
+# list's truth value costs less than a call when no block is open, the common case.
+OPEN_RECORDERS: list[list[str]] = []
+_default_backends: dict[torch.device, str] = {}
 
 
 def check_backend_name(backend: str | None) -> None:
@@ -41,19 +43,19 @@ def use_backend(backend: str) -> Iterator[None]:
 def record_backends() -> Iterator[list[str]]:
     """Collect, in order, the backend names of the ops that ran inside the block."""
     ran: list[str] = []
-    _recorders.append(ran)
+    OPEN_RECORDERS.append(ran)
     try:
         yield ran
     finally:
-        _recorders.remove(ran)
+        OPEN_RECORDERS.remove(ran)
 
 
 def note_backend_ran(backend: str) -> None:
     """Record in eager mode only: under torch.compile this Python side effect would run once, at
     trace time (or be replayed by dynamo with guards on the recorder lists), not once per call."""
-    if not _recorders or torch.compiler.is_compiling():  # the common call touches nothing else (host time)
+    if not OPEN_RECORDERS or torch.compiler.is_compiling():  # the common call touches nothing else (host time)
         return
-    for ran in _recorders:
+    for ran in OPEN_RECORDERS:
         ran.append(backend)
 
 
@@ -65,27 +67,27 @@ def _forced() -> str | None:
     return _forced_backend.get()
 
 
-def _device_type(device: torch.device) -> str:
-    """`device.type`, remembered per device: torch builds the string anew on every read, which costs
-    as much as the rest of a small call's backend choice."""
-    kind = _device_types.get(device)
-    if kind is None:
-        kind = _device_types[device] = device.type
-    return kind
+def _default_backend(device: torch.device) -> str:
+    """What `device` runs without a request or an override, remembered per device: torch builds
+    `device.type` anew on every read, which costs as much as the rest of a small call's backend choice."""
+    backend = _default_backends.get(device)
+    if backend is None:
+        kind = device.type
+        runs_triton = TRITON_IMPORT_ERROR is None and (kind == "cuda" or (kind == "cpu" and INTERPRETING))
+        backend = _default_backends[device] = "triton" if runs_triton else "torch"
+    return backend
 
 
 def triton_runs_on(device: torch.device) -> bool:
-    if TRITON_IMPORT_ERROR is not None:
-        return False
-    kind = _device_type(device)
-    return kind == "cuda" or (kind == "cpu" and INTERPRETING)
+    return _default_backend(device) == "triton"
 
 
 def resolve_backend(requested: str | None, device: torch.device) -> str:
     """The explicit request, else the `use_backend` override, else what the device supports."""
     backend = _forced() if requested is None else requested
     if backend is None:
-        return "triton" if triton_runs_on(device) else "torch"
+        backend = _default_backends.get(device)  # _default_backend's common case, one call fewer (host time)
+        return _default_backend(device) if backend is None else backend
     if backend == "torch" or backend == "reference":
         return backend
     check_backend_name(backend)

@@ -25,7 +25,7 @@ ranges differ: kernels/shared/triton/philox.py.
 """
 import torch
 
-from kernels.shared.dropout import Dropout
+from kernels.shared.dropout import NO_DROPOUT, Dropout
 
 NAMESPACE = "triton_attention_kernels"
 
@@ -40,13 +40,18 @@ def draw_seed(high: int) -> torch.Tensor:
 
 def dropout_of(dropout_p: float, seed: torch.Tensor | None) -> Dropout:
     """The launchers' Dropout for an op's (dropout_p, seed) arguments: `Dropout()` without dropout."""
-    return Dropout() if seed is None or dropout_p == 0.0 else Dropout(dropout_p, int(seed.item()))
+    return NO_DROPOUT if seed is None or dropout_p == 0.0 else Dropout(dropout_p, int(seed.item()))
 
 
 def needs_gradient(*arguments) -> bool:
     """Whether autograd will ask for the backward of a call on these arguments (non-tensors ignored):
     the forward stores the statistics the backward needs only then."""
-    return torch.is_grad_enabled() and any(torch.is_tensor(each) and each.requires_grad for each in arguments)
+    if not torch.is_grad_enabled():
+        return False
+    for each in arguments:  # a loop, not any(...) over a generator: it runs on every call
+        if isinstance(each, torch.Tensor) and each.requires_grad:
+            return True
+    return False
 
 
 def runs_without_dispatcher(*arguments) -> bool:

@@ -23,3 +23,6 @@ class Dropout:
         """The factor on kept elements, 1 / (1 - p), so that the expectation is unchanged; 0 at p = 1,
         where no element is kept (torch's dropout returns zeros there too)."""
         return 0.0 if self.p >= 1.0 else 1.0 / (1.0 - self.p)
+
+
+NO_DROPOUT = Dropout()  # one shared instance (frozen) for the calls without dropout

@@ -2,6 +2,7 @@
 stopwatch's threads for every call, the ceilings timed exactly as the rows, and a flag on timings too
 noisy to rank. Mechanics only: no speed is asserted."""
 
+import itertools
 import time
 
 import pytest
@@ -30,6 +31,29 @@ def test_a_thread_cpu_time_stopwatch_leaves_out_the_time_its_thread_waits():
     samples = stopwatch.samples_ms(lambda: time.sleep(0.01))
     assert len(samples) == stopwatch.cpu_samples and max(samples) < 5
     assert "CPU time" in stopwatch.describe() and "CPU time" not in Stopwatch(CPU, quick=True).describe()
+
+
+def test_a_difference_pairs_blocks_of_both_calls_in_alternating_order():
+    """Stopwatch.difference: candidate minus baseline per call, one block of each per round, the first
+    block alternating between them (so neither always runs on the caches the other left)."""
+    stopwatch = Stopwatch(CPU, quick=True)
+    starts = []
+
+    def call(name, seconds):
+        def timed():
+            starts.append(name)
+            time.sleep(seconds)
+        return timed
+
+    difference = stopwatch.difference(call("baseline", 0.001), call("candidate", 0.003))
+    assert difference.samples == 2 * stopwatch.cpu_samples
+    assert 1.5 < difference.median_ms < 3.0  # about the 2 ms more each candidate call sleeps
+    runs = [(name, len(list(calls))) for name, calls in itertools.groupby(starts)]
+    block = runs[2][1]  # after the two warm-ups: baseline, candidate | candidate, baseline | baseline, ...
+    assert [name for name, _ in runs[2:6]] == ["baseline", "candidate", "baseline", "candidate"]
+    assert [length for _, length in runs[2:6]] == [block, 2 * block, 2 * block, 2 * block]
+    with pytest.raises(ValueError, match="CPU"):
+        Stopwatch(torch.device("cuda")).difference(call("a", 0), call("b", 0))
 
 
 def test_every_timed_call_runs_on_the_stopwatch_s_threads_and_the_count_is_restored():

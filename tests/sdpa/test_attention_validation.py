@@ -39,6 +39,8 @@ def qkv(**overrides):
     (dict(qkv(), dropout_p=torch.tensor([0.1])), ValueError, "dropout_p must be a float in"),
     (dict(qkv(key=torch.randn(B, 0, N, D), value=torch.randn(B, 0, N, D)), enable_gqa=True), ValueError,
      "key/value have 0 heads"),
+    # torch's own SDPA stops the process (SIGFPE) on this one: it must never get past the checks
+    (dict(qkv(key=torch.randn(B, 0, N, D)), enable_gqa=True), ValueError, "must match in all but the last dim"),
     (dict(qkv(), dropout_p=-0.1), ValueError, "dropout_p must be a float in"),
     (dict(qkv(), scale=float("nan")), ValueError, "scale must be None or a finite float"),
     (dict(qkv(), scale="0.5"), ValueError, "scale must be None or a finite float"),
@@ -165,14 +167,14 @@ def test_the_mask_shape_check_agrees_with_torch_broadcasting():
 
 
 def test_the_fast_acceptance_never_passes_what_the_full_checks_refuse():
-    """validation.accepts_plain_call (one frame, for host time) accepts a call only where the full
+    """validation.plain_call_device (one frame, for host time) accepts a call only where the full
     per-argument checks accept it too: every rank-3/4 shape triple with sizes 1 to 2 (heads 0, 3, 4, 6
     too) with and without enable_gqa; every dtype and device triple on one shape; then, on one q/k/v,
     every mask (ranks 0 to 5, sizes 0 to 3, four dtypes, two devices) and every odd is_causal, dropout_p
     and scale, with and without a mask."""
     import itertools
 
-    from kernels.sdpa.validation import accepts_plain_call, check_every_attention_input
+    from kernels.sdpa.validation import check_every_attention_input, plain_call_device
 
     def full_accepts(*arguments):
         try:
@@ -207,7 +209,9 @@ def test_the_fast_acceptance_never_passes_what_the_full_checks_refuse():
                   for scale in (0.5, -2.0, 0.0, float("nan"), float("inf"), 2, np.float32(0.5), "0.5")]
     accepted = 0
     for call in calls:
-        if accepts_plain_call(*call):
+        device = plain_call_device(*call)
+        if device is not None:
             accepted += 1
             assert full_accepts(*call), [getattr(each, "shape", each) for each in call]
+            assert device == call[0].device  # the caller's backend choice reads it
     assert 0 < accepted < len(calls)  # both outcomes occur

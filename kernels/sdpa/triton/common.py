@@ -9,7 +9,7 @@ import triton
 import triton.language as tl
 
 from kernels.sdpa.block_mask import MAP_BLOCK, tile_lists, uses_block_map
-from kernels.sdpa.mask_memory import remembered
+from kernels.sdpa.mask_memory import remembered_view
 from kernels.sdpa.triton.configs import BLOCK_MAP_MAX_HEAD_DIM
 from kernels.shared.host_math import next_power_of_2
 from kernels.shared.triton.philox import philox_draws
@@ -360,10 +360,12 @@ def attended_key_range(mask: torch.Tensor) -> torch.Tensor | None:
     its (B, 1, 1, Nk) view, which every layer's broadcast of it shares."""
     if mask.dtype is not torch.bool:
         return None
-    (_, heads, queries, _), (_, head_stride, query_stride, _) = mask.shape, mask.stride()
+    (batch, heads, queries, n_keys), (batch_stride, head_stride, query_stride, key_stride) = mask.shape, mask.stride()
     if (head_stride != 0 and heads != 1) or (query_stride != 0 and queries != 1):
         return None
-    return remembered(mask[:, :1, :1], "key_range", None, lambda: _key_range(mask))
+    view_strides = (0 if batch == 1 else batch_stride, 0, 0, 0 if n_keys == 1 else key_stride)  # mask[:, :1, :1]'s
+    return remembered_view(mask, mask.storage_offset(), (batch, 1, 1, n_keys), view_strides, "key_range", None,
+                           lambda: _key_range(mask))
 
 
 def _key_range(mask: torch.Tensor) -> torch.Tensor:
@@ -391,8 +393,8 @@ class MaskArgs:
         self.key_range_arg = placeholder if self.key_range is None else self.key_range
         self._mask = mask
         # SPARSE_BLOCK of the forward and backward kernels: the block map's tile size, or 0 (block_mask.py)
-        map_fits = padded_head_dim(placeholder.size(-1)) <= BLOCK_MAP_MAX_HEAD_DIM.for_dtype(placeholder.dtype)
-        skips = map_fits and uses_block_map(mask, self.shared_row(rows_span_heads=False))
+        skips = (mask is not None and uses_block_map(mask, self.shared_row(rows_span_heads=False))
+                 and padded_head_dim(placeholder.size(-1)) <= BLOCK_MAP_MAX_HEAD_DIM.for_dtype(placeholder.dtype))
         self.sparse_block = MAP_BLOCK if skips else 0
 
     def tile_list_args(self, is_causal: bool, variants, by_keys: bool) -> tuple:
@@ -440,7 +442,11 @@ def empty_attention_output(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """The (B, Hq, Nq, Dv) output of q (B, Hq, Nq, D) and v (.., Dv), laid out (B, Nq, Hq, Dv) in memory
     like torch's flash backend, so that merging heads afterwards is a free view."""
     batch, heads, n_queries, _ = q.shape
-    return q.new_empty(batch, n_queries, heads, v.size(3)).transpose(1, 2)
+    head_dim_v = v.shape[3]
+    # The strides of that memory transposed, as torch gives a contiguous tensor (a dim of size 0 counts as 1):
+    # one allocation, where allocating (B, Nq, Hq, Dv) and transposing it made a view too.
+    row = (heads or 1) * (head_dim_v or 1)
+    return q.new_empty_strided((batch, heads, n_queries, head_dim_v), ((n_queries or 1) * row, head_dim_v or 1, row, 1))
 
 
 def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -460,11 +466,15 @@ def fp32_dot_precision() -> str:
       that of float32 math (measured: `python -m benchmarks.fp32_precision`).
     Read from `fp32_precision` only: reading `allow_tf32` raises once both of torch's APIs were used.
     """
-    matmul = torch.backends.cuda.matmul
-    precision = getattr(matmul, "fp32_precision", None)
-    if precision is None:  # a torch without the fp32_precision API
-        return "tf32" if matmul.allow_tf32 else "tf32x3"
-    return {"ieee": "ieee", "tf32": "tf32", "bf16": "tf32"}.get(precision, "tf32x3")
+    if _fp32_matmul_precision is None:  # a torch without the fp32_precision API
+        return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "tf32x3"
+    return _DOT_PRECISIONS.get(_fp32_matmul_precision("cuda", "matmul"), "tf32x3")
+
+
+# What `torch.backends.cuda.matmul.fp32_precision` reads, without its module's __getattr__ (a quarter of
+# this function's time on every float32 launch); None where torch lacks the API.
+_fp32_matmul_precision = getattr(torch._C, "_get_fp32_precision_getter", None)
+_DOT_PRECISIONS = {"ieee": "ieee", "tf32": "tf32", "bf16": "tf32"}
 
 
 def precision_flags(dtype: torch.dtype) -> dict:

@@ -29,14 +29,16 @@ returns 1. `force_num_splits(n)` overrides it for tests and benchmarks.
 import contextlib
 import contextvars
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 
 from kernels.sdpa.triton.common import (
-    INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, empty_attention_output, head_dim_chunk, index_range,
-    key_span, load_tile, needs_wide_offsets, padded_head_dim, precision_flags, scale_folds, seq_bucket, tile_ptrs,
+    INTERPRETING, LN2, LOG2E, MaskArgs, accumulator_dtype, empty_attention_output, fp32_dot_precision,
+    head_dim_chunk, index_range, key_span, load_tile, needs_wide_offsets, padded_head_dim, precision_flags,
+    scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     DECODE_BLOCK_M, DECODE_MAX_ROWS, DECODE_TILES, INTERPRETER_DECODE_BLOCK_M, INTERPRETER_DECODE_TILE,
@@ -50,6 +52,7 @@ from kernels.sdpa.variants import AttentionVariants
 from kernels.shared.triton.launch_tuning import autotune, heuristics
 from kernels.shared.dropout import Dropout
 from kernels.shared.host_math import ceil_div, next_power_of_2
+from kernels.shared.launch_plans import LaunchPlans
 
 MAX_DECODE_QUERIES = 16  # more query rows per head amortise the key reads: the normal kernel wins
 MIN_KEYS_PER_SPLIT = 256  # below this a split's fixed cost (its workspace row, the combine) dominates
@@ -203,45 +206,93 @@ def launch_decode(
     """The split-K forward on validated inputs; returns (out, lse). Same arguments and results as
     `launch_forward` without causal and dropout, plus `num_splits` (1 to MAX_SPLITS) key chunks."""
     _check_num_splits(num_splits)
-    batch, n_heads, n_queries, head_dim = q.shape
-    n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
-    group_size = n_heads // n_kv_heads
     if out is None:
         out = empty_attention_output(q, v)
     if out.numel() == 0:
         return out, lse
 
-    workspace_dtype = accumulator_dtype(q.dtype)
-    partial_out = torch.empty(batch, n_heads, n_queries, num_splits, head_dim_v, dtype=workspace_dtype,
-                              device=q.device)
-    partial_max, partial_sum = (torch.empty(batch, n_heads, n_queries, num_splits, dtype=workspace_dtype,
-                                            device=q.device) for _ in range(2))
     mask_args = MaskArgs(mask, placeholder=q)
     kernel_variants = KernelVariants(variants, placeholder=q, accumulator=accumulator_dtype(q.dtype))
-    block_m = decode_block_m(group_size * n_queries, q.dtype, max(head_dim, head_dim_v))
-    block_dv = padded_head_dim(head_dim_v)
-    flags = precision_flags(q.dtype)
-    grid = (ceil_div(group_size * n_queries, block_m), batch * n_kv_heads, num_splits)
     qk_scale = scale * LOG2E.value
-    _split_attention_kernel[grid](
+    plan = _decode_plan(q, k, v, out, lse, mask, mask_args, num_splits, variants, kernel_variants.flags,
+                        scale_folds(qk_scale, mask_args.kind, kernel_variants.flags))
+    workspace_dtype, device = plan.workspace_dtype, q.device
+    partial_out = torch.empty(plan.partial_out_shape, dtype=workspace_dtype, device=device)
+    partial_max = torch.empty(plan.partial_stats_shape, dtype=workspace_dtype, device=device)
+    partial_sum = torch.empty(plan.partial_stats_shape, dtype=workspace_dtype, device=device)
+    _split_attention_kernel[plan.split_grid](
         q, k, v, partial_out, partial_max, partial_sum, mask_args.tensor, mask_args.key_range_arg,
-        *kernel_variants.args, *q.stride(), *k.stride(), *v.stride(), *mask_args.strides,
-        n_kv_heads, group_size, n_queries, n_keys, qk_scale,
-        seq_bucket(ceil_div(n_keys, num_splits)),
-        HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=block_dv,
-        MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=group_size > 1),
-        USE_KEY_RANGE=mask_args.key_range is not None,
-        WIDE_OFFSETS=needs_wide_offsets(q, k, v, mask), BLOCK_M=block_m, **flags, **kernel_variants.flags,
-        HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), block_dv),
-        FOLD_SCALE=scale_folds(qk_scale, mask_args.kind, kernel_variants.flags),
+        *kernel_variants.args, *plan.split_sizes, qk_scale, plan.keys_per_split_bucket, **plan.split_constexprs,
     )
-    _combine_splits_kernel[(batch * n_heads * n_queries,)](
-        partial_out, partial_max, partial_sum, out, partial_sum if lse is None else lse, *out.stride(),
-        n_heads, n_queries, num_splits,
-        HEAD_DIM_V=head_dim_v, BLOCK_DV=block_dv, BLOCK_S=next_power_of_2(num_splits),
-        STORE_LSE=lse is not None,
+    _combine_splits_kernel[plan.combine_grid](
+        partial_out, partial_max, partial_sum, out, partial_sum if lse is None else lse, *plan.combine_sizes,
+        **plan.combine_constexprs,
     )
     return out, lse
+
+
+class _DecodePlan(NamedTuple):
+    """What a split-K launch derives from its layout and flags (see _decode_plan)."""
+
+    workspace_dtype: torch.dtype
+    partial_out_shape: tuple[int, ...]  # (B, Hq, Nq, splits, Dv)
+    partial_stats_shape: tuple[int, ...]  # (B, Hq, Nq, splits)
+    split_grid: tuple[int, int, int]
+    split_sizes: tuple  # the strides of q, k, v and the mask, then n_kv_heads, group_size, n_queries, n_keys
+    keys_per_split_bucket: int
+    split_constexprs: dict
+    combine_grid: tuple[int]
+    combine_sizes: tuple  # out's strides, n_heads, n_queries, n_splits
+    combine_constexprs: dict
+
+
+_decode_plans = LaunchPlans()
+
+
+def _decode_plan(q, k, v, out, lse, mask, mask_args, num_splits, variants, variant_flags, fold_scale) -> _DecodePlan:
+    """The launch's plan, remembered (kernels/shared/launch_plans.py) under everything it is computed
+    from: the shapes and strides of q, k, v, out and the mask, the mask's dtype, dtype, whether there is an
+    lse, the splits, the variants' flags, whether the scale folds, and the switch float32 dots follow."""
+    key = (q.shape, q.stride(), k.shape, k.stride(), v.shape, v.stride(), out.shape, out.stride(), lse is None,
+           None if mask is None else (mask.shape, mask.stride(), mask.dtype), q.dtype, num_splits, fold_scale,
+           None if variants is None else tuple(variant_flags.values()),
+           fp32_dot_precision() if q.dtype is torch.float32 else None)
+    plan = _decode_plans.get(key)
+    if plan is None:
+        plan = _decode_plans.add(key, _new_decode_plan(q, k, v, out, lse, mask, mask_args, num_splits, variant_flags,
+                                                       fold_scale))
+    return plan
+
+
+def _new_decode_plan(q, k, v, out, lse, mask, mask_args, num_splits, variant_flags, fold_scale) -> _DecodePlan:
+    batch, n_heads, n_queries, head_dim = q.shape
+    n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
+    group_size = n_heads // n_kv_heads
+    block_m = decode_block_m(group_size * n_queries, q.dtype, max(head_dim, head_dim_v))
+    block_d, block_dv = padded_head_dim(head_dim), padded_head_dim(head_dim_v)
+    split_constexprs = dict(
+        HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=block_d, BLOCK_DV=block_dv,
+        MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=group_size > 1),
+        USE_KEY_RANGE=mask_args.key_range is not None,
+        WIDE_OFFSETS=needs_wide_offsets(q, k, v, mask), BLOCK_M=block_m, **precision_flags(q.dtype), **variant_flags,
+        HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, block_d, block_dv),
+        FOLD_SCALE=fold_scale,
+    )
+    combine_constexprs = dict(HEAD_DIM_V=head_dim_v, BLOCK_DV=block_dv, BLOCK_S=next_power_of_2(num_splits),
+                              STORE_LSE=lse is not None)
+    return _DecodePlan(
+        workspace_dtype=accumulator_dtype(q.dtype),
+        partial_out_shape=(batch, n_heads, n_queries, num_splits, head_dim_v),
+        partial_stats_shape=(batch, n_heads, n_queries, num_splits),
+        split_grid=(ceil_div(group_size * n_queries, block_m), batch * n_kv_heads, num_splits),
+        split_sizes=(*q.stride(), *k.stride(), *v.stride(), *mask_args.strides, n_kv_heads, group_size, n_queries,
+                     n_keys),
+        keys_per_split_bucket=seq_bucket(ceil_div(n_keys, num_splits)),
+        split_constexprs=split_constexprs,
+        combine_grid=(batch * n_heads * n_queries,),
+        combine_sizes=(*out.stride(), n_heads, n_queries, num_splits),
+        combine_constexprs=combine_constexprs,
+    )
 
 
 def decode_block_m(rows: int, dtype: torch.dtype, head_dim: int) -> int:
@@ -292,11 +343,19 @@ def plan_num_splits(q: torch.Tensor, k: torch.Tensor, is_causal: bool, dropout: 
     forced = _forced_splits.get()
     if forced is not None:
         return forced
-    batch, n_heads, n_queries, _ = q.shape
-    n_kv_heads, n_keys = k.shape[1], k.shape[2]
-    rows = n_heads // n_kv_heads * n_queries
-    programs = batch * n_kv_heads * ceil_div(rows, decode_block_m(rows, q.dtype, q.size(3)))
-    return choose_num_splits(programs, n_queries, n_keys, multiprocessor_count(q.device))
+    multiprocessors = multiprocessor_count(q.device)
+    key = (q.shape, k.shape, q.dtype, multiprocessors)  # all the plan reads
+    num_splits = _split_plans.get(key)
+    if num_splits is None:
+        batch, n_heads, n_queries, head_dim = q.shape
+        n_kv_heads, n_keys = k.shape[1], k.shape[2]
+        rows = n_heads // n_kv_heads * n_queries
+        programs = batch * n_kv_heads * ceil_div(rows, decode_block_m(rows, q.dtype, head_dim))
+        num_splits = _split_plans.add(key, choose_num_splits(programs, n_queries, n_keys, multiprocessors))
+    return num_splits
+
+
+_split_plans = LaunchPlans()  # plan_num_splits's answers
 
 
 @contextlib.contextmanager

@@ -75,6 +75,20 @@ def uses_tensor_descriptors(*tensors: torch.Tensor) -> bool:
     return wanted and all(descriptor_compatible(tensor) for tensor in tensors)
 
 
+def tensor_descriptor_switch() -> bool | None:
+    """What the innermost `force_tensor_descriptors` block says, None outside any (a launch plan's key)."""
+    return _forced_path.get()
+
+
+def bases_aligned(*tensors: torch.Tensor) -> bool:
+    """Whether every tensor starts on a 16-byte boundary, as `descriptor_compatible` also asks (a launch
+    plan's key: the other conditions are the tensors' dtypes and strides)."""
+    addresses = 0
+    for tensor in tensors:  # a loop, not all(...) over a generator: it runs on every launch
+        addresses |= tensor.data_ptr()
+    return addresses % _ALIGNMENT_BYTES == 0
+
+
 def force_tensor_descriptors(enabled: bool) -> contextlib.AbstractContextManager:
     """Inside the block the forward takes the descriptor path (enabled, wherever the inputs allow it:
     the interpreter tests, the compile report's sm_90/sm_100 rows) or the pointer path (not enabled:

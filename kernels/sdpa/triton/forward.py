@@ -43,6 +43,8 @@ inputs follow torch's float32 matmul switch (see common.fp32_dot_precision): thr
 (float32-level error) by default, TF32 where torch allows it, exact FMA math where torch is told to.
 """
 import functools
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import triton
@@ -50,8 +52,9 @@ import triton.language as tl
 
 from kernels.sdpa.triton.common import (
     EVEN_LENGTHS, INTERPRETING, LN2, LOG2E, MASK_NONE, MaskArgs, accumulator_dtype, dropout_keep,
-    empty_attention_output, head_dim_chunk, head_dim_chunked_dot, index_range, key_span, load_tile, log2_units,
-    masked_scores_from_rows, needs_wide_bases, needs_wide_offsets, padded_head_dim, precision_flags,
+    empty_attention_output, fp32_dot_precision, head_dim_chunk, head_dim_chunked_dot, index_range, key_span,
+    load_tile, log2_units, masked_scores_from_rows, needs_wide_bases, needs_wide_offsets, padded_head_dim,
+    precision_flags,
     query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
@@ -62,13 +65,16 @@ from kernels.sdpa.triton.score_variants import (
     tile_straddles_window, windowed_scores,
 )
 from kernels.sdpa.triton.tile_lists import listed_tiles, tile_at
-from kernels.sdpa.triton.descriptors import row_tile_descriptor, scratch_allocator, uses_tensor_descriptors
-from kernels.sdpa.triton.warp_specialization import uses_warp_specialization
+from kernels.sdpa.triton.descriptors import (
+    bases_aligned, row_tile_descriptor, scratch_allocator, tensor_descriptor_switch, uses_tensor_descriptors,
+)
+from kernels.sdpa.triton.warp_specialization import uses_warp_specialization, warp_specialization_switch
 from kernels.sdpa.triton.sequences import PackedSequences, sequence_pointer_args, sequence_rows
 from kernels.sdpa.variants import AttentionVariants
 from kernels.shared.triton.launch_tuning import autotune, heuristics
 from kernels.shared.dropout import Dropout
 from kernels.shared.host_math import ceil_div
+from kernels.shared.launch_plans import LaunchPlans
 
 
 @triton.jit
@@ -369,15 +375,11 @@ def launch_forward(
     v and out are `batched_view`s, lse a (B, Hq, total_q) view of (Hq, total_q), no mask).
     `variants`: the checked window / softcap / ALiBi / sinks options (kernels/sdpa/variants.py).
     """
-    batch, n_heads, n_queries, head_dim = q.shape
-    n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
-    if sequences is not None:  # the grid and the autotuner's key follow the longest sequence
-        n_queries, n_keys = sequences.max_seqlen_q, sequences.max_seqlen_k
     if out is None:
         out = empty_attention_output(q, v)
     if out.numel() == 0:
         return out, lse
-    if n_keys == 0:  # every row is fully masked
+    if (k.shape[2] if sequences is None else sequences.max_seqlen_k) == 0:  # every row is fully masked
         out.zero_()
         if lse is not None:
             lse.copy_(lse_without_keys(lse, variants))
@@ -385,36 +387,84 @@ def launch_forward(
 
     mask_args = MaskArgs(mask, placeholder=q)
     kernel_variants = KernelVariants(variants, placeholder=q, accumulator=accumulator_dtype(q.dtype))
-
-    def grid(meta):
-        return (ceil_div(n_queries, meta["BLOCK_M"]), n_heads, batch)  # query_block_coordinates
-
     qk_scale = scale * LOG2E.value
-    use_tma = uses_tensor_descriptors(q, k, v, out)
     tile_lists = mask_args.tile_list_args(is_causal, variants, by_keys=False)
+    grid, use_tma, sizes, buckets, constexprs = _forward_plan(
+        q, k, v, out, lse, mask, mask_args, tile_lists[0], is_causal, dropout.active, sequences, variants,
+        kernel_variants.flags, scale_folds(qk_scale, mask_args.kind, kernel_variants.flags))
     launch = _attention_forward_kernel[grid]
     if use_tma and not INTERPRETING:  # the kernel writes its descriptors into scratch memory
         launch = functools.partial(scratch_allocator(q.device).run, launch)
     launch(
         q, k, v, out, q if lse is None else lse, mask_args.tensor, mask_args.key_range_arg,
         *sequence_pointer_args(sequences, placeholder=q), *kernel_variants.args,
-        *tile_lists,
-        *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
-        *((0, 0) if lse is None else lse.stride()[:2]),
-        n_heads, n_heads // n_kv_heads, n_queries, n_keys, qk_scale,
-        dropout.p, dropout.keep_scale, dropout.seed,
-        seq_bucket(n_queries), seq_bucket(n_keys),
-        HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v,
-        BLOCK_D=padded_head_dim(head_dim), BLOCK_DV=padded_head_dim(head_dim_v),
-        MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=False),
-        USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
-        USE_DROPOUT=dropout.active, STORE_LSE=lse is not None,
-        WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask),
-        WIDE_BASES=needs_wide_bases(q, k, v, out, lse, mask, tile_lists[0]),
-        USE_TMA=use_tma, VARLEN=sequences is not None,
-        **precision_flags(q.dtype), **kernel_variants.flags,
-        HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, padded_head_dim(head_dim), padded_head_dim(head_dim_v)),
-        FOLD_SCALE=scale_folds(qk_scale, mask_args.kind, kernel_variants.flags), SPARSE_BLOCK=mask_args.sparse_block,
-        WARP_SPECIALIZE=uses_warp_specialization(use_tma, q),
+        *tile_lists, *sizes, qk_scale, dropout.p, dropout.keep_scale, dropout.seed, *buckets, **constexprs,
     )
     return out, lse
+
+
+class _ForwardPlan(NamedTuple):
+    """What a forward launch derives from its layout and flags (see _forward_plan)."""
+
+    grid: Callable[[dict], tuple[int, int, int]]
+    use_tma: bool
+    sizes: tuple  # the strides of q, k, v, out, mask and lse, then n_heads, group_size, n_queries, n_keys
+    buckets: tuple  # seq_bucket_q, seq_bucket_k
+    constexprs: dict
+
+
+_forward_plans = LaunchPlans()
+
+
+def _forward_plan(q, k, v, out, lse, mask, mask_args, tile_list, is_causal, use_dropout, sequences, variants,
+                  variant_flags, fold_scale) -> _ForwardPlan:
+    """The launch's plan, remembered (kernels/shared/launch_plans.py) under everything it is computed
+    from: the shapes and strides of q, k, v, out, lse, the mask and the block map's tile list, the
+    mask's dtype and map tile, dtype, device, the flags, the variants' flags, whether the scale folds,
+    the packed sequences' longest lengths, and the switches the descriptor path, warp specialisation and float32 dots follow (with
+    whether every base address is 16-byte aligned, which the descriptor path also needs)."""
+    key = (q.shape, q.stride(), k.shape, k.stride(), v.shape, v.stride(), out.shape, out.stride(),
+           None if lse is None else (lse.shape, lse.stride()),
+           None if mask is None else (mask.shape, mask.stride(), mask.dtype), mask_args.sparse_block,
+           (tile_list.shape, tile_list.stride()) if mask_args.sparse_block else None,  # else the mask or q
+           q.dtype, q.device, is_causal, use_dropout, fold_scale,
+           None if sequences is None else (sequences.max_seqlen_q, sequences.max_seqlen_k),
+           None if variants is None else tuple(variant_flags.values()),
+           tensor_descriptor_switch(), bases_aligned(q, k, v, out), warp_specialization_switch(),
+           fp32_dot_precision() if q.dtype is torch.float32 else None)
+    plan = _forward_plans.get(key)
+    if plan is None:
+        plan = _forward_plans.add(key, _new_forward_plan(q, k, v, out, lse, mask, mask_args, tile_list, is_causal,
+                                                         use_dropout, sequences, variant_flags, fold_scale))
+    return plan
+
+
+def _new_forward_plan(q, k, v, out, lse, mask, mask_args, tile_list, is_causal, use_dropout, sequences,
+                      variant_flags, fold_scale) -> _ForwardPlan:
+    batch, n_heads, n_queries, head_dim = q.shape
+    n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
+    if sequences is not None:  # the grid and the autotuner's key follow the longest sequence
+        n_queries, n_keys = sequences.max_seqlen_q, sequences.max_seqlen_k
+    query_blocks = n_queries
+
+    def grid(meta):
+        return (ceil_div(query_blocks, meta["BLOCK_M"]), n_heads, batch)  # query_block_coordinates
+
+    use_tma = uses_tensor_descriptors(q, k, v, out)
+    block_d, block_dv = padded_head_dim(head_dim), padded_head_dim(head_dim_v)
+    sizes = (*q.stride(), *k.stride(), *v.stride(), *out.stride(), *mask_args.strides,
+             *((0, 0) if lse is None else lse.stride()[:2]), n_heads, n_heads // n_kv_heads, n_queries, n_keys)
+    constexprs = dict(
+        HEAD_DIM=head_dim, HEAD_DIM_V=head_dim_v, BLOCK_D=block_d, BLOCK_DV=block_dv,
+        MASK_KIND=mask_args.kind, MASK_SHARED_ROW=mask_args.shared_row(rows_span_heads=False),
+        USE_KEY_RANGE=mask_args.key_range is not None, IS_CAUSAL=is_causal,
+        USE_DROPOUT=use_dropout, STORE_LSE=lse is not None,
+        WIDE_OFFSETS=needs_wide_offsets(q, k, v, out, mask),
+        WIDE_BASES=needs_wide_bases(q, k, v, out, lse, mask, tile_list),
+        USE_TMA=use_tma, VARLEN=sequences is not None,
+        **precision_flags(q.dtype), **variant_flags,
+        HEAD_DIM_CHUNK=head_dim_chunk(q.dtype, block_d, block_dv),
+        FOLD_SCALE=fold_scale, SPARSE_BLOCK=mask_args.sparse_block,
+        WARP_SPECIALIZE=uses_warp_specialization(use_tma, q),
+    )
+    return _ForwardPlan(grid, use_tma, sizes, (seq_bucket(n_queries), seq_bucket(n_keys)), constexprs)

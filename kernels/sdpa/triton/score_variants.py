@@ -131,11 +131,12 @@ class KernelVariants:
     `accumulator` dtype (common.accumulator_dtype: float64 inputs stay exact)."""
 
     def __init__(self, variants, placeholder: torch.Tensor, accumulator: torch.dtype):
-        window = variants.window if variants is not None else None
+        if variants is None:  # the common call, in fewer steps (host time)
+            self.sinks, self.flags = None, _NO_VARIANT_FLAGS
+            self.args = (placeholder, 0, placeholder, 1.0, 0, 0)
+            return
+        window, softcap, slopes, sinks = variants.window, variants.softcap, variants.alibi_slopes, variants.sinks
         left, right = window if window is not None else (None, None)
-        softcap = variants.softcap if variants is not None else None
-        slopes = variants.alibi_slopes if variants is not None else None
-        sinks = variants.sinks if variants is not None else None
         slopes_arg, slopes_batch_stride = placeholder, 0
         if slopes is not None:
             slopes_arg = slopes.detach().to(accumulator).contiguous()
@@ -148,6 +149,9 @@ class KernelVariants:
         self.flags = dict(SOFTCAP=softcap is not None, ALIBI=slopes is not None, USE_SINKS=sinks is not None,
                           WINDOW_LEFT=left is not None, WINDOW_RIGHT=right is not None)
 
+
+# The flags of a call without variants, shared by every such call: read, never written.
+_NO_VARIANT_FLAGS = dict(SOFTCAP=False, ALIBI=False, USE_SINKS=False, WINDOW_LEFT=False, WINDOW_RIGHT=False)
 
 # A window side this wide reaches every key of any sequence a kernel can take; capping it keeps the
 # kernels' band arithmetic (row + side + 1) inside int32.

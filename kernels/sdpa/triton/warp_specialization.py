@@ -34,6 +34,11 @@ def uses_warp_specialization(use_tma: bool, query: torch.Tensor) -> bool:
     return query.device.type != "cuda" or device_capability(query.device) >= WARP_SPECIALIZATION_CAPABILITY
 
 
+def warp_specialization_switch() -> bool:
+    """What the innermost `force_warp_specialization` block says, False outside any (a launch plan's key)."""
+    return _wanted.get()
+
+
 def force_warp_specialization(enabled: bool) -> contextlib.AbstractContextManager:
     """Inside the block, the forward launches uses_warp_specialization admits warp-specialise their key
     loop (enabled) or none does (the default)."""
