@@ -12,7 +12,7 @@ from kernels.sdpa.triton import configs
 from kernels.sdpa.triton.common import INTERPRETING
 from kernels.sdpa.triton.configs import (
     ALIGNED_LENGTH, BACKWARD_DK_DV_TILES, BACKWARD_DQ_TILES, BLACKWELL, BLOCK_MAP, DECODE_TILES, DROPOUT, FORWARD_TILES,
-    HOPPER, PACKED, SCORE_VARIANTS,
+    HOPPER, KEY_RANGE, PACKED, SCORE_VARIANTS,
     TRAITS, UNEVEN, head_dim_pruner, spill_traits,
 )
 from kernels.sdpa.triton.score_variants import VARIANT_FLAGS
@@ -36,7 +36,7 @@ def prune(tiles, dtype: torch.dtype, head_dim: int, traits: set[str] = frozenset
         return head_dim_pruner(tiles)(
             tiles.candidates(), {"q_ptr": torch.empty(0, dtype=dtype)}, BLOCK_D=head_dim, BLOCK_DV=head_dim,
             aligned_lengths=int(UNEVEN not in traits), VARLEN=int(PACKED in traits), USE_DROPOUT=int(DROPOUT in traits),
-            SPARSE_BLOCK=128 * (BLOCK_MAP in traits), **flags)
+            SPARSE_BLOCK=128 * (BLOCK_MAP in traits), USE_KEY_RANGE=int(KEY_RANGE in traits), **flags)
 
 
 def fits(tile, head_dim: int, traits: set[str] = frozenset()) -> bool:
@@ -77,7 +77,7 @@ def test_a_head_dim_too_narrow_to_split_keeps_the_whole_columns():
     with configs.compiling_for(90):
         kept = head_dim_pruner(BACKWARD_DK_DV_TILES)(
             BACKWARD_DK_DV_TILES.candidates(), {"q_ptr": torch.empty(0, dtype=torch.float16)}, BLOCK_D=256,
-            BLOCK_DV=16, aligned_lengths=0, VARLEN=0, USE_DROPOUT=0, SPARSE_BLOCK=0,
+            BLOCK_DV=16, aligned_lengths=0, VARLEN=0, USE_DROPOUT=0, SPARSE_BLOCK=0, USE_KEY_RANGE=0,
             **{flag: int(flag == "WINDOW_LEFT") for flag in VARIANT_FLAGS})
     assert kept == [whole.to_triton()]
 

@@ -42,7 +42,8 @@ AUTOTUNE = os.environ.get("KERNELS_AUTOTUNE", "1") != "0"
 # PACKED: packed sequences (the forward and backward kernels' VARLEN; for the backward also UNEVEN).
 # SCORE_VARIANTS: a soft cap, ALiBi, sinks or a window. DROPOUT: dropout (its Philox bits drawn in
 # every tile). BLOCK_MAP: a dense mask's block map (SPARSE_BLOCK, kernels/sdpa/block_mask.py: the tile
-# list's entry and the FULL-tile predicate). BLACKWELL: the launch's GPU is sm_100 or later
+# list's entry and the FULL-tile predicate). KEY_RANGE: a key-padding mask's span of real keys
+# (USE_KEY_RANGE: the forward's key loop starts and ends at the span). BLACKWELL: the launch's GPU is sm_100 or later
 # (target_capability), whose compiler allocates registers differently: an entry pairing it with
 # another trait prunes a tile there only. HOPPER: likewise, sm_90 (HGMMA, where warpgroup MMA keeps
 # its accumulators in registers). TileConfig.only_with lists traits the other way round: a tile
@@ -52,9 +53,10 @@ PACKED = "packed"
 SCORE_VARIANTS = "score_variants"
 DROPOUT = "dropout"
 BLOCK_MAP = "block_map"
+KEY_RANGE = "key_range"
 BLACKWELL = "blackwell"
 HOPPER = "hopper"
-TRAITS = (UNEVEN, PACKED, SCORE_VARIANTS, DROPOUT, BLOCK_MAP, BLACKWELL, HOPPER)
+TRAITS = (UNEVEN, PACKED, SCORE_VARIANTS, DROPOUT, BLOCK_MAP, KEY_RANGE, BLACKWELL, HOPPER)
 ALIGNED_LENGTH = 64
 _HOPPER_CAPABILITY = 90
 _BLACKWELL_CAPABILITY = 100
@@ -91,6 +93,8 @@ def launch_has(trait: str, args: dict) -> bool:
         return bool(args["USE_DROPOUT"])
     if trait == BLOCK_MAP:
         return bool(args["SPARSE_BLOCK"])
+    if trait == KEY_RANGE:
+        return bool(args["USE_KEY_RANGE"])
     if trait == BLACKWELL:
         return target_capability(args["q_ptr"]) >= _BLACKWELL_CAPABILITY
     if trait == HOPPER:
@@ -188,11 +192,13 @@ FORWARD_TILES = TileSet(
     # one loop now, see docs/benchmarks/compile.md; 128x128 at d128 is worth compiling again.) With
     # dropout 128x128 at d64 holds 255 registers and spills 140 bytes on sm_90, 424 on sm_100 (and 8
     # on sm_80 with the score variants too), 128x64 at d128 4 bytes on sm_90 (255 registers); 64x64
-    # spills nowhere with it. 128x64 at d128 with the score variants spills 16 bytes on sm_100 only.
+    # spills nowhere with it. 128x64 at d128 with the score variants spills 16 bytes on sm_100 only,
+    # and with a key-padding span 4 bytes on sm_100 (ptxas holds it to 128 registers and parks one
+    # value; shared memory allows one block per SM there anyway).
     half=(
         TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=64),
         TileConfig(128, 64, num_warps=8, num_stages=3, max_head_dim=128, min_head_dim=128,
-                   spills_with=(DROPOUT, (SCORE_VARIANTS, BLACKWELL))),
+                   spills_with=(DROPOUT, (SCORE_VARIANTS, BLACKWELL), (KEY_RANGE, BLACKWELL))),
         TileConfig(128, 128, num_warps=8, num_stages=3, max_head_dim=64, spills_with=(DROPOUT,)),
         TileConfig(64, 64, num_warps=4, num_stages=3, max_head_dim=128),
         # On packed sequences at d64 on sm_100 64x32 spills 4 bytes (72 registers): ptxas parks one
