@@ -92,21 +92,16 @@ def host_only_launches() -> Iterator[None]:
         tuned.setdefault(autotuner, (set(autotuner.cache), set(autotuner.launch_configs)))
         return [0.0]
 
-    device = torch.device("cpu")
-    default_backends = kernels.shared.backends._default_backends
-    saved = (JITFunction.run, Autotuner._bench, default_backends.get(device))
+    saved = (JITFunction.run, Autotuner._bench, kernels.shared.backends.INTERPRETING)
     JITFunction.run, Autotuner._bench = run, untimed_bench
-    default_backends[device] = "triton"  # CPU tensors count as Triton's for the backend choice
+    kernels.shared.backends.INTERPRETING = True
+    device = torch.device("cpu")
     had_count = device in decode._multiprocessors
     decode._multiprocessors[device] = MULTIPROCESSORS
     try:
         yield
     finally:
-        JITFunction.run, Autotuner._bench, cpu_default = saved
-        if cpu_default is None:
-            default_backends.pop(device, None)
-        else:
-            default_backends[device] = cpu_default
+        JITFunction.run, Autotuner._bench, kernels.shared.backends.INTERPRETING = saved
         if had_count:
             decode._multiprocessors[device] = None
         else:

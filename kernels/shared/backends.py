@@ -20,7 +20,7 @@ _forced_backend: contextvars.ContextVar[str | None] = contextvars.ContextVar("fo
 # The record_backends blocks open now. A hot path may test it before calling note_backend_ran: one
 # list's truth value costs less than a call when no block is open, the common case.
 OPEN_RECORDERS: list[list[str]] = []
-_default_backends: dict[torch.device, str] = {}
+_device_types: dict[torch.device, str] = {}
 
 
 def check_backend_name(backend: str | None) -> None:
@@ -67,27 +67,27 @@ def _forced() -> str | None:
     return _forced_backend.get()
 
 
-def _default_backend(device: torch.device) -> str:
-    """What `device` runs without a request or an override, remembered per device: torch builds
-    `device.type` anew on every read, which costs as much as the rest of a small call's backend choice."""
-    backend = _default_backends.get(device)
-    if backend is None:
-        kind = device.type
-        runs_triton = TRITON_IMPORT_ERROR is None and (kind == "cuda" or (kind == "cpu" and INTERPRETING))
-        backend = _default_backends[device] = "triton" if runs_triton else "torch"
-    return backend
+def _device_type(device: torch.device) -> str:
+    """`device.type`, remembered per device: torch builds the string anew on every read, which costs
+    as much as the rest of a small call's backend choice."""
+    kind = _device_types.get(device)
+    if kind is None:
+        kind = _device_types[device] = device.type
+    return kind
 
 
 def triton_runs_on(device: torch.device) -> bool:
-    return _default_backend(device) == "triton"
+    if TRITON_IMPORT_ERROR is not None:
+        return False
+    kind = _device_type(device)
+    return kind == "cuda" or (kind == "cpu" and INTERPRETING)
 
 
 def resolve_backend(requested: str | None, device: torch.device) -> str:
     """The explicit request, else the `use_backend` override, else what the device supports."""
     backend = _forced() if requested is None else requested
     if backend is None:
-        backend = _default_backends.get(device)  # _default_backend's common case, one call fewer (host time)
-        return _default_backend(device) if backend is None else backend
+        return "triton" if triton_runs_on(device) else "torch"
     if backend == "torch" or backend == "reference":
         return backend
     check_backend_name(backend)

@@ -51,7 +51,6 @@ def test_use_backend_rejects_unknown_names():
 
 def test_cpu_without_interpreter_falls_back_to_torch_and_refuses_forced_triton(monkeypatch):
     monkeypatch.setattr(kernels.shared.backends, "INTERPRETING", False)
-    monkeypatch.setattr(kernels.shared.backends, "_default_backends", {})  # each device's choice is remembered
     q, k, v = (torch.randn(1, 2, 5, 8) for _ in range(3))
     with kernels.record_backends() as ran:
         kernels.attention(q, k, v)
