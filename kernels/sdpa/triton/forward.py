@@ -329,7 +329,11 @@ def _attention_forward_kernel(
 
     # Only a mask, a window or a packed sequence without keys can leave a row nothing to attend: causal
     # rows attend key 0 at least (top-left aligned), and n_keys > 0 (launch_forward).
-    out, lse = finish_rows(acc, m_i, l_i, EMPTY_ROWS=MASK_KIND != MASK_NONE or WINDOW_LEFT or WINDOW_RIGHT or VARLEN)
+    # Only a mask, a window or packed sequences can leave a row no key; uneven lengths keep the guard too:
+    # without it ptxas parks one value in local memory (16-bit d128 64x32/4/2 on sm_80: 4 bytes).
+    uneven = not (EVEN_M and EVEN_N)
+    out, lse = finish_rows(acc, m_i, l_i,
+                           EMPTY_ROWS=MASK_KIND != MASK_NONE or WINDOW_LEFT or WINDOW_RIGHT or VARLEN or uneven)
     if USE_TMA:  # the descriptor drops the rows past n_queries and the padded head-dim columns
         if q_ptr.dtype.element_ty.primitive_bitwidth > 16:
             out_tiles = row_tile_descriptor(out_base, n_queries, stride_om, N_COLS=HEAD_DIM_V, BLOCK_ROWS=BLOCK_M,
