@@ -54,8 +54,7 @@ from kernels.sdpa.triton.common import (
     EVEN_LENGTHS, INTERPRETING, LN2, LOG2E, MASK_NONE, MaskArgs, accumulator_dtype, dropout_keep,
     empty_attention_output, fp32_dot_precision, head_dim_chunk, head_dim_chunked_dot, index_range, key_span,
     load_tile, log2_units, masked_scores_from_rows, needs_wide_bases, needs_wide_offsets, padded_head_dim,
-    precision_flags,
-    query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
+    precision_flags, query_block_coordinates, scale_folds, seq_bucket, tile_ptrs,
 )
 from kernels.sdpa.triton.configs import (
     FORWARD_TILES, INTERPRETER_FORWARD_TILE, autotune_configs, head_dim_pruner,
@@ -328,9 +327,8 @@ def _attention_forward_kernel(
         tile_list=tile_list, full_steps=full_steps, SPARSE_BLOCK=SPARSE_BLOCK, WARP_SPECIALIZE=WARP_SPECIALIZE)
 
     # Only a mask, a window or a packed sequence without keys can leave a row nothing to attend: causal
-    # rows attend key 0 at least (top-left aligned), and n_keys > 0 (launch_forward).
-    # Only a mask, a window or packed sequences can leave a row no key; uneven lengths keep the guard too:
-    # without it ptxas parks one value in local memory (16-bit d128 64x32/4/2 on sm_80: 4 bytes).
+    # rows attend key 0 at least (top-left aligned), and n_keys > 0 (launch_forward). Uneven lengths keep
+    # the guard too: without it ptxas parks one value in local memory (16-bit d128 64x32/4/2 on sm_80).
     uneven = not (EVEN_M and EVEN_N)
     out, lse = finish_rows(acc, m_i, l_i,
                            EMPTY_ROWS=MASK_KIND != MASK_NONE or WINDOW_LEFT or WINDOW_RIGHT or VARLEN or uneven)
@@ -425,8 +423,9 @@ def _forward_plan(q, k, v, out, lse, mask, mask_args, tile_list, is_causal, use_
     """The launch's plan, remembered (kernels/shared/launch_plans.py) under everything it is computed
     from: the shapes and strides of q, k, v, out, lse, the mask and the block map's tile list, the
     mask's dtype and map tile, dtype, device, the flags, the variants' flags, whether the scale folds,
-    the packed sequences' longest lengths, and the switches the descriptor path, warp specialisation and float32 dots follow (with
-    whether every base address is 16-byte aligned, which the descriptor path also needs)."""
+    the packed sequences' longest lengths, and the switches the descriptor path, warp specialisation and
+    float32 dots follow (with whether every base address is 16-byte aligned, which the descriptor path
+    also needs)."""
     key = (q.shape, q.stride(), k.shape, k.stride(), v.shape, v.stride(), out.shape, out.stride(),
            None if lse is None else (lse.shape, lse.stride()),
            None if mask is None else (mask.shape, mask.stride(), mask.dtype), mask_args.sparse_block,
@@ -449,10 +448,9 @@ def _new_forward_plan(q, k, v, out, lse, mask, mask_args, tile_list, is_causal, 
     n_kv_heads, n_keys, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
     if sequences is not None:  # the grid and the autotuner's key follow the longest sequence
         n_queries, n_keys = sequences.max_seqlen_q, sequences.max_seqlen_k
-    query_blocks = n_queries
 
     def grid(meta):
-        return (ceil_div(query_blocks, meta["BLOCK_M"]), n_heads, batch)  # query_block_coordinates
+        return (ceil_div(n_queries, meta["BLOCK_M"]), n_heads, batch)  # query_block_coordinates
 
     use_tma = uses_tensor_descriptors(q, k, v, out)
     block_d, block_dv = padded_head_dim(head_dim), padded_head_dim(head_dim_v)
