@@ -1,12 +1,12 @@
 """The public functional API: validate, pick a backend, run it."""
 import torch
-import torch.nn.functional as F
 
 import reference
-from kernels.shared.backends import OPEN_RECORDERS, note_backend_ran, resolve_backend
+from kernels.shared.backends import OPEN_RECORDERS, note_backend_ran, resolve_backend, torch_chosen
 from kernels.shared.custom_ops import ATTENTION_SEED_HIGH, draw_seed, needs_gradient, runs_without_dispatcher
 from kernels.shared.dropout import Dropout
 from kernels.shared.triton_availability import TRITON_AVAILABLE, TRITON_IMPORT_ERROR
+from kernels.sdpa import torch_backend
 from kernels.sdpa.block_mask import BlockMask
 from kernels.sdpa.masks import causal_keep_mask
 from kernels.sdpa.validation import (check_attention_inputs, check_attention_kernel_limits, check_every_attention_input,
@@ -90,16 +90,22 @@ def attention(
     if isinstance(attn_mask, BlockMask):  # its map is remembered on its mask, where the launchers look
         attn_mask = attn_mask.mask
     # Host time: a small call is bound by this Python, run right after other ops have left the CPU's
-    # caches cold, where every function and module touched costs more than in a loop; the common call
-    # therefore takes one check (which returns the device) and tests the recorder list in place.
+    # caches cold, where every function and module touched costs more than in a loop. On the torch
+    # backend the common call leaves to SDPA what SDPA checks itself; elsewhere it takes one check
+    # (which returns the device). Both test the recorder list in place.
+    plain = window is None and softcap is None and alibi_slopes is None and sinks is None
+    if plain and torch_chosen(backend, query):
+        out = torch_backend.sdpa_unless_refused(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+        if out is not None:
+            if OPEN_RECORDERS:
+                note_backend_ran("torch")
+            return out
     device = plain_call_device(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
     if device is None:
         check_every_attention_input(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
         device = query.device
-    if window is None and softcap is None and alibi_slopes is None and sinks is None:
-        variants = None
-    else:
-        variants = attention_variants(query, window=window, softcap=softcap, alibi_slopes=alibi_slopes, sinks=sinks)
+    variants = None if plain else attention_variants(query, window=window, softcap=softcap,
+                                                     alibi_slopes=alibi_slopes, sinks=sinks)
     chosen = resolve_backend(backend, device)
     if variants is not None and chosen == "triton":
         out = _run_triton(query, key, value, attn_mask, dropout_p, is_causal, scale, variants)
@@ -109,10 +115,7 @@ def attention(
     elif chosen == "triton":
         out = _run_triton(query, key, value, attn_mask, dropout_p, is_causal, scale)
     elif chosen == "torch":
-        if attn_mask is not None and attn_mask.dim() == 1:
-            attn_mask = attn_mask.unsqueeze(0)  # torch SDPA rejects a 1-D (Nk,) mask that broadcasts fine
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale=scale,
-                                             enable_gqa=enable_gqa)
+        out = torch_backend.sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
     else:
         out = reference.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p,
                                                      is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)

@@ -4,7 +4,9 @@ Triton crash or a silently wrong answer.
 They run before every call, a decode step's included, so they are written for host time: each tensor's
 shape, dtype and device is read once, shapes are compared as tuples (`torch.broadcast_shapes` alone
 costs more than a whole small SDPA call), and every condition is one comparison on the accepting path.
-Nothing is skipped: what the torch backend would also reject is still refused here, in our words.
+Nothing is skipped: what the torch backend would also reject is refused here, in our words. Its common
+call reaches these checks only when torch refuses it (kernels/sdpa/torch_backend.py): the error is
+still ours.
 """
 import math
 
@@ -79,35 +81,43 @@ def _check_heads(heads_q: int, heads_kv: int, enable_gqa: bool) -> None:
         )
 
 
+def plain_scores_shape(query, key, value, enable_gqa) -> tuple[int, ...] | None:
+    """The attention scores' shape when q, k and v have one rank, 3 or 4, one batch size, the key's
+    head_dim equal to the query's, one key count for k and v, and equal head counts (or, under
+    `enable_gqa`, key/value heads that divide the query's); None otherwise. Shapes only: dtypes and
+    devices are the caller's. A non-tensor raises AttributeError, a rank other than 3 or 4 ValueError:
+    the callers catch both. Each `.shape` read builds a new object: read once."""
+    q_shape, k_shape, v_shape = query.shape, key.shape, value.shape
+    if len(q_shape) == 4:
+        batch, heads_q, n_queries, head_dim = q_shape
+        k_batch, heads_kv, n_keys, k_head_dim = k_shape
+        v_batch, v_heads, v_keys, _ = v_shape
+        if not (heads_q == heads_kv == v_heads or (
+                enable_gqa and heads_kv == v_heads and heads_kv != 0 and heads_q % heads_kv == 0)):
+            return None
+        scores_shape = (batch, heads_q, n_queries, n_keys)
+    else:
+        batch, n_queries, head_dim = q_shape
+        k_batch, n_keys, k_head_dim = k_shape
+        v_batch, v_keys, _ = v_shape
+        scores_shape = (batch, n_queries, n_keys)
+    return scores_shape if batch == k_batch == v_batch and n_keys == v_keys and head_dim == k_head_dim else None
+
+
 def plain_call_device(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> torch.device | None:
-    """The device of a common call, accepted in one frame; None for any other call. The common call:
-    rank-3 or rank-4 q/k/v of one float dtype the kernels run and one device, matching sizes, head
-    counts equal or grouped under `enable_gqa`, a bool is_causal, a float dropout_p in [0, 1], no scale
-    or a finite float one, and no mask or a bool / float32 / query-dtype mask on the same device that
-    broadcasts to the scores (without is_causal). None sends the call to the full checks and their
-    per-argument errors; a device is never returned where they refuse
-    (tests/sdpa/test_attention_validation.py). No isinstance test: only torch tensors carry a
-    torch.dtype among the accepted ones. Each `.shape` and `.device` read builds a new object: read
-    once (the caller reuses the device)."""
+    """The device of a common call, accepted in a frame or two; None for any other call. The common
+    call: q/k/v that `plain_scores_shape` accepts, of one float dtype the kernels run and one device, a
+    bool is_causal, a float dropout_p in [0, 1], no scale or a finite float one, and no mask or a bool /
+    float32 / query-dtype mask on the same device that broadcasts to the scores (without is_causal).
+    None sends the call to the full checks and their per-argument errors; a device is never returned
+    where they refuse (tests/sdpa/test_attention_validation.py). No isinstance test: only torch tensors
+    carry a torch.dtype among the accepted ones. A `.device` read builds a new object: the caller
+    reuses the one returned."""
     try:
-        q_shape, k_shape, v_shape = query.shape, key.shape, value.shape
+        scores_shape = plain_scores_shape(query, key, value, enable_gqa)
         dtype = query.dtype
-        if len(q_shape) == 4:
-            batch, heads_q, n_queries, head_dim = q_shape
-            k_batch, heads_kv, n_keys, k_head_dim = k_shape
-            v_batch, v_heads, v_keys, _ = v_shape
-            if not (heads_q == heads_kv == v_heads or (
-                    enable_gqa and heads_kv == v_heads and heads_kv != 0 and heads_q % heads_kv == 0)):
-                return None
-            scores_shape = (batch, heads_q, n_queries, n_keys)
-        else:
-            batch, n_queries, head_dim = q_shape
-            k_batch, n_keys, k_head_dim = k_shape
-            v_batch, v_keys, _ = v_shape
-            scores_shape = (batch, n_queries, n_keys)
         device = query.device
-        if not (dtype in _PLAIN_DTYPES and key.dtype is dtype and value.dtype is dtype
-                and batch == k_batch == v_batch and n_keys == v_keys and head_dim == k_head_dim
+        if not (scores_shape is not None and dtype in _PLAIN_DTYPES and key.dtype is dtype and value.dtype is dtype
                 and (is_causal is False or is_causal is True)
                 and type(dropout_p) is float and 0.0 <= dropout_p <= 1.0
                 and (scale is None or (type(scale) is float and math.isfinite(scale)))
@@ -121,6 +131,7 @@ def plain_call_device(query, key, value, attn_mask, dropout_p, is_causal, scale,
             return None
         if len(mask_shape) == 4 and len(scores_shape) == 4:  # the common mask, compared without a call
             size_0, size_1, size_2, size_3 = mask_shape
+            batch, heads_q, n_queries, n_keys = scores_shape
             broadcasts = ((size_0 == 1 or size_0 == batch) and (size_1 == 1 or size_1 == heads_q)
                           and (size_2 == 1 or size_2 == n_queries) and (size_3 == 1 or size_3 == n_keys))
         else:

@@ -83,6 +83,20 @@ def triton_runs_on(device: torch.device) -> bool:
     return kind == "cuda" or (kind == "cpu" and INTERPRETING)
 
 
+def torch_chosen(requested: str | None, tensor: torch.Tensor) -> bool:
+    """Whether `resolve_backend(requested, tensor.device)` is "torch", without building the device: the
+    torch backend's common call is timed against SDPA's own (kernels/sdpa/torch_backend.py). False
+    for a backend name that resolve_backend refuses, and where the device decides and `tensor` is no
+    tensor: the caller's checks then say what is wrong."""
+    backend = _forced() if requested is None else requested
+    if backend is not None:
+        return backend == "torch"
+    try:
+        return not (TRITON_IMPORT_ERROR is None and (tensor.is_cuda or (INTERPRETING and tensor.is_cpu)))
+    except AttributeError:
+        return False
+
+
 def resolve_backend(requested: str | None, device: torch.device) -> str:
     """The explicit request, else the `use_backend` override, else what the device supports."""
     backend = _forced() if requested is None else requested

@@ -48,9 +48,10 @@ def qkv(**overrides):
     (dict(qkv(), scale=torch.tensor([0.5])), ValueError, "scale must be None or a finite float"),
     (dict(qkv(), backend="cuda"), ValueError, "backend must be one of"),
 ])
-def test_bad_arguments_are_named(kwargs, error, message):
+@pytest.mark.parametrize("backend", [None, "torch"])  # "torch": its common call leaves to SDPA what SDPA refuses
+def test_bad_arguments_are_named(kwargs, error, message, backend):
     with pytest.raises(error, match=message):
-        kernels.attention(**kwargs)
+        kernels.attention(**{"backend": backend, **kwargs})
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
